@@ -1,0 +1,557 @@
+//! The directory: who owns which managed namespace, who is a member of what, which dataset
+//! claims each namespace has. Built from `User`, `Session` and `PersistentVolumeClaim`
+//! objects — read from a file offline, or from the controller's caches in a cluster — and
+//! then only read, by every admission request, without locks or I/O.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::ResourceExt;
+use thiserror::Error;
+
+use crate::core::config::Config;
+use crate::core::names::{self, LABEL_DATASET};
+use crate::core::resources::{Session, SessionSpec, User, UserSpec};
+use crate::core::template::Value;
+
+/// A person as admission sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    /// `metadata.name` (the DNS-1123 form of the username).
+    pub name: String,
+    /// Unix login name.
+    pub username: String,
+    /// Unix uid.
+    pub uid: i64,
+    /// Primary gid.
+    pub gid: i64,
+    /// Supplemental gids.
+    pub supplemental_groups: Vec<i64>,
+    /// Disabled users are refused.
+    pub disabled: bool,
+    /// The user's own namespace.
+    pub namespace: String,
+}
+
+/// A session as admission sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEntry {
+    /// `metadata.name`.
+    pub name: String,
+    /// The session namespace.
+    pub namespace: String,
+    /// Session gid.
+    pub gid: i64,
+    /// Root of the visit's data.
+    pub data_directory: String,
+    /// Usernames of the members, in the order written.
+    pub members: Vec<String>,
+    /// The member unattributed pods run as, when the configuration allows it.
+    pub default_member: Option<String>,
+}
+
+impl SessionEntry {
+    /// True when `username` is a member.
+    pub fn is_member(&self, username: &str) -> bool {
+        self.members.iter().any(|m| m == username)
+    }
+}
+
+/// Who a managed namespace belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceOwner {
+    /// A user namespace.
+    User(Arc<UserEntry>),
+    /// A session namespace.
+    Session(Arc<SessionEntry>),
+}
+
+/// A dataset claim of a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dataset {
+    /// Dataset name (the label value); mounts at `<mountRoot>/<name>`.
+    pub name: String,
+    /// The PVC's name.
+    pub claim: String,
+}
+
+/// Something in the directory's input that was left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryProblem {
+    /// `User/ada`, `Session/cm37235-2`, `PersistentVolumeClaim/ns/name`.
+    pub object: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+impl fmt::Display for DirectoryProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.object, self.reason)
+    }
+}
+
+/// Why a directory file could not be read at all.
+#[derive(Debug, Error)]
+pub enum DirectoryError {
+    /// The text is not YAML or JSON documents.
+    #[error("directory is not YAML/JSON documents: {0}")]
+    Parse(String),
+    /// A document is not a User, Session, PersistentVolumeClaim or List of them.
+    #[error("directory document {index}: {reason}")]
+    Document {
+        /// Zero-based index of the document.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The parsed objects of a directory file.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryObjects {
+    /// Users.
+    pub users: Vec<User>,
+    /// Sessions.
+    pub sessions: Vec<Session>,
+    /// PersistentVolumeClaims (dataset claims are those labelled `homestead.dev/dataset`).
+    pub claims: Vec<PersistentVolumeClaim>,
+}
+
+impl DirectoryObjects {
+    /// Parses multi-document YAML (or JSON documents); `kind: List` documents are unpacked.
+    pub fn from_yaml(text: &str) -> Result<Self, DirectoryError> {
+        let documents: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(text).map_err(|e| DirectoryError::Parse(e.to_string()))?;
+        let mut objects = Self::default();
+        for (index, document) in documents.into_iter().enumerate() {
+            if document.is_null() {
+                continue;
+            }
+            objects
+                .push(document)
+                .map_err(|reason| DirectoryError::Document { index, reason })?;
+        }
+        Ok(objects)
+    }
+
+    fn push(&mut self, document: serde_json::Value) -> Result<(), String> {
+        let kind = document
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let describe = |e: serde_json::Error| format!("{kind}: {e}");
+        match kind.as_str() {
+            "User" => self
+                .users
+                .push(serde_json::from_value(document).map_err(describe)?),
+            "Session" => self
+                .sessions
+                .push(serde_json::from_value(document).map_err(describe)?),
+            "PersistentVolumeClaim" => self
+                .claims
+                .push(serde_json::from_value(document).map_err(describe)?),
+            "List" | "UserList" | "SessionList" | "PersistentVolumeClaimList" => {
+                let items = match document {
+                    serde_json::Value::Object(mut map) => map.remove("items"),
+                    _ => None,
+                };
+                for item in items
+                    .and_then(|i| i.as_array().cloned())
+                    .unwrap_or_default()
+                {
+                    self.push(item)?;
+                }
+            }
+            "" => return Err("has no kind".into()),
+            other => {
+                return Err(format!(
+                    "kind {other} is not one of User, Session, PersistentVolumeClaim, List"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The admission-time view of users, sessions, namespaces and datasets.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    users: HashMap<String, Arc<UserEntry>>,
+    namespaces: HashMap<String, NamespaceOwner>,
+    datasets: HashMap<String, Vec<Dataset>>,
+}
+
+/// The namespace a user manages: `spec.namespace`, else the configured template.
+pub fn user_namespace(config: &Config, spec: &UserSpec) -> Result<String, String> {
+    if let Some(ns) = &spec.namespace {
+        return Ok(ns.clone());
+    }
+    let name = names::object_name(&spec.username).map_err(|e| e.to_string())?;
+    Ok(config.namespaces.user.render(|key| match key {
+        "username" => Some(Value::Text(&name)),
+        "uid" => Some(Value::Number(spec.uid)),
+        "gid" => Some(Value::Number(spec.gid)),
+        other => config.variable(other),
+    }))
+}
+
+/// The namespace a session manages, from the configured template.
+pub fn session_namespace(config: &Config, spec: &SessionSpec) -> String {
+    let number = i64::try_from(spec.proposal_number).unwrap_or(i64::MAX);
+    let visit = i64::try_from(spec.visit).unwrap_or(i64::MAX);
+    config.namespaces.session.render(|key| match key {
+        "proposalCode" => Some(Value::Text(&spec.proposal_code)),
+        "proposalNumber" => Some(Value::Number(number)),
+        "visit" => Some(Value::Number(visit)),
+        "instrument" => Some(Value::Text(&spec.instrument)),
+        "gid" => Some(Value::Number(spec.gid)),
+        other => config.variable(other),
+    })
+}
+
+impl Directory {
+    /// Builds the directory. `managed` is the set of namespaces labelled
+    /// `homestead.dev/managed=true` in a cluster; `None` (offline) trusts the templates.
+    /// Objects that cannot be used are left out and reported; the rest still count.
+    pub fn build<'a>(
+        config: &Config,
+        users: impl IntoIterator<Item = &'a User>,
+        sessions: impl IntoIterator<Item = &'a Session>,
+        claims: impl IntoIterator<Item = &'a PersistentVolumeClaim>,
+        managed: Option<&HashSet<String>>,
+    ) -> (Self, Vec<DirectoryProblem>) {
+        let mut dir = Self::default();
+        let mut problems = Vec::new();
+        let is_managed = |ns: &str| managed.is_none_or(|m| m.contains(ns));
+
+        let mut users: Vec<&User> = users.into_iter().collect();
+        users.sort_by_key(|u| u.name_any());
+        for user in users {
+            let object = format!("User/{}", user.name_any());
+            match user_entry(config, user) {
+                Err(reason) => problems.push(DirectoryProblem { object, reason }),
+                Ok(entry) => {
+                    if dir.users.contains_key(&entry.username) {
+                        problems.push(DirectoryProblem {
+                            object,
+                            reason: format!(
+                                "username {:?} is already taken by another User",
+                                entry.username
+                            ),
+                        });
+                        continue;
+                    }
+                    let entry = Arc::new(entry);
+                    if is_managed(&entry.namespace)
+                        && let Err(reason) =
+                            dir.claim(&entry.namespace, NamespaceOwner::User(entry.clone()))
+                    {
+                        problems.push(DirectoryProblem { object, reason });
+                        continue;
+                    }
+                    dir.users.insert(entry.username.clone(), entry);
+                }
+            }
+        }
+
+        let mut sessions: Vec<&Session> = sessions.into_iter().collect();
+        sessions.sort_by_key(|s| s.name_any());
+        for session in sessions {
+            let object = format!("Session/{}", session.name_any());
+            match session_entry(config, session) {
+                Err(reason) => problems.push(DirectoryProblem { object, reason }),
+                Ok(entry) => {
+                    if is_managed(&entry.namespace)
+                        && let Err(reason) = dir.claim(
+                            &entry.namespace.clone(),
+                            NamespaceOwner::Session(Arc::new(entry)),
+                        )
+                    {
+                        problems.push(DirectoryProblem { object, reason });
+                    }
+                }
+            }
+        }
+
+        for pvc in claims {
+            let Some(dataset) = pvc.labels().get(LABEL_DATASET) else {
+                continue;
+            };
+            let ns = pvc.namespace().unwrap_or_default();
+            let object = format!("PersistentVolumeClaim/{ns}/{}", pvc.name_any());
+            if !names::is_dns1123_label(dataset)
+                || dataset.len() > 63 - names::VOLUME_DATASET_PREFIX.len()
+            {
+                problems.push(DirectoryProblem {
+                    object,
+                    reason: format!(
+                        "dataset name {dataset:?} is not a DNS-1123 label of at most 55 characters"
+                    ),
+                });
+                continue;
+            }
+            if !dir.namespaces.contains_key(&ns) {
+                continue;
+            }
+            let list = dir.datasets.entry(ns).or_default();
+            if list.iter().any(|d| &d.name == dataset) {
+                problems.push(DirectoryProblem {
+                    object,
+                    reason: format!("dataset {dataset:?} is already claimed in this namespace"),
+                });
+                continue;
+            }
+            list.push(Dataset {
+                name: dataset.clone(),
+                claim: pvc.name_any(),
+            });
+        }
+        for list in dir.datasets.values_mut() {
+            list.sort();
+        }
+        (dir, problems)
+    }
+
+    /// Reads a directory file (see [`DirectoryObjects::from_yaml`]) and builds it offline.
+    pub fn from_yaml(
+        config: &Config,
+        text: &str,
+    ) -> Result<(Self, Vec<DirectoryProblem>), DirectoryError> {
+        let objects = DirectoryObjects::from_yaml(text)?;
+        Ok(Self::build(
+            config,
+            &objects.users,
+            &objects.sessions,
+            &objects.claims,
+            None,
+        ))
+    }
+
+    fn claim(&mut self, namespace: &str, owner: NamespaceOwner) -> Result<(), String> {
+        if let Some(existing) = self.namespaces.get(namespace) {
+            let by = match existing {
+                NamespaceOwner::User(u) => format!("User/{}", u.name),
+                NamespaceOwner::Session(s) => format!("Session/{}", s.name),
+            };
+            return Err(format!(
+                "namespace {namespace:?} is already managed by {by}"
+            ));
+        }
+        self.namespaces.insert(namespace.to_owned(), owner);
+        Ok(())
+    }
+
+    /// Who owns a managed namespace; `None` for namespaces homestead does not manage.
+    pub fn namespace(&self, namespace: &str) -> Option<&NamespaceOwner> {
+        self.namespaces.get(namespace)
+    }
+
+    /// A user by username.
+    pub fn user(&self, username: &str) -> Option<&Arc<UserEntry>> {
+        self.users.get(username)
+    }
+
+    /// Dataset claims of a namespace, sorted by name.
+    pub fn datasets(&self, namespace: &str) -> &[Dataset] {
+        self.datasets
+            .get(namespace)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// Number of users.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Number of managed namespaces.
+    pub fn namespace_count(&self) -> usize {
+        self.namespaces.len()
+    }
+}
+
+fn user_entry(config: &Config, user: &User) -> Result<UserEntry, String> {
+    let spec = &user.spec;
+    let name = names::object_name(&spec.username).map_err(|e| e.to_string())?;
+    if spec.uid <= 0 {
+        return Err(format!("spec.uid {} must be positive", spec.uid));
+    }
+    if spec.gid <= 0 {
+        return Err(format!("spec.gid {} must be positive", spec.gid));
+    }
+    if let Some(bad) = spec.supplemental_groups.iter().find(|g| **g <= 0) {
+        return Err(format!(
+            "spec.supplementalGroups has {bad}; groups must be positive"
+        ));
+    }
+    let namespace = user_namespace(config, spec)?;
+    if !names::is_dns1123_label(&namespace) {
+        return Err(format!(
+            "namespace {namespace:?} is not a valid namespace name"
+        ));
+    }
+    Ok(UserEntry {
+        name,
+        username: spec.username.clone(),
+        uid: spec.uid,
+        gid: spec.gid,
+        supplemental_groups: spec.supplemental_groups.clone(),
+        disabled: spec.disabled,
+        namespace,
+    })
+}
+
+fn session_entry(config: &Config, session: &Session) -> Result<SessionEntry, String> {
+    let spec = &session.spec;
+    if spec.gid <= 0 {
+        return Err(format!("spec.gid {} must be positive", spec.gid));
+    }
+    if !spec.data_directory.starts_with('/') {
+        return Err(format!(
+            "spec.dataDirectory {:?} must be an absolute path",
+            spec.data_directory
+        ));
+    }
+    let namespace = session_namespace(config, spec);
+    if !names::is_dns1123_label(&namespace) {
+        return Err(format!(
+            "namespace {namespace:?} is not a valid namespace name"
+        ));
+    }
+    Ok(SessionEntry {
+        name: session.name_any(),
+        namespace,
+        gid: spec.gid,
+        data_directory: spec.data_directory.clone(),
+        members: spec.members.clone(),
+        default_member: spec
+            .default_member
+            .clone()
+            .or_else(|| spec.members.first().cloned()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIRECTORY: &str = r#"
+apiVersion: homestead.dev/v1alpha1
+kind: User
+metadata: {name: ada}
+spec: {username: ada, uid: 1001, gid: 1001, supplementalGroups: [2000]}
+---
+apiVersion: homestead.dev/v1alpha1
+kind: User
+metadata: {name: ada-again}
+spec: {username: ada, uid: 1009, gid: 1009}
+---
+apiVersion: homestead.dev/v1alpha1
+kind: User
+metadata: {name: root}
+spec: {username: root, uid: 0, gid: 0}
+---
+apiVersion: homestead.dev/v1alpha1
+kind: Session
+metadata: {name: cm37235-2}
+spec:
+  proposalCode: cm
+  proposalNumber: 37235
+  visit: 2
+  instrument: i03
+  dataDirectory: /dls/i03/data/2024/cm37235-2/
+  gid: 159620
+  members: [ada, bob]
+---
+{"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+ "metadata": {"name": "imagenet-claim", "namespace": "cm37235-2", "labels": {"homestead.dev/dataset": "imagenet"}}}
+"#;
+
+    #[test]
+    fn builds_namespaces_users_and_datasets() {
+        let config = Config::default();
+        let (dir, problems) = Directory::from_yaml(&config, DIRECTORY).unwrap();
+        assert!(
+            matches!(dir.namespace("home-ada"), Some(NamespaceOwner::User(u)) if u.uid == 1001)
+        );
+        let Some(NamespaceOwner::Session(s)) = dir.namespace("cm37235-2") else {
+            panic!("session namespace missing");
+        };
+        assert!(s.is_member("bob") && !s.is_member("eve"));
+        assert_eq!(s.default_member.as_deref(), Some("ada"));
+        assert_eq!(
+            dir.datasets("cm37235-2"),
+            &[Dataset {
+                name: "imagenet".into(),
+                claim: "imagenet-claim".into()
+            }]
+        );
+        assert!(dir.namespace("default").is_none());
+        let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("User/ada-again") && problems[0].contains("already taken"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("User/root") && problems[1].contains("must be positive"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn only_managed_namespaces_count_in_a_cluster() {
+        let config = Config::default();
+        let objects = DirectoryObjects::from_yaml(DIRECTORY).unwrap();
+        let managed: HashSet<String> = ["cm37235-2".to_owned()].into();
+        let (dir, _) = Directory::build(
+            &config,
+            &objects.users,
+            &objects.sessions,
+            &objects.claims,
+            Some(&managed),
+        );
+        assert!(
+            dir.namespace("home-ada").is_none(),
+            "not labelled managed, so not managed"
+        );
+        assert!(dir.user("ada").is_some(), "users are still known");
+        assert!(dir.namespace("cm37235-2").is_some());
+    }
+
+    #[test]
+    fn bad_documents_are_named() {
+        let err =
+            DirectoryObjects::from_yaml("kind: User\nspec: {}\n---\nkind: Pod\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("directory document 0: User:"),
+            "{err}"
+        );
+        let err = DirectoryObjects::from_yaml("{\"kind\": \"Pod\"}").unwrap_err();
+        assert!(err.to_string().contains("kind Pod is not one of"), "{err}");
+    }
+
+    #[test]
+    fn lists_are_unpacked() {
+        let text = r#"{"kind":"List","items":[{"kind":"User","metadata":{"name":"x"},"spec":{"username":"x","uid":5,"gid":5}}]}"#;
+        assert_eq!(DirectoryObjects::from_yaml(text).unwrap().users.len(), 1);
+    }
+
+    #[test]
+    fn namespace_templates_pad() {
+        let config = Config::from_yaml(
+            "templateVariables: {tenant: 3}\nnamespaces: {user: 't{tenant:03}-u{uid:06}'}",
+        )
+        .unwrap();
+        let spec = UserSpec {
+            username: "ada".into(),
+            uid: 42,
+            gid: 42,
+            ..Default::default()
+        };
+        assert_eq!(user_namespace(&config, &spec).unwrap(), "t003-u000042");
+    }
+}

@@ -1,0 +1,10 @@
+//! The pure core: resources, configuration, the directory, identity resolution, mutation
+//! and validation. Nothing in here does I/O, spawns tasks or reads a clock; the shell
+//! (`server`, `controller`, `ldap`, `cli`) feeds it bytes and objects and acts on what it
+//! returns.
+
+pub mod config;
+pub mod directory;
+pub mod names;
+pub mod resources;
+pub mod template;

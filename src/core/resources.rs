@@ -1,0 +1,238 @@
+//! The `User` and `Session` custom resources (group `homestead.dev`, version `v1alpha1`).
+//!
+//! Both are cluster-scoped, have a status subresource and share one status shape.
+
+// kube-derive takes one `printcolumn(...)` per column, each with its own `type_`.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of every homestead resource, label and annotation.
+pub const GROUP: &str = "homestead.dev";
+/// API version of `User` and `Session`.
+pub const VERSION: &str = "v1alpha1";
+
+/// One person (or a team account) with a Unix identity.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "homestead.dev",
+    version = "v1alpha1",
+    kind = "User",
+    plural = "users",
+    singular = "user",
+    status = "ResourceStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    category = "homestead",
+    doc = "A person (or team account) whose pods run as their Unix uid and gid",
+    printcolumn(name = "Username", type_ = "string", json_path = ".spec.username"),
+    printcolumn(name = "UID", type_ = "integer", json_path = ".spec.uid"),
+    printcolumn(name = "GID", type_ = "integer", json_path = ".spec.gid"),
+    printcolumn(name = "Namespace", type_ = "string", json_path = ".status.namespace"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSpec {
+    /// Login name as the API server reports it (after the configured prefix is stripped) and
+    /// as the filesystem knows it. `metadata.name` is its DNS-1123 form.
+    pub username: String,
+    /// Unix user id. Must be positive.
+    pub uid: i64,
+    /// Primary Unix group id. Must be positive.
+    pub gid: i64,
+    /// Further Unix groups the user's pods carry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supplemental_groups: Vec<i64>,
+    /// A disabled user keeps their namespace and data, loses access, and their pods are refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    /// Overrides the namespace name the configured template would give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Overrides the configured storage paths of this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<UserStorage>,
+}
+
+/// Per-user storage overrides.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserStorage {
+    /// Overrides for the private volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<StorageOverride>,
+    /// Overrides for the shared volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<StorageOverride>,
+}
+
+/// Overrides of one configured storage class of data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageOverride {
+    /// Backend path used instead of the configured `pathTemplate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Requested capacity used instead of the configured size, e.g. `100Gi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+}
+
+/// One experiment visit shared by several users.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "homestead.dev",
+    version = "v1alpha1",
+    kind = "Session",
+    plural = "sessions",
+    singular = "session",
+    status = "ResourceStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    category = "homestead",
+    doc = "An experiment visit whose members share a namespace, a Unix group and a data directory",
+    printcolumn(name = "Proposal", type_ = "string", json_path = ".spec.proposalCode"),
+    printcolumn(name = "Number", type_ = "integer", json_path = ".spec.proposalNumber"),
+    printcolumn(name = "Visit", type_ = "integer", json_path = ".spec.visit"),
+    printcolumn(name = "Instrument", type_ = "string", json_path = ".spec.instrument"),
+    printcolumn(name = "GID", type_ = "integer", json_path = ".spec.gid"),
+    printcolumn(name = "Namespace", type_ = "string", json_path = ".status.namespace"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSpec {
+    /// Proposal code, e.g. `cm`.
+    pub proposal_code: String,
+    /// Proposal number, e.g. `37235`.
+    pub proposal_number: u64,
+    /// Visit number within the proposal, e.g. `2`.
+    pub visit: u64,
+    /// Instrument (beamline), e.g. `i03`.
+    #[serde(default)]
+    pub instrument: String,
+    /// Scheduled start, kept as written (e.g. `2024-03-15 9:00:00.0`).
+    #[serde(default)]
+    pub start_date: String,
+    /// Scheduled end, kept as written.
+    #[serde(default)]
+    pub end_date: String,
+    /// Root directory of the visit's data, e.g. `/dls/i03/data/2024/cm37235-2/`.
+    pub data_directory: String,
+    /// Unix group id of the session. Must be positive.
+    pub gid: i64,
+    /// Usernames of the members.
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Member whose identity unattributed pods take when the configuration allows it
+    /// (`unattributedPods: defaultMember`); the first member when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_member: Option<String>,
+}
+
+/// Lifecycle phase of a `User` or `Session`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    /// Seen, nothing created yet.
+    #[default]
+    New,
+    /// Objects are being created or repaired.
+    Deploying,
+    /// Every object exists and matches.
+    Deployed,
+    /// The finalizer is cleaning up.
+    Deleting,
+    /// Reconciling failed; `reason` says why.
+    Failed,
+}
+
+impl Phase {
+    /// The phase as written in `status.phase`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::New => "New",
+            Phase::Deploying => "Deploying",
+            Phase::Deployed => "Deployed",
+            Phase::Deleting => "Deleting",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+/// Status shared by `User` and `Session`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The namespace this resource manages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Why the phase is `Failed`, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Standard conditions (`Ready`, `NamespaceOwned`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn crds_are_cluster_scoped_with_status_and_columns() {
+        for crd in [User::crd(), Session::crd()] {
+            assert_eq!(crd.spec.group, GROUP);
+            assert_eq!(crd.spec.scope, "Cluster");
+            let version = &crd.spec.versions[0];
+            assert_eq!(version.name, VERSION);
+            assert!(
+                version
+                    .subresources
+                    .as_ref()
+                    .and_then(|s| s.status.as_ref())
+                    .is_some()
+            );
+            let columns: Vec<_> = version
+                .additional_printer_columns
+                .iter()
+                .flatten()
+                .map(|c| c.name.as_str())
+                .collect();
+            assert!(
+                columns.contains(&"Phase") && columns.contains(&"Age"),
+                "{columns:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_spec_round_trips_camel_case() {
+        let json = serde_json::json!({
+            "username": "ada", "uid": 1001, "gid": 1001,
+            "supplementalGroups": [2000], "disabled": true
+        });
+        let spec: UserSpec = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(spec.supplemental_groups, vec![2000]);
+        assert!(spec.disabled);
+        assert_eq!(serde_json::to_value(&spec).unwrap(), json);
+    }
+}

@@ -1,0 +1,8 @@
+//! homestead: an admission webhook and controller that makes every pod in a managed
+//! namespace run as its owner's Unix identity, with their storage mounted.
+//!
+//! - [`core`] — pure: resources, configuration, directory, identity, mutation, validation.
+//! - [`cli`] — the `homestead` command line.
+
+pub mod cli;
+pub mod core;
