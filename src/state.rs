@@ -1,0 +1,97 @@
+//! State shared between the admission server and the controller: the configuration and
+//! the directory, swapped atomically as the controller's caches change. Admission reads
+//! it lock-free on every request and never waits for the controller.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+
+use crate::core::config::Config;
+use crate::core::directory::Directory;
+
+/// The directory admission decides from, replaced whole when its sources change.
+#[derive(Debug)]
+pub struct DirectoryHandle {
+    current: ArcSwap<Directory>,
+    synced: AtomicBool,
+}
+
+impl DirectoryHandle {
+    /// An empty directory that is not yet synced.
+    pub fn new() -> Self {
+        Self {
+            current: ArcSwap::from_pointee(Directory::default()),
+            synced: AtomicBool::new(false),
+        }
+    }
+
+    /// A directory that is complete from the start (offline use).
+    pub fn loaded(directory: Directory) -> Self {
+        let handle = Self::new();
+        handle.store(directory);
+        handle.mark_synced();
+        handle
+    }
+
+    /// The current directory.
+    pub fn load(&self) -> Arc<Directory> {
+        self.current.load_full()
+    }
+
+    /// Replaces the directory; requests already running keep the one they loaded.
+    pub fn store(&self, directory: Directory) {
+        self.current.store(Arc::new(directory));
+    }
+
+    /// Records that the directory reflects a full sync of its sources.
+    pub fn mark_synced(&self) {
+        self.synced.store(true, Ordering::Release);
+    }
+
+    /// True once the directory reflects a full sync (readiness waits for this).
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+}
+
+impl Default for DirectoryHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Everything admission needs, shared by every connection.
+#[derive(Debug)]
+pub struct SharedState {
+    /// The configuration (fixed for the life of the process).
+    pub config: Arc<Config>,
+    /// The directory.
+    pub directory: DirectoryHandle,
+}
+
+impl SharedState {
+    /// State for `config` with an empty, unsynced directory.
+    pub fn new(config: Arc<Config>) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            directory: DirectoryHandle::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_replaces_and_sync_is_sticky() {
+        let handle = DirectoryHandle::new();
+        assert!(!handle.is_synced());
+        let before = handle.load();
+        handle.store(Directory::default());
+        assert!(!Arc::ptr_eq(&before, &handle.load()));
+        handle.mark_synced();
+        assert!(handle.is_synced());
+    }
+}
