@@ -4,7 +4,9 @@
 //! - [`core`] — pure: resources, configuration, directory, identity, mutation, validation.
 //! - [`state`] — the configuration and directory shared by admission and the controller.
 //! - [`cli`] — the `homestead` command line.
+//! - [`webhooks`] — webhook certificates (make, store, rotate) and webhook configuration repair.
 
 pub mod cli;
 pub mod core;
 pub mod state;
+pub mod webhooks;
