@@ -4,7 +4,9 @@
 //! - [`core`] — pure: resources, configuration, directory, identity, mutation, validation.
 //! - [`state`] — the configuration and directory shared by admission and the controller.
 //! - [`cli`] — the `homestead` command line.
+//! - [`embedded`] — the example configuration, directory and review compiled in.
 
 pub mod cli;
 pub mod core;
+pub mod embedded;
 pub mod state;
