@@ -858,6 +858,9 @@ fn print_example() {
     let fx = Fixture::new();
     let r = request("CREATE", SESSION_NS, "ada", plain_pod());
     let reviewed = fx.review(Webhook::Mutate, &r);
-    println!("{}", serde_json::to_string_pretty(&patch_of(&reviewed)).unwrap());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&patch_of(&reviewed)).unwrap()
+    );
     println!("{}", serde_json::to_string_pretty(&fx.mutated(&r)).unwrap());
 }

@@ -159,7 +159,7 @@ pub fn parse(kind: PodKind, json: &str) -> Result<PodView, serde_json::Error> {
             return Ok(PodView {
                 pointer,
                 field,
-                metadata: Some(doc.metadata.unwrap_or_default()),
+                metadata: doc.metadata,
                 spec: doc.spec,
                 missing_parent: false,
             });
