@@ -3,10 +3,11 @@
 //!
 //! - [`core`] — pure: resources, configuration, directory, identity, mutation, validation.
 //! - [`state`] — the configuration and directory shared by admission and the controller.
-//! - [`cli`] — the `homestead` command line.
+//! - [`cli`] — the `homestead` command line; [`commands`] — its offline subcommands.
 //! - [`embedded`] — the example configuration, directory and review compiled in.
 
 pub mod cli;
+pub mod commands;
 pub mod core;
 pub mod embedded;
 pub mod state;
