@@ -3,10 +3,19 @@
 //!
 //! - [`core`] — pure: resources, configuration, directory, identity, mutation, validation.
 //! - [`state`] — the configuration and directory shared by admission and the controller.
-//! - [`cli`] — the `homestead` command line.
-//! - [`webhooks`] — webhook certificates (make, store, rotate) and webhook configuration repair.
+//! - [`cli`] — the `homestead` command line; [`commands`] — its offline subcommands.
+//! - [`embedded`] — the example configuration, directory and review compiled in.
+//! - [`server`] — the TLS admission server, admin endpoints, metrics; [`serve`] its subcommand.
+//! - [`certs`] — the webhook CA and serving certificates; [`telemetry`] — logging.
+//! - [`webhooks`] — in-cluster certificates (make, store, rotate) and webhook configuration repair.
 
+pub mod certs;
 pub mod cli;
+pub mod commands;
 pub mod core;
+pub mod embedded;
+pub mod serve;
+pub mod server;
 pub mod state;
+pub mod telemetry;
 pub mod webhooks;

@@ -465,3 +465,90 @@ async fn a_ca_rotation_runs_across_passes_and_publishes_each_bundle() {
             .is_some_and(|b| rotation::parse_certificates("ca", b).map(|c| c.len()) == Ok(1))
     }));
 }
+
+mod bootstrap {
+    use super::*;
+    use homestead::webhooks::bootstrap::{Bootstrap, ensure_secret_exists, wait_for_file};
+
+    #[tokio::test]
+    async fn creates_a_missing_secret_that_the_leader_then_keeps() {
+        install_crypto();
+        let fake = installed();
+        let client = client(fake.clone());
+        let s = settings(CertMode::SelfSigned, None);
+        let now = SystemTime::now();
+        let got = ensure_secret_exists(&client, &s, now).await.expect("init");
+        assert_eq!(got, Bootstrap::Created);
+        let created = fake.lock().expect("lock").secret().expect("secret");
+        // The leader's first pass keeps the Secret and only publishes its CA.
+        let outcome = reconcile_once(&client, &s, now).await.expect("leader");
+        assert!(outcome.steps.is_empty(), "{outcome:?}");
+        assert_eq!(outcome.repaired.len(), 2);
+        assert_eq!(fake.lock().expect("lock").secret(), Some(created));
+    }
+
+    #[tokio::test]
+    async fn never_touches_an_existing_secret() {
+        install_crypto();
+        let fake = installed();
+        let client = client(fake.clone());
+        let s = settings(CertMode::SelfSigned, None);
+        reconcile_once(&client, &s, SystemTime::now())
+            .await
+            .expect("leader");
+        let writes = fake.lock().expect("lock").writes().len();
+        let got = ensure_secret_exists(&client, &s, SystemTime::now())
+            .await
+            .expect("init");
+        assert_eq!(got, Bootstrap::Existed);
+        assert_eq!(fake.lock().expect("lock").writes().len(), writes);
+    }
+
+    #[tokio::test]
+    async fn losing_the_race_to_another_replica_is_fine() {
+        install_crypto();
+        let fake = installed();
+        let client = client(fake.clone());
+        fake.lock().expect("lock").conflict_next_write = true;
+        let s = settings(CertMode::SelfSigned, None);
+        let got = ensure_secret_exists(&client, &s, SystemTime::now())
+            .await
+            .expect("init");
+        assert_eq!(got, Bootstrap::Existed);
+    }
+
+    #[tokio::test]
+    async fn other_modes_leave_the_secret_to_its_owner() {
+        install_crypto();
+        let fake = installed();
+        let client = client(fake.clone());
+        for mode in [CertMode::CertManager, CertMode::External] {
+            let got = ensure_secret_exists(&client, &settings(mode, None), SystemTime::now())
+                .await
+                .expect("init");
+            assert_eq!(got, Bootstrap::NotManaged);
+        }
+        assert!(fake.lock().expect("lock").log.is_empty());
+    }
+
+    #[tokio::test]
+    async fn waits_for_the_mounted_file_and_gives_up_with_a_reason() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tls.crt");
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                std::fs::write(&path, "pem").expect("write");
+            })
+        };
+        wait_for_file(&path, Duration::from_secs(20))
+            .await
+            .expect("appears");
+        writer.await.expect("writer");
+        let err = wait_for_file(&dir.path().join("never"), Duration::from_millis(10))
+            .await
+            .expect_err("times out");
+        assert!(err.to_string().contains("did not appear"), "{err}");
+    }
+}

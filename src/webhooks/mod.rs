@@ -4,6 +4,8 @@
 //!   (create, renew the serving certificate, add a CA, switch signer, drop the old CA);
 //! - [`material`] — makes CAs and serving certificates with rcgen for a step;
 //! - [`desired`] — pure: the webhooks exactly as the chart installs them;
+//! - [`bootstrap`] — `homestead webhook-secret`, the init container that creates the
+//!   Secret before the first server starts;
 //! - [`registration`] — the Kubernetes calls: the Secret, both webhook configurations,
 //!   caBundle and drift repair, and the leader task [`run`].
 //!
@@ -18,6 +20,7 @@
 //! Every replica serves from the mounted Secret (`tls.crt`, `tls.key`) and reloads it when
 //! the kubelet updates the volume; only the leader writes.
 
+pub mod bootstrap;
 pub mod desired;
 pub mod material;
 pub mod registration;

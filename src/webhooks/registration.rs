@@ -113,14 +113,9 @@ async fn ensure_secret(
             now,
             &settings.policy,
         )?;
-        let data = next
-            .to_secret_data()
-            .into_iter()
-            .map(|(k, v)| (k, ByteString(v)))
-            .collect();
         let written = match current {
             Some(mut secret) => {
-                secret.data = Some(data);
+                secret.data = Some(byte_strings(next.to_secret_data()));
                 secret.string_data = None;
                 secrets
                     .replace(&settings.secret, &post_params(), &secret)
@@ -128,20 +123,7 @@ async fn ensure_secret(
                     .with_context(|| format!("writing Secret {}", settings.secret))?
             }
             None => {
-                let secret = Secret {
-                    metadata: ObjectMeta {
-                        name: Some(settings.secret.clone()),
-                        namespace: Some(settings.namespace.clone()),
-                        labels: Some(BTreeMap::from([(
-                            LABEL_MANAGED_BY.to_owned(),
-                            "homestead".to_owned(),
-                        )])),
-                        ..ObjectMeta::default()
-                    },
-                    type_: Some("kubernetes.io/tls".into()),
-                    data: Some(data),
-                    ..Secret::default()
-                };
+                let secret = new_secret(settings, next.to_secret_data());
                 secrets
                     .create(&post_params(), &secret)
                     .await
@@ -157,7 +139,29 @@ async fn ensure_secret(
     )
 }
 
-fn post_params() -> PostParams {
+fn byte_strings(data: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, ByteString> {
+    data.into_iter().map(|(k, v)| (k, ByteString(v))).collect()
+}
+
+/// A new certificate Secret holding `data`.
+pub(super) fn new_secret(settings: &Settings, data: BTreeMap<String, Vec<u8>>) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(settings.secret.clone()),
+            namespace: Some(settings.namespace.clone()),
+            labels: Some(BTreeMap::from([(
+                LABEL_MANAGED_BY.to_owned(),
+                "homestead".to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(byte_strings(data)),
+        ..Secret::default()
+    }
+}
+
+pub(super) fn post_params() -> PostParams {
     PostParams {
         dry_run: false,
         field_manager: Some(FIELD_MANAGER.into()),

@@ -110,3 +110,65 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail "certs.secretName (an existing Secret with tls.crt and tls.key) is required when certs.mode is external" }}
 {{- end }}
 {{- end }}
+
+{{/* Environment of the homestead container and its init container. */}}
+{{- define "homestead.env" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: HOMESTEAD_CONFIG
+  value: /etc/homestead/config/config.yaml
+- name: HOMESTEAD_LISTEN
+  value: "0.0.0.0:{{ .Values.webhook.port }}"
+- name: HOMESTEAD_ADMIN_LISTEN
+  value: "0.0.0.0:{{ .Values.admin.port }}"
+- name: HOMESTEAD_TLS_CERT
+  value: /etc/homestead/tls/tls.crt
+- name: HOMESTEAD_TLS_KEY
+  value: /etc/homestead/tls/tls.key
+- name: RUST_LOG
+  value: {{ .Values.logLevel | quote }}
+- name: HOMESTEAD_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+- name: HOMESTEAD_NO_CONTROLLER
+  value: {{ not .Values.controller.enabled | quote }}
+- name: HOMESTEAD_LEASE_NAME
+  value: {{ include "homestead.leaseName" . | quote }}
+- name: HOMESTEAD_CERT_MODE
+  value: {{ include "homestead.certMode" . | quote }}
+- name: HOMESTEAD_CERT_SECRET
+  value: {{ include "homestead.certSecretName" . | quote }}
+- name: HOMESTEAD_CA_VALIDITY
+  value: {{ .Values.certs.self.caValidity | quote }}
+- name: HOMESTEAD_CERT_VALIDITY
+  value: {{ .Values.certs.self.certValidity | quote }}
+{{- if eq .Values.certs.mode "external" }}
+- name: HOMESTEAD_CA_BUNDLE
+  value: {{ include "homestead.externalCaBundle" . | quote }}
+{{- end }}
+- name: HOMESTEAD_WEBHOOK_CONFIGURATION
+  value: {{ include "homestead.webhookConfigurationName" . | quote }}
+{{- if .Values.webhook.url }}
+- name: HOMESTEAD_WEBHOOK_URL
+  value: {{ .Values.webhook.url | quote }}
+{{- else }}
+- name: HOMESTEAD_WEBHOOK_SERVICE
+  value: {{ (include "homestead.fullname" .) | quote }}
+- name: HOMESTEAD_WEBHOOK_SERVICE_PORT
+  value: {{ .Values.webhook.servicePort | quote }}
+{{- end }}
+- name: HOMESTEAD_WEBHOOK_EXCLUDED_NAMESPACES
+  value: {{ include "homestead.excludedNamespaces" . | fromJsonArray | join "," | quote }}
+- name: HOMESTEAD_WEBHOOK_FAILURE_POLICY
+  value: {{ .Values.webhook.failurePolicy | quote }}
+- name: HOMESTEAD_WEBHOOK_TIMEOUT_SECONDS
+  value: {{ .Values.webhook.timeoutSeconds | quote }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
