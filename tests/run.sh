@@ -83,9 +83,23 @@ ensure_ldap() {
 }
 
 # --- helm: tools the Helm chart checks need (the chart section installs them here) -----
+# The chart is linted and rendered with Helm's own library: PyPI's helm-sdkpy bundles
+# Helm v4 (it declares Python >= 3.12 but runs on 3.11, hence --ignore-requires-python).
+ensure_helm() {
+    if python3 -c 'import helm_sdkpy' >/dev/null 2>&1; then
+        return 0
+    fi
+    if ! have python3 || ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_install python3 python3-pip
+    fi
+    log "pip install helm-sdkpy"
+    python3 -m pip install --quiet --ignore-requires-python helm-sdkpy ||
+        python3 -m pip install --quiet --ignore-requires-python --break-system-packages helm-sdkpy
+}
 
 ensure_toolchain
 ensure_ldap
+ensure_helm
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -97,6 +111,9 @@ if [ -f fuzz/Cargo.toml ]; then
     log "cargo check of the fuzz crate"
     cargo check --manifest-path fuzz/Cargo.toml --all-targets
 fi
+
+log "helm chart: lint, render every certificate mode, refuse bad values"
+python3 tests/chart/helm_chart.py lint
 
 log "doc tests"
 cargo test --doc
