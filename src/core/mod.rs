@@ -7,4 +7,6 @@ pub mod config;
 pub mod directory;
 pub mod names;
 pub mod resources;
+pub mod review;
 pub mod template;
+pub mod validation;
