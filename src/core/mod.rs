@@ -4,6 +4,7 @@
 //! returns.
 
 pub mod config;
+pub mod desired;
 pub mod directory;
 pub mod names;
 pub mod resources;
