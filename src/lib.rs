@@ -6,5 +6,6 @@
 //! - [`cli`] — the `homestead` command line.
 
 pub mod cli;
+pub mod controller;
 pub mod core;
 pub mod state;
