@@ -14,6 +14,8 @@ pub mod caches;
 pub mod lease;
 pub mod metrics;
 pub mod reconcile;
+#[cfg(test)]
+mod scenarios;
 pub mod session;
 pub mod status;
 pub mod user;
