@@ -18,6 +18,10 @@ pub struct Cli {
 pub enum Command {
     /// Print the User and Session CustomResourceDefinitions as YAML.
     Crds,
+    /// Serve the admission webhooks over TLS (plus /livez, /readyz, /metrics).
+    Serve(crate::serve::ServeArgs),
+    /// Write a webhook CA and a serving certificate signed by it.
+    Certs(crate::certs::CertsArgs),
 }
 
 /// Parses the command line and runs it.
@@ -34,6 +38,8 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Serve(args) => crate::serve::run(args),
+        Command::Certs(args) => crate::certs::run(args),
     }
 }
 

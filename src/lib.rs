@@ -4,8 +4,16 @@
 //! - [`core`] — pure: resources, configuration, directory, identity, mutation, validation.
 //! - [`state`] — the configuration and directory shared by admission and the controller.
 //! - [`cli`] — the `homestead` command line.
+//! - [`embedded`] — the example configuration, directory and review compiled in.
+//! - [`server`] — the TLS admission server, admin endpoints, metrics; [`serve`] its subcommand.
+//! - [`certs`] — the webhook CA and serving certificates; [`telemetry`] — logging.
 
+pub mod certs;
 pub mod cli;
 pub mod controller;
 pub mod core;
+pub mod embedded;
+pub mod serve;
+pub mod server;
 pub mod state;
+pub mod telemetry;

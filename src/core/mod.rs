@@ -8,4 +8,6 @@ pub mod desired;
 pub mod directory;
 pub mod names;
 pub mod resources;
+pub mod review;
 pub mod template;
+pub mod validation;
