@@ -19,7 +19,7 @@ pub enum Command {
     /// Print the User and Session CustomResourceDefinitions as YAML.
     Crds,
     /// Serve the admission webhooks over TLS (plus /livez, /readyz, /metrics).
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// Write a webhook CA and a serving certificate signed by it.
     Certs(crate::certs::CertsArgs),
 }
@@ -38,7 +38,7 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve(args) => crate::serve::run(args),
+        Command::Serve(args) => crate::serve::run(*args),
         Command::Certs(args) => crate::certs::run(args),
     }
 }
