@@ -203,3 +203,74 @@ async fn rebuild_loop(
         tokio::time::sleep(DEBOUNCE).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::Config;
+    use crate::core::resources::UserSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
+    use kube::api::ObjectMeta;
+    use kube::runtime::watcher::Event;
+
+    fn namespace(name: &str, deleting: bool) -> PartialObjectMeta<Namespace> {
+        PartialObjectMeta {
+            types: None,
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                deletion_timestamp: deleting
+                    .then(|| Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+                ..Default::default()
+            },
+            _phantom: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_directory_counts_only_live_managed_namespaces() {
+        let (users, mut users_writer) = reflector::store();
+        let (sessions, _sessions_writer) = reflector::store::<Session>();
+        let (namespaces, mut namespaces_writer) = reflector::store();
+        let (claims, _claims_writer) = reflector::store::<PersistentVolumeClaim>();
+        for name in ["ada", "bob", "eve"] {
+            users_writer.apply_watcher_event(&Event::Apply(User::new(
+                name,
+                UserSpec {
+                    username: name.into(),
+                    uid: 1000,
+                    gid: 1000,
+                    ..Default::default()
+                },
+            )));
+        }
+        namespaces_writer.apply_watcher_event(&Event::Apply(namespace("home-ada", false)));
+        namespaces_writer.apply_watcher_event(&Event::Apply(namespace("home-bob", true)));
+        let caches = Caches {
+            users,
+            sessions,
+            namespaces,
+            claims,
+        };
+        let state = SharedState::new(Arc::new(Config::default()));
+        let (directory, problems) = caches.directory(&state);
+        assert_eq!(problems, 0);
+        assert_eq!(directory.user_count(), 3);
+        assert!(directory.namespace("home-ada").is_some());
+        assert!(
+            directory.namespace("home-bob").is_none(),
+            "a namespace being deleted is no longer managed"
+        );
+        assert!(
+            directory.namespace("home-eve").is_none(),
+            "not labelled managed (not yet created, or foreign)"
+        );
+    }
+
+    #[test]
+    fn managed_fields_are_pruned() {
+        let mut user = User::new("ada", UserSpec::default());
+        user.metadata.managed_fields = Some(vec![ManagedFieldsEntry::default()]);
+        prune(&mut user);
+        assert!(user.metadata.managed_fields.is_none());
+    }
+}

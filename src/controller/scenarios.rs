@@ -871,3 +871,96 @@ async fn an_invalid_spec_fails_without_touching_the_cluster() {
     assert_eq!(phase_of(&seen[0]), "Failed");
     assert_eq!(seen[1].body["reason"], "InvalidSpec");
 }
+
+mod lease {
+    use super::*;
+    use crate::controller::lease::{LeaseSettings, try_hold};
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::Api;
+
+    const LEASE: &str =
+        "/apis/coordination.k8s.io/v1/namespaces/homestead/leases/homestead-controller";
+    const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/homestead/leases";
+
+    fn lease(holder: &str, renewed: Timestamp) -> Value {
+        json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "homestead-controller", "namespace": "homestead", "resourceVersion": "41"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                     "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}
+        })
+    }
+
+    async fn round(steps: Vec<Step>) -> (Result<bool, kube::Error>, Vec<Seen>) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let server = serve(handle, steps);
+        let client = Client::new(service, "default");
+        let api: Api<Lease> = Api::namespaced(client, "homestead");
+        let result = try_hold(&api, &LeaseSettings::new("homestead", "pod-a")).await;
+        drop(api);
+        (result, server.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_missing_lease_is_created_and_held() {
+        let (held, seen) = round(vec![
+            step(Method::GET, LEASE, Reply::Fail(404)),
+            step(Method::POST, LEASES, Reply::Echo),
+        ])
+        .await;
+        assert!(held.unwrap());
+        assert_eq!(seen[1].body["spec"]["holderIdentity"], "pod-a");
+    }
+
+    #[tokio::test]
+    async fn a_fresh_lease_of_another_replica_is_followed() {
+        let (held, seen) = round(vec![step(
+            Method::GET,
+            LEASE,
+            Reply::Json(200, lease("pod-b", Timestamp::now())),
+        )])
+        .await;
+        assert!(!held.unwrap());
+        assert_eq!(seen.len(), 1, "no write");
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_with_its_resource_version() {
+        let old = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(60);
+        let (held, seen) = round(vec![
+            step(Method::GET, LEASE, Reply::Json(200, lease("pod-b", old))),
+            step(Method::PUT, LEASE, Reply::Echo),
+        ])
+        .await;
+        assert!(held.unwrap());
+        assert_eq!(seen[1].body["metadata"]["resourceVersion"], "41");
+        assert_eq!(seen[1].body["spec"]["holderIdentity"], "pod-a");
+    }
+
+    #[tokio::test]
+    async fn losing_the_race_is_a_conflict_and_means_follow() {
+        let old = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(60);
+        let (held, _) = round(vec![
+            step(Method::GET, LEASE, Reply::Json(200, lease("pod-b", old))),
+            step(Method::PUT, LEASE, Reply::Fail(409)),
+        ])
+        .await;
+        assert!(!held.unwrap());
+    }
+
+    #[tokio::test]
+    async fn our_own_lease_is_renewed() {
+        let (held, seen) = round(vec![
+            step(
+                Method::GET,
+                LEASE,
+                Reply::Json(200, lease("pod-a", Timestamp::now())),
+            ),
+            step(Method::PUT, LEASE, Reply::Echo),
+        ])
+        .await;
+        assert!(held.unwrap());
+        assert_eq!(seen[1].body["spec"]["holderIdentity"], "pod-a");
+    }
+}
