@@ -219,7 +219,7 @@ mod tests {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 deletion_timestamp: deleting
-                    .then(|| Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+                    .then_some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
                 ..Default::default()
             },
             _phantom: Default::default(),
