@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the admission webhooks over TLS (plus /livez, /readyz, /metrics).
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// Answer one AdmissionReview offline: review JSON in, response JSON out.
     Review(commands::review::ReviewArgs),
     /// Show what admission does to a Pod or workload manifest created by a person.
@@ -37,7 +37,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => Ok(crate::serve::run(args)),
+        Command::Serve(args) => Ok(crate::serve::run(*args)),
         Command::Certs(args) => Ok(crate::certs::run(args)),
         Command::Review(args) => commands::review::run(args),
         Command::Mutate(args) => commands::mutate::run(args),

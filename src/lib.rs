@@ -11,6 +11,7 @@
 pub mod certs;
 pub mod cli;
 pub mod commands;
+pub mod controller;
 pub mod core;
 pub mod embedded;
 pub mod serve;
