@@ -70,11 +70,12 @@ mod tests {
             }
         }
         let mut all = Vec::new();
-        let mut config = Config::default();
-        config.ldap = Some(
-            serde_saphyr::from_str("url: ldap://x\nusers: {base: b, filter: (a=b)}\ngroups: {base: b, filter: (a=b)}\n")
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
+        let ldap =
+            "url: ldap://x\nusers: {base: b, filter: (a=b)}\ngroups: {base: b, filter: (a=b)}\n";
+        let config = Config {
+            ldap: Some(serde_saphyr::from_str(ldap).unwrap_or_else(|e| panic!("{e}"))),
+            ..Config::default()
+        };
         keys(&serde_json::to_value(&config).unwrap(), "", &mut all);
         let missing: Vec<&String> = all
             .iter()
