@@ -3,13 +3,15 @@
 //!
 //! - [`core`] — pure: resources, configuration, directory, identity, mutation, validation.
 //! - [`state`] — the configuration and directory shared by admission and the controller.
-//! - [`cli`] — the `homestead` command line.
+//! - [`cli`] — the `homestead` command line; [`commands`] — its offline subcommands.
 //! - [`embedded`] — the example configuration, directory and review compiled in.
 //! - [`server`] — the TLS admission server, admin endpoints, metrics; [`serve`] its subcommand.
 //! - [`certs`] — the webhook CA and serving certificates; [`telemetry`] — logging.
+//! - [`controller`] — caches feeding the directory; leader-gated User/Session reconcilers.
 
 pub mod certs;
 pub mod cli;
+pub mod commands;
 pub mod controller;
 pub mod core;
 pub mod embedded;

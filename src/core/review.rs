@@ -10,8 +10,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use thiserror::Error;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use crate::core::config::Config;
 use crate::core::directory::Directory;
+use crate::core::identity::{Attribution, Phase, Requester, Subject, resolve};
+use crate::core::mutation;
+use crate::core::resources::{self, Session, User};
+use crate::core::validation::{self, Denial};
+use crate::core::workload::{self, PodKind, PodView};
 
 /// Which webhook a review is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -164,32 +171,16 @@ struct ReviewIn {
     request: Option<Request>,
 }
 
-/// `group`/`version`/`kind` of the object.
-#[allow(dead_code)]
+/// `group` and `kind` of the object (the version does not matter to the rules).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct GroupVersionKind {
     #[serde(default)]
     pub group: String,
     #[serde(default)]
-    pub version: String,
-    #[serde(default)]
     pub kind: String,
 }
 
-/// `group`/`version`/`resource` of the request.
-#[allow(dead_code)]
-#[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct GroupVersionResource {
-    #[serde(default)]
-    pub group: String,
-    #[serde(default)]
-    pub version: String,
-    #[serde(default)]
-    pub resource: String,
-}
-
 /// Who sent the request.
-#[allow(dead_code)]
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct UserInfo {
     #[serde(default)]
@@ -197,7 +188,6 @@ pub(crate) struct UserInfo {
 }
 
 /// `request` of an AdmissionReview.
-#[allow(dead_code)] // the admission rules read every field
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Request {
@@ -205,8 +195,6 @@ pub(crate) struct Request {
     pub uid: String,
     #[serde(default)]
     pub kind: GroupVersionKind,
-    #[serde(default)]
-    pub resource: GroupVersionResource,
     #[serde(default)]
     pub sub_resource: Option<String>,
     #[serde(default)]
@@ -233,7 +221,7 @@ pub(crate) struct Decision {
     /// Patch operations (mutate only).
     pub patch: Vec<json_patch::PatchOperation>,
     /// Denials; empty means allowed.
-    pub denials: Vec<crate::core::validation::Denial>,
+    pub denials: Vec<Denial>,
 }
 
 #[derive(Serialize)]
@@ -348,8 +336,181 @@ fn respond(request: Request, decision: Decision) -> Result<Reviewed, ReviewError
 }
 
 /// Decides one well-formed request.
-fn decide(_webhook: Webhook, _request: &Request, _admission: &Admission<'_>) -> Decision {
-    Decision::default()
+fn decide(webhook: Webhook, request: &Request, admission: &Admission<'_>) -> Decision {
+    let kind = &request.kind;
+    match (kind.group.as_str(), kind.kind.as_str()) {
+        (resources::GROUP, "User" | "Session") => decide_resource(webhook, request, admission),
+        ("", "Namespace") => decide_namespace(webhook, request, admission),
+        (group, name) => match PodKind::from_group_kind(group, name) {
+            Some(pod_kind) => decide_pod(webhook, request, admission, pod_kind),
+            None => Decision::default(),
+        },
+    }
+}
+
+fn denied(denial: Denial) -> Decision {
+    Decision {
+        denials: vec![denial],
+        ..Decision::default()
+    }
+}
+
+fn unreadable(what: &str, e: &serde_json::Error) -> Denial {
+    Denial::new("invalid_object", what, format!("cannot be read: {e}"))
+}
+
+/// Pods, the ephemeral-containers subresource and workload templates.
+fn decide_pod(
+    webhook: Webhook,
+    request: &Request,
+    admission: &Admission<'_>,
+    pod_kind: PodKind,
+) -> Decision {
+    let Admission { config, directory } = *admission;
+    let Some(namespace) = request.namespace.as_deref() else {
+        return Decision::default();
+    };
+    let Some(owner) = directory.namespace(namespace) else {
+        return Decision::default();
+    };
+    let subject = match (
+        pod_kind,
+        request.sub_resource.as_deref().unwrap_or_default(),
+    ) {
+        (PodKind::Pod, "") => Subject::Pod,
+        (PodKind::Pod, "ephemeralcontainers") => Subject::EphemeralContainers,
+        (_, "") => Subject::Workload,
+        // status, scale, binding, eviction, ...: nothing of the pod's identity changes.
+        _ => return Decision::default(),
+    };
+    let update = match request.operation.as_str() {
+        "CREATE" => false,
+        "UPDATE" => true,
+        _ => return Decision::default(),
+    };
+    let Some(object) = &request.object else {
+        return denied(Denial::new(
+            "invalid_object",
+            "object",
+            "the request carries no object",
+        ));
+    };
+    let pod = match workload::parse(pod_kind, object.get()) {
+        Ok(pod) => pod,
+        Err(e) => return denied(unreadable("object", &e)),
+    };
+    let old = match (update, &request.old_object) {
+        (true, Some(old)) => match workload::parse(pod_kind, old.get()) {
+            Ok(old) => Some(old),
+            Err(e) => return denied(unreadable("oldObject", &e)),
+        },
+        _ => None,
+    };
+    let phase = match webhook {
+        Webhook::Mutate => Phase::Mutate,
+        Webhook::Validate => Phase::Validate,
+    };
+    let attribution = Attribution {
+        requester: Requester::classify(config, &request.user_info.username),
+        subject,
+        phase,
+        run_as: pod.run_as(),
+        old_run_as: old.as_ref().map(PodView::run_as),
+    };
+    let identity = match resolve(config, directory, namespace, owner, &attribution) {
+        Ok(identity) => identity,
+        Err(denial) => return denied(denial),
+    };
+    let mut decision = Decision {
+        identity: Some(identity.username().to_owned()),
+        ..Decision::default()
+    };
+    match webhook {
+        // A pod's spec is fixed once created, and ephemeral containers are not mutated:
+        // only pod creations and workload templates are patched.
+        Webhook::Mutate if subject == Subject::Workload || (subject == Subject::Pod && !update) => {
+            decision.patch =
+                mutation::mutate(config, &identity, directory.datasets(namespace), &pod);
+        }
+        Webhook::Mutate => {}
+        Webhook::Validate => decision.denials = validation::validate_pod(config, &identity, &pod),
+    }
+    decision
+}
+
+#[derive(Deserialize)]
+struct MetadataOnly {
+    #[serde(default)]
+    metadata: Option<ObjectMeta>,
+}
+
+/// Namespace UPDATE/DELETE (validate only).
+fn decide_namespace(webhook: Webhook, request: &Request, admission: &Admission<'_>) -> Decision {
+    if webhook != Webhook::Validate || !matches!(request.operation.as_str(), "UPDATE" | "DELETE") {
+        return Decision::default();
+    }
+    let metadata =
+        |raw: &Option<Box<RawValue>>, what: &str| -> Result<Option<ObjectMeta>, Denial> {
+            match raw {
+                None => Ok(None),
+                Some(raw) => serde_json::from_str::<MetadataOnly>(raw.get())
+                    .map(|doc| doc.metadata)
+                    .map_err(|e| unreadable(what, &e)),
+            }
+        };
+    let (old, new) = match (
+        metadata(&request.old_object, "oldObject"),
+        metadata(&request.object, "object"),
+    ) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(denial), _) | (_, Err(denial)) => return denied(denial),
+    };
+    let name = request
+        .name
+        .as_deref()
+        .or_else(|| old.as_ref().and_then(|m| m.name.as_deref()))
+        .unwrap_or_default();
+    let managed_in_directory = admission.directory.namespace(name).is_some();
+    Decision {
+        denials: validation::validate_namespace(
+            admission.config,
+            &request.user_info.username,
+            &request.operation,
+            managed_in_directory,
+            old.as_ref(),
+            new.as_ref(),
+        ),
+        ..Decision::default()
+    }
+}
+
+/// User and Session CREATE/UPDATE (validate only; cluster-scoped, so not namespace-gated).
+fn decide_resource(webhook: Webhook, request: &Request, admission: &Admission<'_>) -> Decision {
+    if webhook != Webhook::Validate || !matches!(request.operation.as_str(), "CREATE" | "UPDATE") {
+        return Decision::default();
+    }
+    let Some(object) = &request.object else {
+        return denied(Denial::new(
+            "invalid_object",
+            "object",
+            "the request carries no object",
+        ));
+    };
+    let denials = if request.kind.kind == "User" {
+        match serde_json::from_str::<User>(object.get()) {
+            Ok(user) => validation::validate_user(&user),
+            Err(e) => vec![unreadable("object", &e)],
+        }
+    } else {
+        match serde_json::from_str::<Session>(object.get()) {
+            Ok(session) => validation::validate_session(admission.config, &session),
+            Err(e) => vec![unreadable("object", &e)],
+        }
+    };
+    Decision {
+        denials,
+        ..Decision::default()
+    }
 }
 
 #[cfg(test)]
