@@ -7,6 +7,7 @@
 //! - [`embedded`] — the example configuration, directory and review compiled in.
 //! - [`server`] — the TLS admission server, admin endpoints, metrics; [`serve`] its subcommand.
 //! - [`certs`] — the webhook CA and serving certificates; [`telemetry`] — logging.
+//! - [`controller`] — caches feeding the directory; leader-gated User/Session reconcilers.
 
 pub mod certs;
 pub mod cli;
