@@ -18,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the User and Session CustomResourceDefinitions as YAML.
     Crds,
+    /// Read the LDAP directory and print (or, with --kubeconfig, apply) the Users it implies.
+    LdapSync(crate::ldap::command::LdapSyncArgs),
 }
 
 /// Parses the command line and runs it.
@@ -34,6 +36,7 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::LdapSync(args) => crate::ldap::command::run(args),
     }
 }
 

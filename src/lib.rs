@@ -3,8 +3,10 @@
 //!
 //! - [`core`] — pure: resources, configuration, directory, identity, mutation, validation.
 //! - [`state`] — the configuration and directory shared by admission and the controller.
+//! - [`ldap`] — the LDAP sync keeping Users equal to the site directory.
 //! - [`cli`] — the `homestead` command line.
 
 pub mod cli;
 pub mod core;
+pub mod ldap;
 pub mod state;
