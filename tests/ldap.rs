@@ -147,6 +147,7 @@ async fn paging_reads_more_entries_than_the_size_limit_allows() {
     let slapd = Slapd::start(
         Options {
             size_limit: Some(limit),
+            unlimited_paging: true,
             tls: false,
         },
         &generated(2500, 50),
@@ -194,12 +195,33 @@ async fn paging_reads_more_entries_than_the_size_limit_allows() {
 }
 
 #[tokio::test]
+async fn a_size_limit_that_stops_paging_is_an_error_not_a_shorter_directory() {
+    init();
+    // slapd's default: paged searches stop at the size limit too. Reading 1,000 of 1,500
+    // persons must not look like 500 people left (they would be disabled).
+    let slapd = Slapd::start(
+        Options {
+            size_limit: Some(1000),
+            ..Options::default()
+        },
+        &generated(1500, 10),
+    );
+    let err = desired_users(&slapd.config()).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("stopped after 1000 entries because of its size limit"),
+        "{text}"
+    );
+    assert!(text.contains("size.prtotal=unlimited"), "{text}");
+}
+
+#[tokio::test]
 async fn start_tls_and_ldaps_verify_the_server_with_the_ca_file() {
     init();
     let slapd = Slapd::start(
         Options {
-            size_limit: None,
             tls: true,
+            ..Options::default()
         },
         &small_directory(),
     );
@@ -231,8 +253,8 @@ async fn start_tls_and_ldaps_verify_the_server_with_the_ca_file() {
     // Another CA is refused too.
     let other = Slapd::start(
         Options {
-            size_limit: None,
             tls: true,
+            ..Options::default()
         },
         "",
     );

@@ -19,6 +19,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long any one LDAP operation may take.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// LDAP result code `sizeLimitExceeded`.
+const SIZE_LIMIT_EXCEEDED: u32 = 4;
+
 /// Everything one sync reads from the directory.
 #[derive(Debug, Clone, Default)]
 pub struct Fetched {
@@ -159,6 +162,18 @@ async fn search(
         });
         entries.push(Entry::new(entry.dn, entry.attrs.into_iter().chain(binary)));
     }
-    stream.finish().await.success().with_context(context)?;
+    let done = stream.finish().await;
+    if done.rc == SIZE_LIMIT_EXCEEDED {
+        bail!(
+            "{}: the server stopped after {} entries because of its size limit; paged searches \
+             must be allowed to return everything to {} (OpenLDAP: `limits dn.exact=\"{}\" \
+             size.prtotal=unlimited`); nothing was changed",
+            context(),
+            entries.len(),
+            config.bind_dn.as_deref().unwrap_or("anonymous"),
+            config.bind_dn.as_deref().unwrap_or("anonymous"),
+        );
+    }
+    done.success().with_context(context)?;
     Ok(entries)
 }

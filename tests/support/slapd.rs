@@ -37,9 +37,11 @@ const SCHEMAS: &[&str] = &["core", "cosine", "nis", "inetorgperson"];
 /// How to start the server.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// `sizelimit` for everyone but the root DN (soft and hard); paged searches may still
-    /// read everything (`size.prtotal=unlimited`).
+    /// `sizelimit` for everyone but the root DN (soft and hard); slapd's default is 500.
     pub size_limit: Option<u32>,
+    /// Let paged searches read everything (`size.prtotal=unlimited`); otherwise slapd stops
+    /// them at the size limit too.
+    pub unlimited_paging: bool,
     /// Also listen on ldaps:// and offer StartTLS, with a CA made for the test.
     pub tls: bool,
 }
@@ -114,10 +116,16 @@ impl Slapd {
             )
             .unwrap();
         }
-        if let Some(limit) = options.size_limit {
+        if options.size_limit.is_some() || options.unlimited_paging {
+            let limit = options.size_limit.unwrap_or(500);
+            let paging = if options.unlimited_paging {
+                " size.prtotal=unlimited"
+            } else {
+                ""
+            };
             writeln!(
                 conf,
-                "sizelimit size.soft={limit} size.hard={limit} size.prtotal=unlimited"
+                "sizelimit size.soft={limit} size.hard={limit}{paging}"
             )
             .unwrap();
         }
