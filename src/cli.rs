@@ -1,8 +1,11 @@
-//! The `homestead` command line.
+//! The `homestead` command line: lists the subcommands and dispatches to the module that
+//! owns each one. Errors print as `homestead: <message>: <cause>...` with exit status 1.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::commands;
 
 /// Runs every pod in a managed namespace as its owner's Unix identity.
 #[derive(Debug, Parser)]
@@ -17,7 +20,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print the User and Session CustomResourceDefinitions as YAML.
-    Crds,
+    Crds(commands::crds::CrdsArgs),
+    /// Work with configuration files.
+    Config(commands::config::ConfigArgs),
+    /// Serve the admission webhooks over TLS (plus /livez, /readyz, /metrics).
+    Serve(crate::serve::ServeArgs),
+    /// Write a webhook CA and a serving certificate signed by it.
+    Certs(crate::certs::CertsArgs),
     /// Read the LDAP directory and print (or, with --kubeconfig, apply) the Users it implies.
     LdapSync(crate::ldap::command::LdapSyncArgs),
 }
@@ -25,31 +34,15 @@ pub enum Command {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Crds => match crds_yaml() {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("homestead: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::LdapSync(args) => crate::ldap::command::run(args),
-    }
-}
-
-/// Both CRDs as one multi-document YAML text.
-pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
-    use kube::CustomResourceExt;
-    let mut out = String::new();
-    for crd in [
-        crate::core::resources::User::crd(),
-        crate::core::resources::Session::crd(),
-    ] {
-        out.push_str("---\n");
-        out.push_str(&serde_saphyr::to_string(&crd)?);
-    }
-    Ok(out)
+    let result = match cli.command {
+        Command::Crds(args) => commands::crds::run(args),
+        Command::Config(args) => commands::config::run(args),
+        Command::Serve(args) => Ok(crate::serve::run(args)),
+        Command::Certs(args) => Ok(crate::certs::run(args)),
+        Command::LdapSync(args) => Ok(crate::ldap::command::run(args)),
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("homestead: {error:#}");
+        ExitCode::FAILURE
+    })
 }

@@ -3,10 +3,19 @@
 //!
 //! - [`core`] — pure: resources, configuration, directory, identity, mutation, validation.
 //! - [`state`] — the configuration and directory shared by admission and the controller.
+//! - [`cli`] — the `homestead` command line; [`commands`] — its offline subcommands.
+//! - [`embedded`] — the example configuration, directory and review compiled in.
+//! - [`server`] — the TLS admission server, admin endpoints, metrics; [`serve`] its subcommand.
+//! - [`certs`] — the webhook CA and serving certificates; [`telemetry`] — logging.
 //! - [`ldap`] — the LDAP sync keeping Users equal to the site directory.
-//! - [`cli`] — the `homestead` command line.
 
+pub mod certs;
 pub mod cli;
+pub mod commands;
 pub mod core;
+pub mod embedded;
 pub mod ldap;
+pub mod serve;
+pub mod server;
 pub mod state;
+pub mod telemetry;

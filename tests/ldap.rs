@@ -148,7 +148,7 @@ async fn paging_reads_more_entries_than_the_size_limit_allows() {
         Options {
             size_limit: Some(limit),
             unlimited_paging: true,
-            tls: false,
+            tls: None,
         },
         &generated(2500, 50),
     );
@@ -215,12 +215,29 @@ async fn a_size_limit_that_stops_paging_is_an_error_not_a_shorter_directory() {
     assert!(text.contains("size.prtotal=unlimited"), "{text}");
 }
 
+/// A CA and a serving certificate for localhost and 127.0.0.1 made by `homestead certs`.
+fn homestead_certs(dir: &std::path::Path) -> std::path::PathBuf {
+    let out = dir.join("certs");
+    let run = Command::new(env!("CARGO_BIN_EXE_homestead"))
+        .args(["certs", "--ip", "127.0.0.1", "--dns", "localhost", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
 #[tokio::test]
 async fn start_tls_and_ldaps_verify_the_server_with_the_ca_file() {
     init();
+    let scratch = tempfile::tempdir().unwrap();
     let slapd = Slapd::start(
         Options {
-            tls: true,
+            tls: Some(homestead_certs(scratch.path())),
             ..Options::default()
         },
         &small_directory(),
@@ -242,7 +259,7 @@ async fn start_tls_and_ldaps_verify_the_server_with_the_ca_file() {
     let mapped = desired_users(&ldaps).await.expect("ldaps with the CA");
     assert_eq!(mapped.users.len(), 3);
 
-    // The system roots do not know the test CA: the certificate is really checked.
+    // The system roots do not know this CA: the certificate is really checked.
     ldaps.ca_file = None;
     let err = desired_users(&ldaps).await.unwrap_err();
     assert!(
@@ -250,16 +267,15 @@ async fn start_tls_and_ldaps_verify_the_server_with_the_ca_file() {
         "{err:#}"
     );
 
-    // Another CA is refused too.
-    let other = Slapd::start(
-        Options {
-            tls: true,
-            ..Options::default()
-        },
-        "",
+    // Another CA is refused too, over StartTLS as well.
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = homestead_certs(other.path()).join("ca.crt");
+    start_tls.ca_file = Some(other_ca.display().to_string());
+    let err = desired_users(&start_tls).await.unwrap_err();
+    assert!(
+        format!("{err:#}").contains("connecting to ldap://localhost"),
+        "{err:#}"
     );
-    start_tls.ca_file = Some(other.ca_file.clone().unwrap().display().to_string());
-    assert!(desired_users(&start_tls).await.is_err());
 }
 
 #[tokio::test]
@@ -599,4 +615,45 @@ mod cluster {
         assert_eq!(bob.spec.uid, 61002);
         cleanup(&api, &all).await;
     }
+}
+
+#[tokio::test]
+async fn the_periodic_task_retries_a_failing_directory_with_backoff_and_writes_nothing() {
+    init();
+    use homestead::ldap::{LdapMetrics, run_periodic};
+    use prometheus_client::registry::Registry;
+
+    let mut slapd = Slapd::start(Options::default(), &small_directory());
+    let config = slapd.config();
+    slapd.stop();
+    // No API server listens here: had the sync got past the directory, listing Users would
+    // have failed too; the directory error comes first and nothing is attempted.
+    let kube_config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+    let client = kube::Client::try_from(kube_config).unwrap();
+    let mut registry = Registry::default();
+    let metrics = LdapMetrics::register(&mut registry);
+
+    // First attempt at once, the retry 5 s later, the next one not before 15 s.
+    run_periodic(
+        client,
+        config,
+        metrics,
+        tokio::time::sleep(std::time::Duration::from_secs(8)),
+    )
+    .await;
+
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let failures: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("homestead_ldap_syncs_total{result=\"failure\"} "))
+        .unwrap_or_else(|| panic!("no failure count in\n{text}"))
+        .parse()
+        .unwrap();
+    assert_eq!(failures, 2, "{text}");
+    assert!(!text.contains("result=\"success\""), "{text}");
+    assert!(
+        text.contains("homestead_ldap_last_success_timestamp_seconds 0.0"),
+        "{text}"
+    );
 }

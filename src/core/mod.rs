@@ -5,6 +5,12 @@
 
 pub mod config;
 pub mod directory;
+pub mod identity;
+pub mod mutation;
 pub mod names;
+pub mod patch;
 pub mod resources;
+pub mod review;
 pub mod template;
+pub mod validation;
+pub mod workload;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use homestead::certs::{CA_CERT_FILE, TLS_CERT_FILE, TLS_KEY_FILE};
 use homestead::core::config::{LdapAttributes, LdapConfig, LdapSearch};
 use tempfile::TempDir;
 
@@ -42,8 +43,9 @@ pub struct Options {
     /// Let paged searches read everything (`size.prtotal=unlimited`); otherwise slapd stops
     /// them at the size limit too.
     pub unlimited_paging: bool,
-    /// Also listen on ldaps:// and offer StartTLS, with a CA made for the test.
-    pub tls: bool,
+    /// Also listen on ldaps:// and offer StartTLS, serving the certificate in this directory
+    /// as `homestead certs --out DIR` writes it (`ca.crt`, `tls.crt`, `tls.key`).
+    pub tls: Option<PathBuf>,
 }
 
 /// A running slapd.
@@ -130,17 +132,24 @@ impl Slapd {
             .unwrap();
         }
         let mut ca_file = None;
-        if options.tls {
-            let tls = write_tls_files(dir.path());
+        if let Some(certs) = &options.tls {
+            let ca = certs.join(CA_CERT_FILE);
+            for file in [CA_CERT_FILE, TLS_CERT_FILE, TLS_KEY_FILE] {
+                assert!(
+                    certs.join(file).exists(),
+                    "{} has no {file}",
+                    certs.display()
+                );
+            }
             writeln!(
                 conf,
                 "TLSCACertificateFile {}\nTLSCertificateFile {}\nTLSCertificateKeyFile {}",
-                tls.ca.display(),
-                tls.cert.display(),
-                tls.key.display()
+                ca.display(),
+                certs.join(TLS_CERT_FILE).display(),
+                certs.join(TLS_KEY_FILE).display()
             )
             .unwrap();
-            ca_file = Some(tls.ca);
+            ca_file = Some(ca);
         }
         writeln!(
             conf,
@@ -174,7 +183,7 @@ impl Slapd {
         let port = ldap_listener.local_addr().unwrap().port();
         let tls_port = ldaps_listener.local_addr().unwrap().port();
         let mut listen = format!("ldap://127.0.0.1:{port}/");
-        if options.tls {
+        if options.tls.is_some() {
             write!(listen, " ldaps://127.0.0.1:{tls_port}/").unwrap();
         }
         drop((ldap_listener, ldaps_listener));
@@ -198,11 +207,14 @@ impl Slapd {
             dir,
             url: format!("ldap://127.0.0.1:{port}"),
             localhost_url: format!("ldap://localhost:{port}"),
-            ldaps_url: options.tls.then(|| format!("ldaps://127.0.0.1:{tls_port}")),
+            ldaps_url: options
+                .tls
+                .is_some()
+                .then(|| format!("ldaps://127.0.0.1:{tls_port}")),
             ca_file,
         };
         server.wait_listening(port);
-        if options.tls {
+        if options.tls.is_some() {
             server.wait_listening(tls_port);
         }
         server
@@ -304,50 +316,6 @@ fn module_dir() -> Option<PathBuf> {
         .into_iter()
         .map(PathBuf::from)
         .find(|d| d.join("back_mdb.so").exists() || d.join("back_mdb.la").exists())
-}
-
-struct TlsFiles {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-/// A CA and a serving certificate for `localhost` and `127.0.0.1`.
-fn write_tls_files(dir: &Path) -> TlsFiles {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "homestead test CA");
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca_params, &ca_key);
-
-    let key = KeyPair::generate().expect("server key");
-    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .expect("server params");
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let cert = params.signed_by(&key, &issuer).expect("server certificate");
-
-    let files = TlsFiles {
-        ca: dir.join("ca.crt"),
-        cert: dir.join("tls.crt"),
-        key: dir.join("tls.key"),
-    };
-    std::fs::write(&files.ca, ca_cert.pem()).unwrap();
-    std::fs::write(&files.cert, cert.pem()).unwrap();
-    std::fs::write(&files.key, key.serialize_pem()).unwrap();
-    files
 }
 
 /// The entries every test directory has.

@@ -65,6 +65,10 @@ pub struct Config {
     pub unattributed_pods: UnattributedPods,
     /// Security allow-lists.
     pub security: SecurityConfig,
+    /// The usernames homestead itself runs as (its controller's ServiceAccount). Only
+    /// they may delete a managed namespace or change its `homestead.dev/managed`,
+    /// `homestead.dev/user` and `homestead.dev/session` labels.
+    pub homestead_usernames: Vec<String>,
     /// Controller settings (RBAC roles, service accounts, quotas, secret clones, ...).
     pub controller: ControllerConfig,
     /// Directory synchronisation; absent means no LDAP sync.
@@ -154,6 +158,9 @@ pub const DEFAULT_TRUSTED_CONTROLLERS: &[&str] = &[
     "system:kube-controller-manager",
 ];
 
+/// The ServiceAccount homestead runs as when installed by its chart.
+pub const DEFAULT_HOMESTEAD_USERNAME: &str = "system:serviceaccount:homestead:homestead";
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -168,6 +175,7 @@ impl Default for Config {
                 .collect(),
             unattributed_pods: UnattributedPods::default(),
             security: SecurityConfig::default(),
+            homestead_usernames: vec![DEFAULT_HOMESTEAD_USERNAME.to_owned()],
             controller: ControllerConfig::default(),
             ldap: None,
         }
@@ -314,6 +322,20 @@ impl Config {
                 ));
             }
         }
+        if self.homestead_usernames.is_empty() {
+            problems.push(problem(
+                "homesteadUsernames",
+                "needs at least one username (homestead's own ServiceAccount)".into(),
+            ));
+        }
+        for (i, name) in self.homestead_usernames.iter().enumerate() {
+            if name.trim().is_empty() {
+                problems.push(problem(
+                    &format!("homesteadUsernames[{i}]"),
+                    "is empty".into(),
+                ));
+            }
+        }
         self.controller.check("controller", &mut problems);
         if let Some(ldap) = &self.ldap {
             ldap.check("ldap", &mut problems);
@@ -398,6 +420,19 @@ security:
             other => config.variable(other),
         });
         assert_eq!(rendered, "t007-u001001");
+    }
+
+    #[test]
+    fn homestead_usernames_must_not_be_empty() {
+        assert_eq!(
+            Config::default().homestead_usernames,
+            vec![DEFAULT_HOMESTEAD_USERNAME.to_owned()]
+        );
+        let Err(ConfigError::Invalid(problems)) = Config::from_yaml("homesteadUsernames: []")
+        else {
+            panic!("expected problems");
+        };
+        assert_eq!(problems[0].path, "homesteadUsernames");
     }
 
     #[test]

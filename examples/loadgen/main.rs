@@ -1,0 +1,343 @@
+//! Load generator for the admission server: N kept-alive TLS connections posting one
+//! AdmissionReview for T seconds, as fast as possible or at a fixed total rate. Prints
+//! requests/s and latency percentiles, and the server's peak RSS when it runs the server
+//! itself (`--spawn`) or is given its pid (`--pid`).
+//!
+//! ```text
+//! cargo build --release --examples
+//! target/release/examples/loadgen --spawn target/release/homestead --connections 8 --duration 10s
+//! target/release/examples/loadgen --spawn target/release/homestead --connections 8 --duration 10s --rate 5000
+//! ```
+//!
+//! With `--spawn BIN` it runs `BIN serve --dev` on the given addresses from the current
+//! directory (certificates in `certs/`, written if missing) and stops it with SIGTERM at
+//! the end. In fixed-rate mode latency is measured from when each request was due, so a
+//! stalled server is not hidden (no coordinated omission).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::Parser;
+use http::{Request, header};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+#[derive(Debug, Parser)]
+#[command(about = "Drive the homestead admission server over TLS and measure it")]
+struct Args {
+    /// Admission listener to drive.
+    #[arg(long, default_value = "127.0.0.1:18443")]
+    addr: SocketAddr,
+    /// Admin listener (readiness is awaited there when spawning).
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    admin_addr: SocketAddr,
+    /// CA certificate to trust.
+    #[arg(long, default_value = "certs/ca.crt")]
+    ca: PathBuf,
+    /// AdmissionReview body to post.
+    #[arg(long, default_value = "examples/loadgen/review-pod-8k.json")]
+    review: PathBuf,
+    /// Webhook path.
+    #[arg(long, default_value = "/mutate")]
+    path: String,
+    /// Kept-alive connections.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// How long to measure.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Load before measuring (not counted).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Total requests per second across all connections (default: as fast as possible).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Use h2 instead of HTTP/1.1.
+    #[arg(long)]
+    h2: bool,
+    /// Run `BIN serve --dev --listen ADDR --admin-listen ADMIN_ADDR` as a child process.
+    #[arg(long, value_name = "BIN")]
+    spawn: Option<PathBuf>,
+    /// Pid of an already running server, for its peak RSS.
+    #[arg(long, conflicts_with = "spawn")]
+    pid: Option<u32>,
+    /// Worker threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+struct Outcome {
+    latencies_us: Vec<u32>,
+    errors: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut child = match &args.spawn {
+        Some(bin) => Some(spawn_server(bin, &args)?),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(run(&args));
+    let pid = child.as_ref().map(Child::id).or(args.pid);
+    if let Some(pid) = pid {
+        match peak_rss(pid) {
+            Ok((hwm, rss)) => println!("server peak RSS (VmHWM): {hwm}   current RSS: {rss}"),
+            Err(e) => println!("server RSS unavailable: {e:#}"),
+        }
+    }
+    if let Some(child) = child.as_mut() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let status = child.wait()?;
+        println!("server exited: {status}");
+    }
+    result
+}
+
+fn spawn_server(bin: &PathBuf, args: &Args) -> anyhow::Result<Child> {
+    let child = Command::new(bin)
+        .args(["serve", "--dev", "--listen"])
+        .arg(args.addr.to_string())
+        .arg("--admin-listen")
+        .arg(args.admin_addr.to_string())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if ready(args.admin_addr) {
+            return Ok(child);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the server did not become ready on {}", args.admin_addr)
+}
+
+fn ready(admin: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut tcp) = std::net::TcpStream::connect(admin) else {
+        return false;
+    };
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(1)));
+    if tcp
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
+}
+
+fn peak_rss(pid: u32) -> anyhow::Result<(String, String)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| "?".to_owned())
+    };
+    Ok((field("VmHWM:"), field("VmRSS:")))
+}
+
+async fn run(args: &Args) -> anyhow::Result<()> {
+    let body = Bytes::from(
+        std::fs::read(&args.review)
+            .with_context(|| format!("reading {}", args.review.display()))?,
+    );
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(
+        CertificateDer::from_pem_file(&args.ca)
+            .with_context(|| format!("reading {}", args.ca.display()))?,
+    )?;
+    let mut tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![if args.h2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
+    let connector = TlsConnector::from(Arc::new(tls));
+
+    let per_connection_interval = args
+        .rate
+        .map(|rate| Duration::from_secs_f64(args.connections as f64 / rate));
+    let start = tokio::time::Instant::now();
+    let measure_from = start + args.warmup;
+    let end = measure_from + args.duration;
+    let mut tasks = Vec::new();
+    for c in 0..args.connections {
+        let connector = connector.clone();
+        let body = body.clone();
+        let addr = args.addr;
+        let path = args.path.clone();
+        let h2 = args.h2;
+        // Spread fixed-rate schedules so connections do not fire in lockstep.
+        let offset = per_connection_interval
+            .map(|i| i.mul_f64(c as f64 / args.connections as f64))
+            .unwrap_or_default();
+        tasks.push(tokio::spawn(async move {
+            drive(
+                connector,
+                addr,
+                path,
+                body,
+                h2,
+                per_connection_interval,
+                start + offset,
+                measure_from,
+                end,
+            )
+            .await
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let outcome = task.await??;
+        latencies.extend(outcome.latencies_us);
+        errors += outcome.errors;
+    }
+    latencies.sort_unstable();
+    let seconds = args.duration.as_secs_f64();
+    let pct = |p: f64| -> String {
+        if latencies.is_empty() {
+            return "-".into();
+        }
+        let idx = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        format!("{:.3} ms", f64::from(latencies[idx]) / 1000.0)
+    };
+    println!(
+        "{} connections, {}, {} body of {} bytes to {}{}",
+        args.connections,
+        if args.h2 { "h2" } else { "HTTP/1.1" },
+        match args.rate {
+            Some(rate) => format!("fixed rate {rate}/s"),
+            None => "closed loop".into(),
+        },
+        body.len(),
+        args.addr,
+        args.path
+    );
+    println!(
+        "requests: {}   errors: {}   duration: {:.1} s   requests/s: {:.0}",
+        latencies.len(),
+        errors,
+        seconds,
+        latencies.len() as f64 / seconds
+    );
+    println!(
+        "latency p50: {}   p90: {}   p99: {}   p99.9: {}   max: {}",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(0.999),
+        pct(1.0)
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    connector: TlsConnector,
+    addr: SocketAddr,
+    path: String,
+    body: Bytes,
+    h2: bool,
+    interval: Option<Duration>,
+    first: tokio::time::Instant,
+    measure_from: tokio::time::Instant,
+    end: tokio::time::Instant,
+) -> anyhow::Result<Outcome> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let tls = connector
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    let io = TokioIo::new(tls);
+    let mut outcome = Outcome {
+        latencies_us: Vec::with_capacity(100_000),
+        errors: 0,
+    };
+    enum Sender {
+        H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+        H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+    }
+    let mut sender = if h2 {
+        let (sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io).await?;
+        tokio::spawn(conn);
+        Sender::H2(sender)
+    } else {
+        let (sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+        tokio::spawn(conn);
+        Sender::H1(sender)
+    };
+    let uri = format!("https://localhost:{}{}", addr.port(), path);
+    let mut due = first;
+    loop {
+        if interval.is_some() {
+            tokio::time::sleep_until(due).await;
+        } else {
+            due = tokio::time::Instant::now();
+        }
+        if due >= end {
+            break;
+        }
+        let request = Request::post(&uri)
+            .header(header::HOST, "localhost")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body.clone()))?;
+        let response = match &mut sender {
+            Sender::H1(s) => s.send_request(request).await,
+            Sender::H2(s) => s.send_request(request).await,
+        };
+        let ok = match response {
+            Ok(response) => {
+                let status = response.status();
+                let collected = response.into_body().collect().await;
+                status.is_success() && collected.is_ok()
+            }
+            Err(_) => false,
+        };
+        let done = tokio::time::Instant::now();
+        if due >= measure_from {
+            if ok {
+                let micros = done.duration_since(due).as_micros();
+                outcome
+                    .latencies_us
+                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
+            } else {
+                outcome.errors += 1;
+            }
+        }
+        if !ok && matches!(&sender, Sender::H1(s) if s.is_closed()) {
+            bail!("connection closed by the server");
+        }
+        if let Some(interval) = interval {
+            due += interval;
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,362 @@
+//! The admission HTTP service: `POST /mutate` and `POST /validate` with an AdmissionReview
+//! v1 JSON body, answered by the admission core.
+//!
+//! Requests are checked in this order, each refusal answered with a JSON body
+//! `{"error": "..."}` and counted in `homestead_http_errors_total{status}`:
+//! unknown path → 404; method other than POST → 405; content type other than
+//! `application/json` (an optional `charset=utf-8` is fine) → 415; body larger than the
+//! limit → 413; no free request slot or body not received within the request timeout → 503
+//! or 408; body that is not an AdmissionReview → 400. Nothing a client sends stops the
+//! server from answering the next request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use tokio::sync::Semaphore;
+
+use crate::core::review::{Admission, Reviewed, Verdict, Webhook, review};
+use crate::state::SharedState;
+
+use super::Limits;
+use super::metrics::{DenialLabels, RequestLabels, ServerMetrics, StatusLabels, WebhookLabels};
+
+/// Answers admission requests from the shared state.
+#[derive(Debug)]
+pub struct AdmissionService {
+    state: Arc<SharedState>,
+    metrics: ServerMetrics,
+    slots: Semaphore,
+    request_timeout: Duration,
+    max_body_bytes: usize,
+}
+
+/// A refused request: status and message.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// `{"error": message}` with `status`.
+pub fn error_response(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    json_response(status, Bytes::from(body))
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// True when the content type is `application/json`, optionally with `charset=utf-8`.
+pub fn is_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.split(';');
+    let media_type = parts.next().unwrap_or_default().trim();
+    if !media_type.eq_ignore_ascii_case("application/json") {
+        return false;
+    }
+    parts.all(|parameter| {
+        let parameter = parameter.trim();
+        if parameter.is_empty() {
+            return true;
+        }
+        match parameter.split_once('=') {
+            Some((name, value)) => {
+                name.trim().eq_ignore_ascii_case("charset")
+                    && value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+            }
+            None => false,
+        }
+    })
+}
+
+/// Which webhook a path names.
+pub fn route(path: &str) -> Option<Webhook> {
+    match path {
+        "/mutate" => Some(Webhook::Mutate),
+        "/validate" => Some(Webhook::Validate),
+        _ => None,
+    }
+}
+
+struct InFlight<'a>(&'a ServerMetrics);
+
+impl<'a> InFlight<'a> {
+    fn enter(metrics: &'a ServerMetrics) -> Self {
+        metrics.in_flight.inc();
+        Self(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}
+
+impl AdmissionService {
+    /// A service deciding from `state`, recording into `metrics`, within `limits`.
+    pub fn new(state: Arc<SharedState>, metrics: ServerMetrics, limits: &Limits) -> Self {
+        Self {
+            state,
+            metrics,
+            slots: Semaphore::new(limits.max_concurrent_requests.max(1)),
+            request_timeout: limits.request_timeout,
+            max_body_bytes: limits.max_body_bytes,
+        }
+    }
+
+    /// Answers one request; never fails (every problem is an HTTP error response).
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let started = Instant::now();
+        let _in_flight = InFlight::enter(&self.metrics);
+        match self.answer(request, started).await {
+            Ok(response) => response,
+            Err(refusal) => {
+                self.metrics
+                    .http_errors
+                    .get_or_create(&StatusLabels {
+                        status: refusal.status.as_u16(),
+                    })
+                    .inc();
+                tracing::debug!(status = refusal.status.as_u16(), error = %refusal.message, "request refused");
+                let mut response = error_response(refusal.status, &refusal.message);
+                if refusal.status == StatusCode::METHOD_NOT_ALLOWED {
+                    response
+                        .headers_mut()
+                        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+                }
+                response
+            }
+        }
+    }
+
+    async fn answer<B>(
+        &self,
+        request: Request<B>,
+        started: Instant,
+    ) -> Result<Response<Full<Bytes>>, Refusal>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let path = request.uri().path();
+        let Some(webhook) = route(path) else {
+            return Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("no webhook at {path:?}; use /mutate or /validate"),
+            ));
+        };
+        if request.method() != Method::POST {
+            return Err(Refusal::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method {} not allowed; use POST", request.method()),
+            ));
+        }
+        if !is_json_content_type(request.headers()) {
+            let found = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                match found {
+                    Some(found) => {
+                        format!("content type {found:?} not supported; use application/json")
+                    }
+                    None => "no content type; use application/json".to_owned(),
+                },
+            ));
+        }
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            return Err(self.too_large());
+        }
+
+        let deadline = tokio::time::Instant::from_std(started) + self.request_timeout;
+        let Ok(permit) = tokio::time::timeout_at(deadline, self.slots.acquire()).await else {
+            return Err(Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "server busy: no request slot free within {}",
+                    humantime::format_duration(self.request_timeout)
+                ),
+            ));
+        };
+        let _permit = permit.map_err(|_| {
+            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down")
+        })?;
+        let body = Limited::new(request.into_body(), self.max_body_bytes);
+        let body = match tokio::time::timeout_at(deadline, body.collect()).await {
+            Err(_) => {
+                return Err(Refusal::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "request body not received within {}",
+                        humantime::format_duration(self.request_timeout)
+                    ),
+                ));
+            }
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(self.too_large());
+            }
+            Ok(Err(e)) => {
+                return Err(Refusal::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the request body: {e}"),
+                ));
+            }
+            Ok(Ok(collected)) => collected.to_bytes(),
+        };
+
+        let directory = self.state.directory.load();
+        let admission = Admission {
+            config: &self.state.config,
+            directory: &directory,
+        };
+        let reviewed = review(webhook, &body, &admission)
+            .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        self.record(webhook, &reviewed, started);
+        Ok(json_response(StatusCode::OK, Bytes::from(reviewed.body)))
+    }
+
+    fn too_large(&self) -> Refusal {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {} bytes", self.max_body_bytes),
+        )
+    }
+
+    fn record(&self, webhook: Webhook, reviewed: &Reviewed, started: Instant) {
+        let summary = &reviewed.summary;
+        let webhook_name = webhook.as_str();
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                webhook: webhook_name,
+                kind: summary.kind.clone(),
+                operation: summary.operation.clone(),
+                result: summary.verdict.as_str(),
+            })
+            .inc();
+        self.metrics
+            .latency
+            .get_or_create(&WebhookLabels {
+                webhook: webhook_name,
+            })
+            .observe(started.elapsed().as_secs_f64());
+        match &summary.verdict {
+            Verdict::Denied { reason, message } => {
+                self.metrics
+                    .denials
+                    .get_or_create(&DenialLabels {
+                        webhook: webhook_name,
+                        reason,
+                    })
+                    .inc();
+                tracing::info!(
+                    webhook = webhook_name,
+                    uid = %summary.uid,
+                    namespace = summary.namespace.as_deref().unwrap_or(""),
+                    kind = %summary.kind,
+                    operation = %summary.operation,
+                    identity = summary.identity.as_deref().unwrap_or(""),
+                    reason,
+                    dry_run = summary.dry_run,
+                    message = %message,
+                    "denied"
+                );
+            }
+            verdict => {
+                tracing::debug!(
+                    webhook = webhook_name,
+                    uid = %summary.uid,
+                    namespace = summary.namespace.as_deref().unwrap_or(""),
+                    kind = %summary.kind,
+                    operation = %summary.operation,
+                    identity = summary.identity.as_deref().unwrap_or(""),
+                    result = verdict.as_str(),
+                    patch_operations = match verdict {
+                        Verdict::Patched { operations } => *operations,
+                        _ => 0,
+                    },
+                    dry_run = summary.dry_run,
+                    micros = started.elapsed().as_micros() as u64,
+                    "reviewed"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn json_content_types() {
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=\"UTF-8\"",
+        ] {
+            assert!(is_json_content_type(&headers(ok)), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/jsonx",
+            "application/json; charset=latin1",
+            "application/json; boundary",
+            "application/x-www-form-urlencoded",
+        ] {
+            assert!(!is_json_content_type(&headers(bad)), "{bad}");
+        }
+        assert!(!is_json_content_type(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/mutate"), Some(Webhook::Mutate));
+        assert_eq!(route("/validate"), Some(Webhook::Validate));
+        assert_eq!(route("/mutate/"), None);
+        assert_eq!(route("/"), None);
+    }
+}

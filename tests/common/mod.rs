@@ -1,0 +1,190 @@
+//! Shared fixtures of the admission tests: a directory, request builders, patch helpers.
+
+#![allow(dead_code)]
+
+use base64::Engine as _;
+use homestead::core::config::Config;
+use homestead::core::directory::Directory;
+use homestead::core::review::{Admission, Reviewed, Webhook, review};
+use serde_json::{Value, json};
+
+/// Users ada (member), bob (member), carol (disabled member), dave (not a member), erin
+/// (owner of home-erin); session cm37235-2 with a dataset claim.
+pub const DIRECTORY: &str = r#"
+apiVersion: homestead.dev/v1alpha1
+kind: User
+metadata: {name: ada}
+spec: {username: ada, uid: 1001, gid: 1001, supplementalGroups: [2000, 2001]}
+---
+apiVersion: homestead.dev/v1alpha1
+kind: User
+metadata: {name: bob}
+spec: {username: bob, uid: 1002, gid: 1002}
+---
+apiVersion: homestead.dev/v1alpha1
+kind: User
+metadata: {name: carol}
+spec: {username: carol, uid: 1003, gid: 1003, disabled: true}
+---
+apiVersion: homestead.dev/v1alpha1
+kind: User
+metadata: {name: dave}
+spec: {username: dave, uid: 1004, gid: 1004}
+---
+apiVersion: homestead.dev/v1alpha1
+kind: Session
+metadata: {name: cm37235-2}
+spec:
+  proposalCode: cm
+  proposalNumber: 37235
+  visit: 2
+  instrument: i03
+  dataDirectory: /dls/i03/data/2024/cm37235-2
+  gid: 159620
+  members: [ada, bob, carol]
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: imagenet-claim
+  namespace: cm37235-2
+  labels: {homestead.dev/dataset: imagenet}
+"#;
+
+/// The session namespace of the fixture.
+pub const SESSION_NS: &str = "cm37235-2";
+/// The fixture's user namespace of ada.
+pub const ADA_NS: &str = "home-ada";
+
+/// Config and directory of the fixture.
+pub struct Fixture {
+    pub config: Config,
+    pub directory: Directory,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        Self::with_config(Config::default())
+    }
+
+    pub fn with_config(config: Config) -> Self {
+        let (directory, problems) = Directory::from_yaml(&config, DIRECTORY).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        Self { config, directory }
+    }
+
+    pub fn admission(&self) -> Admission<'_> {
+        Admission {
+            config: &self.config,
+            directory: &self.directory,
+        }
+    }
+
+    pub fn review(&self, webhook: Webhook, request: &Value) -> Reviewed {
+        let body = serde_json::to_vec(request).unwrap();
+        review(webhook, &body, &self.admission()).unwrap()
+    }
+
+    /// Runs the mutating webhook and applies its patch; returns the object as mutated.
+    pub fn mutated(&self, request: &Value) -> Value {
+        let reviewed = self.review(Webhook::Mutate, request);
+        let response = response(&reviewed);
+        assert_eq!(response["allowed"], true, "mutation refused: {response}");
+        let mut object = request["request"]["object"].clone();
+        if let Some(patch) = patch_of(&reviewed) {
+            json_patch::patch(&mut object, &patch).unwrap();
+        }
+        object
+    }
+}
+
+/// A request `op` of `object` (kind from the object) in `ns` by `username`.
+pub fn request(op: &str, ns: &str, username: &str, object: Value) -> Value {
+    let kind = object["kind"].as_str().unwrap_or("Pod").to_owned();
+    let api_version = object["apiVersion"].as_str().unwrap_or("v1").to_owned();
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (g.to_owned(), v.to_owned()),
+        None => (String::new(), api_version.clone()),
+    };
+    let resource = format!("{}s", kind.to_lowercase());
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": resource},
+            "namespace": ns,
+            "operation": op,
+            "userInfo": {"username": username, "groups": ["system:authenticated"]},
+            "object": object,
+            "dryRun": false
+        }
+    })
+}
+
+/// As [`request`], UPDATE with an old object.
+pub fn update(ns: &str, username: &str, object: Value, old: Value) -> Value {
+    let mut r = request("UPDATE", ns, username, object);
+    r["request"]["oldObject"] = old;
+    r
+}
+
+/// The response part of a review.
+pub fn response(reviewed: &Reviewed) -> Value {
+    let out: Value = serde_json::from_slice(&reviewed.body).unwrap();
+    out["response"].clone()
+}
+
+/// The decoded JSON Patch of a review, if any.
+pub fn patch_of(reviewed: &Reviewed) -> Option<json_patch::Patch> {
+    let response = response(reviewed);
+    let encoded = response.get("patch")?.as_str()?;
+    assert_eq!(response["patchType"], "JSONPatch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    Some(serde_json::from_slice(&bytes).unwrap())
+}
+
+/// A plain pod: what someone would `kubectl apply`.
+pub fn plain_pod() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "analysis", "labels": {"app": "analysis"}},
+        "spec": {
+            "containers": [{"name": "main", "image": "python:3.12", "command": ["python", "-m", "http.server"]}],
+            "initContainers": [{"name": "fetch", "image": "busybox"}]
+        }
+    })
+}
+
+/// A Deployment wrapping the plain pod.
+pub fn deployment() -> Value {
+    let pod = plain_pod();
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "analysis"}},
+            "template": {"metadata": pod["metadata"], "spec": pod["spec"]}
+        }
+    })
+}
+
+/// A CronJob wrapping the plain pod.
+pub fn cronjob() -> Value {
+    let pod = plain_pod();
+    json!({
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly"},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "jobTemplate": {"spec": {"template": {"metadata": pod["metadata"], "spec": pod["spec"]}}}
+        }
+    })
+}

@@ -1,0 +1,318 @@
+//! Properties of mutation over generated pods and workloads: the patch applies, admitting
+//! the result again yields no patch, the result passes validation, every container runs
+//! as the identity's uid, and labels/annotations (keys with `/` and `~`) survive.
+
+mod common;
+
+use common::*;
+use homestead::core::review::{Verdict, Webhook};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+/// Keys that need JSON Pointer escaping, mixed with ordinary ones.
+fn key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("app".to_owned()),
+        Just("example.org/team".to_owned()),
+        Just("a~b".to_owned()),
+        Just("x/~0y~1".to_owned()),
+        Just("homestead.dev/no-datasets".to_owned()),
+        "[a-z~/.]{1,12}",
+    ]
+}
+
+fn string_map() -> impl Strategy<Value = Map<String, Value>> {
+    prop::collection::btree_map(key(), "[a-z0-9~/ ]{0,8}", 0..5)
+        .prop_map(|m| m.into_iter().map(|(k, v)| (k, Value::from(v))).collect())
+}
+
+fn maybe<T: std::fmt::Debug + Clone + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<Option<T>> {
+    prop_oneof![Just(None), s.prop_map(Some)].boxed()
+}
+
+fn uid() -> impl Strategy<Value = i64> {
+    prop_oneof![Just(0i64), Just(1001), Just(1002), 1i64..70000]
+}
+
+fn container_security() -> impl Strategy<Value = Value> {
+    (
+        maybe(uid()),
+        maybe(uid()),
+        maybe(any::<bool>()),
+        maybe(Just(false)),
+        maybe(Just(true)),
+    )
+        .prop_map(|(user, group, non_root, ape, ro)| {
+            let mut sc = Map::new();
+            if let Some(u) = user {
+                sc.insert("runAsUser".into(), json!(u));
+            }
+            if let Some(g) = group {
+                sc.insert("runAsGroup".into(), json!(g));
+            }
+            if let Some(n) = non_root {
+                sc.insert("runAsNonRoot".into(), json!(n));
+            }
+            if let Some(a) = ape {
+                sc.insert("allowPrivilegeEscalation".into(), json!(a));
+            }
+            if let Some(r) = ro {
+                sc.insert("readOnlyRootFilesystem".into(), json!(r));
+            }
+            Value::Object(sc)
+        })
+}
+
+fn env() -> impl Strategy<Value = Vec<Value>> {
+    let name = prop_oneof![
+        Just("HOMESTEAD_UID"),
+        Just("HOMESTEAD_USER"),
+        Just("HOMESTEAD_DATA_DIR"),
+        Just("PATH"),
+        Just("OTHER"),
+    ];
+    prop::collection::vec(
+        (name, maybe("[a-z0-9/]{0,6}")).prop_map(|(n, v)| match v {
+            Some(v) => json!({"name": n, "value": v}),
+            None => json!({"name": n, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+        }),
+        0..4,
+    )
+}
+
+fn mounts() -> impl Strategy<Value = Vec<Value>> {
+    let volume = prop_oneof![
+        Just("work"),
+        Just("homestead-shared"),
+        Just("homestead-private")
+    ];
+    let path = prop_oneof![
+        Just("/private"),
+        Just("/shared"),
+        Just("/work"),
+        Just("/mnt/datasets/imagenet")
+    ];
+    prop::collection::btree_map(path, (volume, maybe(any::<bool>())), 0..3).prop_map(|m| {
+        m.into_iter()
+            .map(|(path, (name, ro))| {
+                let mut mount = json!({"name": name, "mountPath": path});
+                if let Some(ro) = ro {
+                    mount["readOnly"] = json!(ro);
+                }
+                mount
+            })
+            .collect()
+    })
+}
+
+fn container(name: String) -> impl Strategy<Value = Value> {
+    (maybe(container_security()), maybe(env()), maybe(mounts())).prop_map(
+        move |(sc, env, mounts)| {
+            let mut c = json!({"name": name, "image": "busybox"});
+            if let Some(sc) = sc {
+                c["securityContext"] = sc;
+            }
+            if let Some(env) = env {
+                c["env"] = json!(env);
+            }
+            if let Some(m) = mounts {
+                c["volumeMounts"] = json!(m);
+            }
+            c
+        },
+    )
+}
+
+fn containers(
+    prefix: &'static str,
+    range: std::ops::Range<usize>,
+) -> impl Strategy<Value = Vec<Value>> {
+    range.prop_flat_map(move |n| {
+        (0..n)
+            .map(|i| container(format!("{prefix}{i}")))
+            .collect::<Vec<_>>()
+    })
+}
+
+fn pod_security() -> impl Strategy<Value = Value> {
+    (
+        maybe(uid()),
+        maybe(uid()),
+        maybe(uid()),
+        maybe(prop::collection::vec(uid(), 0..3)),
+        maybe(any::<bool>()),
+    )
+        .prop_map(|(user, group, fs, supp, non_root)| {
+            let mut sc = Map::new();
+            for (k, v) in [("runAsUser", user), ("runAsGroup", group), ("fsGroup", fs)] {
+                if let Some(v) = v {
+                    sc.insert(k.into(), json!(v));
+                }
+            }
+            if let Some(s) = supp {
+                sc.insert("supplementalGroups".into(), json!(s));
+            }
+            if let Some(n) = non_root {
+                sc.insert("runAsNonRoot".into(), json!(n));
+            }
+            Value::Object(sc)
+        })
+}
+
+fn volumes() -> impl Strategy<Value = Vec<Value>> {
+    let name = prop_oneof![
+        Just("work"),
+        Just("homestead-shared"),
+        Just("homestead-private"),
+        Just("dataset-imagenet"),
+        Just("config")
+    ];
+    prop::collection::btree_set(name, 0..4).prop_map(|names| {
+        names
+            .into_iter()
+            .map(|n| match n {
+                "config" => json!({"name": n, "configMap": {"name": "cfg"}}),
+                "homestead-shared" => {
+                    json!({"name": n, "persistentVolumeClaim": {"claimName": "homestead-shared"}})
+                }
+                _ => json!({"name": n, "emptyDir": {}}),
+            })
+            .collect()
+    })
+}
+
+/// A pod: metadata with awkward keys, spec with containers that contradict the identity
+/// in every way mutation repairs (but nothing only validation can refuse).
+fn pod() -> impl Strategy<Value = Value> {
+    (
+        maybe(string_map()),
+        maybe(string_map()),
+        maybe(pod_security()),
+        maybe(volumes()),
+        containers("c", 1..4),
+        maybe(containers("init", 0..3)),
+    )
+        .prop_map(|(labels, annotations, sc, volumes, containers, init)| {
+            let mut meta = json!({"name": "generated"});
+            if let Some(l) = labels {
+                meta["labels"] = Value::Object(l);
+            }
+            if let Some(a) = annotations {
+                meta["annotations"] = Value::Object(a);
+            }
+            let mut spec = json!({ "containers": containers });
+            if let Some(sc) = sc {
+                spec["securityContext"] = sc;
+            }
+            if let Some(v) = volumes {
+                spec["volumes"] = json!(v);
+            }
+            if let Some(i) = init {
+                spec["initContainers"] = json!(i);
+            }
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+        })
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Pod,
+    Deployment,
+    CronJob,
+}
+
+fn wrap(shape: Shape, pod: &Value) -> Value {
+    let template = json!({"metadata": pod["metadata"], "spec": pod["spec"]});
+    match shape {
+        Shape::Pod => pod.clone(),
+        Shape::Deployment => json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"selector": {}, "template": template}
+        }),
+        Shape::CronJob => json!({
+            "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+            "spec": {"schedule": "@daily", "jobTemplate": {"spec": {"template": template}}}
+        }),
+    }
+}
+
+fn unwrap_pod(shape: Shape, object: &Value) -> Value {
+    match shape {
+        Shape::Pod => object.clone(),
+        Shape::Deployment => object["spec"]["template"].clone(),
+        Shape::CronJob => object["spec"]["jobTemplate"]["spec"]["template"].clone(),
+    }
+}
+
+fn shape() -> impl Strategy<Value = Shape> {
+    prop_oneof![
+        Just(Shape::Pod),
+        Just(Shape::Deployment),
+        Just(Shape::CronJob)
+    ]
+}
+
+fn namespace() -> impl Strategy<Value = &'static str> {
+    prop_oneof![Just(SESSION_NS), Just(ADA_NS)]
+}
+
+const ADA_UID: i64 = 1001;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutation_is_idempotent_valid_and_keeps_metadata(
+        pod in pod(), shape in shape(), ns in namespace()
+    ) {
+        let fx = Fixture::new();
+        // A person does not forge: drop any run-as the generator put on the pod itself.
+        let mut pod = pod;
+        if let Some(a) = pod["metadata"]["annotations"].as_object_mut() {
+            a.remove("homestead.dev/run-as");
+        }
+        let object = wrap(shape, &pod);
+        let first = request("CREATE", ns, "ada", object.clone());
+        let reviewed = fx.review(Webhook::Mutate, &first);
+        prop_assert!(
+            matches!(reviewed.summary.verdict, Verdict::Patched { .. }),
+            "a generated object always needs something: {:?}", reviewed.summary.verdict
+        );
+        let mut mutated = object.clone();
+        let patch = patch_of(&reviewed).unwrap();
+        json_patch::patch(&mut mutated, &patch).map_err(|e| TestCaseError::fail(format!("{e}: {patch:?}")))?;
+
+        // Re-admission: no patch.
+        let again = fx.review(Webhook::Mutate, &request("CREATE", ns, "ada", mutated.clone()));
+        prop_assert_eq!(
+            &again.summary.verdict, &Verdict::Allowed,
+            "second patch: {:?}", patch_of(&again)
+        );
+
+        // Validation passes.
+        let validated = fx.review(Webhook::Validate, &request("CREATE", ns, "ada", mutated.clone()));
+        prop_assert_eq!(&validated.summary.verdict, &Verdict::Allowed);
+        prop_assert_eq!(validated.summary.identity.as_deref(), Some("ada"));
+
+        // Every container's effective uid is ada's.
+        let out = unwrap_pod(shape, &mutated);
+        let pod_uid = out["spec"]["securityContext"]["runAsUser"].as_i64();
+        prop_assert_eq!(pod_uid, Some(ADA_UID));
+        for list in ["containers", "initContainers"] {
+            for c in out["spec"][list].as_array().into_iter().flatten() {
+                let uid = c["securityContext"]["runAsUser"].as_i64().or(pod_uid);
+                prop_assert_eq!(uid, Some(ADA_UID), "{}", c);
+                prop_assert_ne!(&c["securityContext"]["runAsNonRoot"], &json!(false));
+            }
+        }
+
+        // Labels and annotations survive, whatever their keys.
+        let before = unwrap_pod(shape, &object);
+        prop_assert_eq!(&out["metadata"]["labels"], &before["metadata"]["labels"]);
+        let mut annotations = before["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
+        annotations.insert("homestead.dev/run-as".into(), json!("ada"));
+        prop_assert_eq!(&out["metadata"]["annotations"], &Value::Object(annotations));
+    }
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# THE test command: installs what the tests need when it is missing, then runs every check
+# the project has. Works on a fresh Debian/Ubuntu machine (as root, or with sudo).
+#
+#   tests/run.sh
+#
+# Steps: rustfmt check, clippy (warnings are errors), fuzz crate check, doc tests, and the
+# test suite (cargo-nextest when installed, else cargo test). The last line printed is the
+# test runner's summary. Tests that need a Kubernetes cluster are #[ignore]d; run them with
+# HOMESTEAD_TEST_KUBECONFIG=... cargo test -- --ignored.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Run a command as root (directly, or through sudo).
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        log "need root to run: $*"
+        return 1
+    fi
+}
+
+APT_UPDATED=0
+# Install Debian packages (apt-get update once per run).
+apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        log "apt-get not found; install these yourself: $*"
+        return 1
+    fi
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        log "apt-get update"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+}
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# --- toolchain: a C compiler (ring), curl, and Rust with rustfmt and clippy ------------
+ensure_toolchain() {
+    local missing=()
+    have cc || missing+=(build-essential)
+    have curl || missing+=(curl ca-certificates)
+    have git || missing+=(git)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        apt_install "${missing[@]}"
+    fi
+    if ! have cargo && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! have cargo; then
+        log "installing Rust (rustup, stable)"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
+            sh -s -- -y --profile minimal --component rustfmt,clippy
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+        if have rustup; then
+            rustup component add rustfmt clippy
+        else
+            log "cargo fmt / cargo clippy missing and rustup not found"
+            return 1
+        fi
+    fi
+}
+
+# --- ldap: a real OpenLDAP server for the LDAP sync tests -------------------------------
+ensure_ldap() {
+    if have slapd || [ -x /usr/sbin/slapd ]; then
+        return 0
+    fi
+    # slapd's debconf questions are skipped; the tests run their own slapd with their own
+    # configuration and never use the system instance.
+    apt_install slapd ldap-utils
+}
+
+# --- helm: tools the Helm chart checks need (the chart section installs them here) -----
+
+ensure_toolchain
+ensure_ldap
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (warnings are errors)"
+cargo clippy --all-targets -- -D warnings
+
+if [ -f fuzz/Cargo.toml ]; then
+    log "cargo check of the fuzz crate"
+    cargo check --manifest-path fuzz/Cargo.toml --all-targets
+fi
+
+log "doc tests"
+cargo test --doc
+
+if cargo nextest --version >/dev/null 2>&1; then
+    log "test suite (cargo nextest)"
+    cargo nextest run --no-fail-fast
+else
+    log "test suite (cargo test)"
+    cargo test --no-fail-fast --lib --bins --tests
+fi
