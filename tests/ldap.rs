@@ -511,7 +511,9 @@ async fn only_members_of_limits_the_sync_to_those_groups() {
 }
 
 mod cluster {
-    //! Against a real cluster with the CRDs installed (`HOMESTEAD_TEST_KUBECONFIG`).
+    //! Against a real cluster with the CRDs installed (`HOMESTEAD_TEST_KUBECONFIG`). Use a
+    //! throwaway cluster: the sync disables every LDAP-labelled User its test directory does
+    //! not hold, as it would in production.
 
     use super::*;
     use homestead::ldap::sync_once;
@@ -586,6 +588,23 @@ mod cluster {
         let mut down = config.clone();
         down.url = "ldap://127.0.0.1:1".into();
         assert!(sync_once(client.clone(), &down).await.is_err());
+        assert_eq!(
+            api.get("ldapt-ada")
+                .await
+                .unwrap()
+                .metadata
+                .resource_version,
+            version
+        );
+
+        // A search base with no persons in it does not disable everybody.
+        let mut empty = config.clone();
+        empty.users.base = GROUPS.into();
+        let err = sync_once(client.clone(), &empty).await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains("refusing to disable"),
+            "{err:#}"
+        );
         assert_eq!(
             api.get("ldapt-ada")
                 .await

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::client::fetch;
 use super::mapping::{Mapped, Skipped, map_directory};
-use super::sync::{Plan, plan};
+use super::sync::{Plan, check_not_emptied, plan};
 use crate::core::config::LdapConfig;
 use crate::core::resources::User;
 
@@ -89,6 +89,7 @@ pub async fn sync_once(client: Client, config: &LdapConfig) -> Result<Outcome> {
     let api: Api<User> = Api::all(client);
     let existing = list_users(&api).await?;
     let plan = plan(&mapped.users, &existing);
+    check_not_emptied(mapped.persons_read, &plan).map_err(anyhow::Error::msg)?;
     for (name, reason) in &plan.skipped {
         tracing::warn!(user = %name, "not applied: {reason}");
     }

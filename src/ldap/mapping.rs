@@ -193,6 +193,8 @@ pub struct Mapped {
     pub not_members: usize,
     /// Names in `onlyMembersOf` that no valid group has.
     pub unknown_groups: Vec<String>,
+    /// Person entries read, whatever became of them.
+    pub persons_read: usize,
 }
 
 /// A group as read: name, gid and member usernames.
@@ -304,6 +306,7 @@ pub fn map_directory(
         skipped,
         not_members,
         unknown_groups,
+        persons_read: users.len(),
     }
 }
 
@@ -629,6 +632,7 @@ mod tests {
         ];
         let mapped = map(&users, &[]);
         assert_eq!(names(&mapped), ["ok"]);
+        assert_eq!(mapped.persons_read, 7);
         assert_eq!(
             reason_of(&mapped, "uid=nouid,"),
             &SkipReason::Missing {

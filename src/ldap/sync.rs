@@ -9,6 +9,9 @@
 //! - a User without the label is never touched, even when the directory has a person
 //!   with the same name: that person is skipped, saying so.
 //!
+//! A plan that would disable every LDAP User because the directory returned no person at
+//! all is refused ([`check_not_emptied`]).
+//!
 //! Only the fields the sync owns are compared; an administrator's namespace or storage
 //! overrides on an LDAP User are kept.
 
@@ -125,6 +128,20 @@ fn disabled(have: &User) -> User {
             .map(|dn| BTreeMap::from([(super::mapping::ANNOTATION_LDAP_DN.to_owned(), dn.clone())]))
     });
     user
+}
+
+/// Refuses a plan that would disable every LDAP User because the directory returned no
+/// person at all: that is far more likely a wrong `users.base` or `users.filter` (or an
+/// access rule hiding the entries) than everybody leaving at once.
+pub fn check_not_emptied(persons_read: usize, plan: &Plan) -> Result<(), String> {
+    if persons_read == 0 && !plan.disable.is_empty() {
+        return Err(format!(
+            "the directory returned no person entries; refusing to disable all {} LDAP Users \
+             (check ldap.users.base, ldap.users.filter and what the bind DN may read)",
+            plan.disable.len()
+        ));
+    }
+    Ok(())
 }
 
 /// How long to wait before the next attempt after `failures` failed syncs in a row: 5 s,
@@ -257,6 +274,21 @@ mod tests {
         let mut other = by_hand("ada", 1);
         other.metadata.labels = Some(BTreeMap::from([(LABEL_SOURCE.to_owned(), "scim".into())]));
         assert!(plan(&[], &[other]).is_empty());
+    }
+
+    #[test]
+    fn an_empty_directory_does_not_disable_everyone() {
+        let existing = [ldap_user("ada", 1, &[]), ldap_user("bob", 2, &[])];
+        let emptied = plan(&[], &existing);
+        let err = check_not_emptied(0, &emptied).unwrap_err();
+        assert!(
+            err.contains("refusing to disable all 2 LDAP Users"),
+            "{err}"
+        );
+        // Persons were read (even if all were skipped or filtered out): the plan stands.
+        assert!(check_not_emptied(3, &emptied).is_ok());
+        // Nothing to disable: an empty directory is fine.
+        assert!(check_not_emptied(0, &plan(&[], &[])).is_ok());
     }
 
     #[test]
