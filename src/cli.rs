@@ -31,6 +31,8 @@ pub enum Command {
     Crds(commands::crds::CrdsArgs),
     /// Work with configuration files.
     Config(commands::config::ConfigArgs),
+    /// Read the LDAP directory and print (or, with --kubeconfig, apply) the Users it implies.
+    LdapSync(crate::ldap::command::LdapSyncArgs),
 }
 
 /// Parses the command line and runs it.
@@ -43,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Mutate(args) => commands::mutate::run(args),
         Command::Crds(args) => commands::crds::run(args),
         Command::Config(args) => commands::config::run(args),
+        Command::LdapSync(args) => Ok(crate::ldap::command::run(args)),
     };
     result.unwrap_or_else(|error| {
         eprintln!("homestead: {error:#}");
