@@ -9,6 +9,7 @@
 //! - [`certs`] — the webhook CA and serving certificates; [`telemetry`] — logging.
 //! - [`controller`] — caches feeding the directory; leader-gated User/Session reconcilers.
 //! - [`ldap`] — the LDAP sync keeping Users equal to the site directory.
+//! - [`webhooks`] — in-cluster certificates (make, store, rotate) and webhook configuration repair.
 
 pub mod certs;
 pub mod cli;
@@ -21,3 +22,4 @@ pub mod serve;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod webhooks;
