@@ -116,6 +116,9 @@ pub struct ServeArgs {
     /// name made from the process id].
     #[arg(long, env = "HOMESTEAD_IDENTITY", value_name = "NAME")]
     pub identity: Option<String>,
+    /// Webhook certificates and configurations, kept by the leader (in a cluster).
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookArgs,
 }
 
 /// Where the directory comes from.
@@ -140,6 +143,9 @@ pub struct ClusterOptions {
     pub lease_namespace: String,
     /// This replica's identity.
     pub identity: String,
+    /// Webhook certificate and configuration settings (the leader keeps them when a
+    /// configuration name is given).
+    pub webhooks: crate::webhooks::Settings,
 }
 
 fn default_identity() -> String {
@@ -226,6 +232,7 @@ impl Plan {
                 reconcile: !args.no_controller,
                 lease_namespace: args.lease_namespace.clone(),
                 identity: args.identity.clone().unwrap_or_else(default_identity),
+                webhooks: crate::webhooks::Settings::from_args(&args.webhooks)?,
             }),
         };
 
@@ -296,9 +303,18 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Clie
 /// sync, webhook certificate management). Each component adds its factory here.
 pub fn leader_tasks(
     _config: &Arc<Config>,
-    _client: &kube::Client,
+    client: &kube::Client,
+    webhooks: &crate::webhooks::Settings,
 ) -> Vec<crate::controller::LeaderTask> {
-    Vec::new()
+    let mut tasks: Vec<crate::controller::LeaderTask> = Vec::new();
+    if webhooks.configuration.is_some() {
+        let client = client.clone();
+        let settings = webhooks.clone();
+        tasks.push(Box::new(move |stop| {
+            Box::pin(crate::webhooks::run(client.clone(), settings.clone(), stop))
+        }));
+    }
+    tasks
 }
 
 /// Fills `state.directory` from `source`, registering the source's metrics into `registry`.
@@ -339,7 +355,7 @@ pub async fn start_directory(
             let mut settings = ControllerSettings::new(&options.lease_namespace, &options.identity);
             settings.reconcile = options.reconcile;
             let tasks = if options.reconcile {
-                leader_tasks(&state.config, &client)
+                leader_tasks(&state.config, &client, &options.webhooks)
             } else {
                 Vec::new()
             };

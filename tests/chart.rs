@@ -461,7 +461,7 @@ fn settings_from_deployment(deployment: &Deployment, namespace: &str) -> Setting
     for env in container.env.iter().flatten() {
         let value = match (&env.value, env.name.as_str()) {
             (Some(v), _) => v.clone(),
-            (None, "POD_NAMESPACE") => namespace.to_owned(),
+            (None, "POD_NAMESPACE" | "HOMESTEAD_NAMESPACE") => namespace.to_owned(),
             _ => continue,
         };
         let arg = command
@@ -761,7 +761,7 @@ fn every_container_command_line_parses_with_the_real_cli() {
             for env in container.env.iter().flatten() {
                 let value = match (&env.value, env.name.as_str()) {
                     (Some(v), _) => v.clone(),
-                    (None, "POD_NAMESPACE") => ns.to_owned(),
+                    (None, "POD_NAMESPACE" | "HOMESTEAD_NAMESPACE") => ns.to_owned(),
                     _ => continue,
                 };
                 match command
@@ -769,7 +769,13 @@ fn every_container_command_line_parses_with_the_real_cli() {
                     .find(|a| a.get_env().is_some_and(|e| e == env.name.as_str()))
                 {
                     Some(arg) => {
-                        argv.push(format!("--{}={value}", arg.get_long().expect("long flag")))
+                        let long = arg.get_long().expect("long flag");
+                        if arg.get_action().takes_values() {
+                            argv.push(format!("--{long}={value}"));
+                        } else if !["false", "0", "no", "off", ""].contains(&value.as_str()) {
+                            // A switch: clap reads "false" from the environment as unset.
+                            argv.push(format!("--{long}"));
+                        }
                     }
                     None => unused.push(env.name.clone()),
                 }

@@ -256,9 +256,11 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_self_mode_behind_the_service() {
+    fn defaults_are_self_mode_behind_the_service_and_manage_nothing() {
         let s = parse(&[]).expect("defaults");
         assert_eq!(s.mode, CertMode::SelfSigned);
+        assert_eq!(s.configuration, None);
+        let s = parse(&["--webhook-configuration", "homestead"]).expect("named");
         assert_eq!(s.configuration.as_deref(), Some("homestead"));
         assert!(s.names.contains(&"homestead.homestead.svc".to_owned()));
         assert_eq!(s.registration.excluded(), ["kube-system", "homestead"]);

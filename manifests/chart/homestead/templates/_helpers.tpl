@@ -56,8 +56,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (printf "%s-webhook-tls" (include "homestead.fullname" .)) .Values.certs.secretName }}
 {{- end }}
 
+{{/* The controller's leader-election Lease (a fixed name in homestead's namespace). */}}
 {{- define "homestead.leaseName" -}}
-{{- default (printf "%s-leader" (include "homestead.fullname" .)) .Values.controller.leaseName }}
+homestead-controller
 {{- end }}
 
 {{/* The `--cert-mode` value the binary takes for certs.mode. */}}
@@ -121,6 +122,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+- name: HOMESTEAD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
 - name: HOMESTEAD_CONFIG
   value: /etc/homestead/config/config.yaml
 - name: HOMESTEAD_LISTEN
@@ -137,8 +142,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: {{ .Values.logFormat | quote }}
 - name: HOMESTEAD_NO_CONTROLLER
   value: {{ not .Values.controller.enabled | quote }}
-- name: HOMESTEAD_LEASE_NAME
-  value: {{ include "homestead.leaseName" . | quote }}
 - name: HOMESTEAD_CERT_MODE
   value: {{ include "homestead.certMode" . | quote }}
 - name: HOMESTEAD_CERT_SECRET
