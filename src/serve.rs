@@ -145,7 +145,7 @@ pub struct ClusterOptions {
     pub identity: String,
     /// Webhook certificate and configuration settings (the leader keeps them when a
     /// configuration name is given).
-    pub webhooks: crate::webhooks::Settings,
+    pub webhooks: Box<crate::webhooks::Settings>,
 }
 
 fn default_identity() -> String {
@@ -232,7 +232,7 @@ impl Plan {
                 reconcile: !args.no_controller,
                 lease_namespace: args.lease_namespace.clone(),
                 identity: args.identity.clone().unwrap_or_else(default_identity),
-                webhooks: crate::webhooks::Settings::from_args(&args.webhooks)?,
+                webhooks: Box::new(crate::webhooks::Settings::from_args(&args.webhooks)?),
             }),
         };
 

@@ -155,13 +155,15 @@ async fn chart_installs_registers_the_url_repairs_and_admits() {
         )
         .await
         .expect("edit the configuration");
+    let mutate_url = format!("{url}/mutate");
     eventually("configuration repaired", Duration::from_secs(90), || {
         let mutating = mutating.clone();
+        let mutate_url = mutate_url.clone();
         async move {
             let m = mutating.get("homestead").await.ok()?;
             let w = &m.webhooks.as_ref()?[0];
             (w.timeout_seconds == Some(5)
-                && w.client_config.url.as_deref() == Some(&format!("{url}/mutate")))
+                && w.client_config.url.as_deref() == Some(mutate_url.as_str()))
             .then_some(())
         }
     })
