@@ -63,13 +63,10 @@ pub struct WebhookArgs {
         default_value = "homestead-webhook-tls"
     )]
     pub cert_secret: String,
-    /// Name of both webhook configurations (one Mutating, one Validating) to keep; empty
-    /// leaves them alone.
-    #[arg(
-        long,
-        env = "HOMESTEAD_WEBHOOK_CONFIGURATION",
-        default_value = "homestead"
-    )]
+    /// Name of both webhook configurations (one Mutating, one Validating) the leader keeps
+    /// (and, in `self` mode, the certificate Secret); unset leaves all of them alone, as
+    /// when running outside the cluster against configurations registered by hand.
+    #[arg(long, env = "HOMESTEAD_WEBHOOK_CONFIGURATION", default_value = "")]
     pub webhook_configuration: String,
     /// Service the webhooks call (in homestead's namespace).
     #[arg(long, env = "HOMESTEAD_WEBHOOK_SERVICE", default_value = "homestead")]
