@@ -851,4 +851,3 @@ fn summary_carries_what_was_decided() {
     assert!(s.dry_run);
     assert!(matches!(s.verdict, Verdict::Patched { operations } if operations > 3));
 }
-
