@@ -59,3 +59,17 @@ pub async fn run_periodic(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The leader spawns the task on the runtime: it must be `Send + 'static`. This is
+    /// checked when the tests compile.
+    #[allow(dead_code)]
+    fn spawnable(client: Client, config: LdapConfig, metrics: LdapMetrics) {
+        fn send_static<T: Send + 'static>(_: T) {}
+        let shutdown = tokio_util::sync::CancellationToken::new().cancelled_owned();
+        send_static(run_periodic(client, config, metrics, shutdown));
+    }
+}
