@@ -9,7 +9,8 @@
 //! - [`metrics`] — sync duration, results and last success;
 //! - [`command`] — `homestead ldap-sync`.
 //!
-//! The controller's leader runs the sync while it leads:
+//! The controller's leader runs the sync while it leads ([`leader_task`] is how `serve`
+//! hands it to the controller); by hand:
 //!
 //! ```no_run
 //! # async fn leader(
@@ -36,4 +37,4 @@ pub mod sync;
 
 pub use apply::{FIELD_MANAGER, Outcome, Summary, sync_once};
 pub use metrics::LdapMetrics;
-pub use periodic::run_periodic;
+pub use periodic::{leader_task, run_periodic};
