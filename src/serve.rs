@@ -302,11 +302,20 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Clie
 /// Background tasks that run only on the replica holding the controller Lease (the LDAP
 /// sync, webhook certificate management). Each component adds its factory here.
 pub fn leader_tasks(
-    _config: &Arc<Config>,
+    config: &Arc<Config>,
     client: &kube::Client,
+    registry: &mut Registry,
     webhooks: &crate::webhooks::Settings,
 ) -> Vec<crate::controller::LeaderTask> {
     let mut tasks: Vec<crate::controller::LeaderTask> = Vec::new();
+    if let Some(ldap) = &config.ldap {
+        let metrics = crate::ldap::LdapMetrics::register(registry);
+        tasks.push(crate::ldap::leader_task(
+            client.clone(),
+            ldap.clone(),
+            metrics,
+        ));
+    }
     if webhooks.configuration.is_some() {
         let client = client.clone();
         let settings = webhooks.clone();
@@ -355,7 +364,7 @@ pub async fn start_directory(
             let mut settings = ControllerSettings::new(&options.lease_namespace, &options.identity);
             settings.reconcile = options.reconcile;
             let tasks = if options.reconcile {
-                leader_tasks(&state.config, &client, &options.webhooks)
+                leader_tasks(&state.config, &client, registry, &options.webhooks)
             } else {
                 Vec::new()
             };
