@@ -82,10 +82,23 @@ ensure_ldap() {
     apt_install slapd ldap-utils
 }
 
-# --- helm: tools the Helm chart checks need (the chart section installs them here) -----
+# --- helm: the chart tests render the chart with Helm's own engine (helm-sdkpy) ---------
+ensure_helm() {
+    have python3 || apt_install python3
+    if python3 -c 'import helm_sdkpy' >/dev/null 2>&1; then
+        return 0
+    fi
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    log "pip install helm-sdkpy"
+    # Installed as tests/chart.rs documents it (--ignore-requires-python). Distributions that
+    # mark their Python as externally managed (PEP 668) also need --break-system-packages.
+    python3 -m pip install --user --ignore-requires-python helm-sdkpy ||
+        python3 -m pip install --user --break-system-packages --ignore-requires-python helm-sdkpy
+}
 
 ensure_toolchain
 ensure_ldap
+ensure_helm
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
