@@ -295,10 +295,20 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Clie
 /// Background tasks that run only on the replica holding the controller Lease (the LDAP
 /// sync, webhook certificate management). Each component adds its factory here.
 pub fn leader_tasks(
-    _config: &Arc<Config>,
-    _client: &kube::Client,
+    config: &Arc<Config>,
+    client: &kube::Client,
+    registry: &mut Registry,
 ) -> Vec<crate::controller::LeaderTask> {
-    Vec::new()
+    let mut tasks = Vec::new();
+    if let Some(ldap) = &config.ldap {
+        let metrics = crate::ldap::LdapMetrics::register(registry);
+        tasks.push(crate::ldap::leader_task(
+            client.clone(),
+            ldap.clone(),
+            metrics,
+        ));
+    }
+    tasks
 }
 
 /// Fills `state.directory` from `source`, registering the source's metrics into `registry`.
@@ -339,7 +349,7 @@ pub async fn start_directory(
             let mut settings = ControllerSettings::new(&options.lease_namespace, &options.identity);
             settings.reconcile = options.reconcile;
             let tasks = if options.reconcile {
-                leader_tasks(&state.config, &client)
+                leader_tasks(&state.config, &client, registry)
             } else {
                 Vec::new()
             };

@@ -851,16 +851,3 @@ fn summary_carries_what_was_decided() {
     assert!(s.dry_run);
     assert!(matches!(s.verdict, Verdict::Patched { operations } if operations > 3));
 }
-
-#[test]
-#[ignore = "prints an example; run by hand"]
-fn print_example() {
-    let fx = Fixture::new();
-    let r = request("CREATE", SESSION_NS, "ada", plain_pod());
-    let reviewed = fx.review(Webhook::Mutate, &r);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&patch_of(&reviewed)).unwrap()
-    );
-    println!("{}", serde_json::to_string_pretty(&fx.mutated(&r)).unwrap());
-}

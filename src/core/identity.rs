@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use crate::core::config::{Config, UnattributedPods};
+use crate::core::denial::Denial;
 use crate::core::directory::{Directory, NamespaceOwner, SessionEntry, UserEntry};
 use crate::core::names;
-use crate::core::validation::Denial;
 
 /// Who sent a request, as far as identity goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

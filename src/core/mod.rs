@@ -4,6 +4,7 @@
 //! returns.
 
 pub mod config;
+pub mod denial;
 pub mod desired;
 pub mod directory;
 pub mod identity;

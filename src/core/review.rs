@@ -13,11 +13,12 @@ use thiserror::Error;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::core::config::Config;
+use crate::core::denial::Denial;
 use crate::core::directory::Directory;
 use crate::core::identity::{Attribution, Phase, Requester, Subject, resolve};
 use crate::core::mutation;
 use crate::core::resources::{self, Session, User};
-use crate::core::validation::{self, Denial};
+use crate::core::validation;
 use crate::core::workload::{self, PodKind, PodView};
 
 /// Which webhook a review is for.

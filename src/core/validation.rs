@@ -1,49 +1,17 @@
 //! Validation: the backstop run on the final object. Every denial names the offending
 //! field and carries a short stable reason code.
 
-use std::fmt;
 use std::path::{Component, Path};
 
 use k8s_openapi::api::core::v1::{SecurityContext, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::core::config::Config;
+use crate::core::denial::Denial;
 use crate::core::identity::Identity;
 use crate::core::names;
 use crate::core::resources::{Session, User};
 use crate::core::workload::PodView;
-
-/// One reason to refuse a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
-    /// Short stable snake_case code, e.g. `privileged`.
-    pub reason: &'static str,
-    /// The offending field, e.g. `spec.containers[0].securityContext.privileged`.
-    pub field: String,
-    /// Why, in words.
-    pub message: String,
-}
-
-impl Denial {
-    /// A denial of `field` for `reason`.
-    pub fn new(reason: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            reason,
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for Denial {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.field, self.message)
-        }
-    }
-}
 
 /// Every reason `pod` may not run as `identity`; empty when it may.
 pub fn validate_pod(config: &Config, identity: &Identity, pod: &PodView) -> Vec<Denial> {

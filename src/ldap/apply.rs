@@ -126,26 +126,30 @@ pub async fn apply_plan(api: &Api<User>, plan: &Plan) -> Outcome {
         Updated,
         Disabled,
     }
-    let writes = plan
+    // Owned items and a `move` closure keep the future `Send` (borrowing closures inside
+    // stream combinators defeat the compiler's Send proof).
+    let writes: Vec<(Kind, String, Result<Value>)> = plan
         .create
         .iter()
         .map(|u| (Kind::Created, u))
         .chain(plan.update.iter().map(|u| (Kind::Updated, u)))
-        .chain(plan.disable.iter().map(|u| (Kind::Disabled, u)));
+        .chain(plan.disable.iter().map(|u| (Kind::Disabled, u)))
+        .map(|(kind, user)| (kind, user.name_any(), apply_body(user)))
+        .collect();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let results: Vec<(Kind, String, Result<()>)> = stream::iter(writes)
-        .map(|(kind, user)| {
-            let params = &params;
+        .map(move |(kind, name, body)| {
+            let api = api.clone();
+            let params = params.clone();
             async move {
-                let name = user.name_any();
-                let result = async {
-                    let body = apply_body(user)?;
-                    api.patch(&name, params, &Patch::Apply(body))
+                let result = match body {
+                    Ok(body) => api
+                        .patch(&name, &params, &Patch::Apply(body))
                         .await
-                        .with_context(|| format!("applying User {name}"))?;
-                    Ok(())
-                }
-                .await;
+                        .map(|_| ())
+                        .with_context(|| format!("applying User {name}")),
+                    Err(e) => Err(e),
+                };
                 (kind, name, result)
             }
         })

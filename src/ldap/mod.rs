@@ -8,6 +8,24 @@
 //! - [`periodic`] — the leader's task syncing every `interval` with backoff;
 //! - [`metrics`] — sync duration, results and last success;
 //! - [`command`] — `homestead ldap-sync`.
+//!
+//! The controller's leader runs the sync while it leads ([`leader_task`] is how `serve`
+//! hands it to the controller); by hand:
+//!
+//! ```no_run
+//! # async fn leader(
+//! #     client: kube::Client,
+//! #     config: homestead::core::config::Config,
+//! #     registry: &mut prometheus_client::registry::Registry,
+//! #     leadership_lost: tokio_util::sync::CancellationToken,
+//! # ) {
+//! if let Some(ldap) = config.ldap.clone() {
+//!     let metrics = homestead::ldap::LdapMetrics::register(registry);
+//!     let shutdown = leadership_lost.cancelled_owned();
+//!     tokio::spawn(homestead::ldap::run_periodic(client, ldap, metrics, shutdown));
+//! }
+//! # }
+//! ```
 
 pub mod apply;
 pub mod client;
@@ -19,4 +37,4 @@ pub mod sync;
 
 pub use apply::{FIELD_MANAGER, Outcome, Summary, sync_once};
 pub use metrics::LdapMetrics;
-pub use periodic::run_periodic;
+pub use periodic::{leader_task, run_periodic};

@@ -10,6 +10,22 @@ use super::metrics::LdapMetrics;
 use super::sync::retry_delay;
 use crate::core::config::LdapConfig;
 
+/// The sync as a controller leader task: started each time this replica wins the Lease,
+/// stopped when it loses it.
+pub fn leader_task(
+    client: Client,
+    config: LdapConfig,
+    metrics: LdapMetrics,
+) -> crate::controller::LeaderTask {
+    Box::new(move |lost: tokio_util::sync::CancellationToken| {
+        let (client, config, metrics) = (client.clone(), config.clone(), metrics.clone());
+        Box::pin(async move {
+            run_periodic(client, config, metrics, lost.cancelled_owned()).await;
+            Ok(())
+        })
+    })
+}
+
 /// Syncs now and then every `config.interval` until `shutdown` completes (e.g. leadership is
 /// lost or the process stops). A sync that fails (directory unreachable, bind refused, a
 /// search error, or Users that could not be written) is retried after 5 s, 10 s, 20 s, ...
@@ -57,5 +73,19 @@ pub async fn run_periodic(
             () = &mut shutdown => return,
             () = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The leader spawns the task on the runtime: it must be `Send + 'static`. This is
+    /// checked when the tests compile.
+    #[allow(dead_code)]
+    fn spawnable(client: Client, config: LdapConfig, metrics: LdapMetrics) {
+        fn send_static<T: Send + 'static>(_: T) {}
+        let shutdown = tokio_util::sync::CancellationToken::new().cancelled_owned();
+        send_static(run_periodic(client, config, metrics, shutdown));
     }
 }
