@@ -293,12 +293,28 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Clie
 }
 
 /// Background tasks that run only on the replica holding the controller Lease (the LDAP
-/// sync, webhook certificate management). Each component adds its factory here.
+/// sync, webhook certificate management). Each component adds its factory here; each
+/// factory is called whenever leadership is won and its task stops when it is lost.
 pub fn leader_tasks(
-    _config: &Arc<Config>,
-    _client: &kube::Client,
+    config: &Arc<Config>,
+    client: &kube::Client,
+    registry: &mut Registry,
 ) -> Vec<crate::controller::LeaderTask> {
-    Vec::new()
+    let mut tasks: Vec<crate::controller::LeaderTask> = Vec::new();
+    if let Some(ldap) = config.ldap.clone() {
+        let metrics = crate::ldap::metrics::LdapMetrics::register(registry);
+        let client = client.clone();
+        tasks.push(Box::new(move |token: CancellationToken| {
+            let (client, ldap, metrics) = (client.clone(), ldap.clone(), metrics.clone());
+            let task: crate::controller::LeaderFuture = Box::pin(async move {
+                crate::ldap::periodic::run_periodic(client, ldap, metrics, token.cancelled_owned())
+                    .await;
+                Ok(())
+            });
+            task
+        }));
+    }
+    tasks
 }
 
 /// Fills `state.directory` from `source`, registering the source's metrics into `registry`.
@@ -339,7 +355,7 @@ pub async fn start_directory(
             let mut settings = ControllerSettings::new(&options.lease_namespace, &options.identity);
             settings.reconcile = options.reconcile;
             let tasks = if options.reconcile {
-                leader_tasks(&state.config, &client)
+                leader_tasks(&state.config, &client, registry)
             } else {
                 Vec::new()
             };
