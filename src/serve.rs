@@ -101,8 +101,16 @@ pub struct ServeArgs {
     #[arg(long, env = "HOMESTEAD_KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// Serve admission only: the caches still watch the cluster to feed admission, but
-    /// nothing is reconciled and no lease is taken.
-    #[arg(long, env = "HOMESTEAD_NO_CONTROLLER")]
+    /// nothing is reconciled and no lease is taken. Also accepts `--no-controller=false`.
+    #[arg(
+        long,
+        env = "HOMESTEAD_NO_CONTROLLER",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub no_controller: bool,
     /// Namespace of the leader-election Lease (homestead's own namespace).
     #[arg(
@@ -300,7 +308,8 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Clie
 }
 
 /// Background tasks that run only on the replica holding the controller Lease (the LDAP
-/// sync, webhook certificate management). Each component adds its factory here.
+/// sync, webhook certificate management). Each component adds its factory here; each
+/// factory is called whenever leadership is won and its task stops when it is lost.
 pub fn leader_tasks(
     config: &Arc<Config>,
     client: &kube::Client,
@@ -447,6 +456,28 @@ pub fn run(args: ServeArgs) -> ExitCode {
             tracing::error!("{e:#}");
             eprintln!("homestead serve: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn no_controller_takes_an_optional_value() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            args: super::ServeArgs,
+        }
+        for (argv, want) in [
+            (vec!["x"], false),
+            (vec!["x", "--no-controller"], true),
+            (vec!["x", "--no-controller=true"], true),
+            (vec!["x", "--no-controller=false"], false),
+        ] {
+            let parsed = Wrap::try_parse_from(&argv).unwrap();
+            assert_eq!(parsed.args.no_controller, want, "{argv:?}");
         }
     }
 }

@@ -1,12 +1,14 @@
 //! Writing a plan to the API server: server-side apply with the one field manager,
 //! deletes that tolerate absence, and pruning of a session's stale member claims.
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 
 use super::Error;
-use crate::core::desired::{FIELD_MANAGER, MANAGED_BY, Object, ObjectKey, OwnerKind};
+use crate::core::desired::{
+    FIELD_MANAGER, MANAGED_BY, Object, ObjectKey, OwnerKind, claim_ref_for,
+};
 use crate::core::names::{LABEL_MANAGED_BY, VOLUME_PRIVATE};
 
 fn dynamic_api(client: &Client, key: &ObjectKey) -> Api<DynamicObject> {
@@ -20,11 +22,24 @@ fn dynamic_api(client: &Client, key: &ObjectKey) -> Api<DynamicObject> {
 /// Server-side applies one object, forcing ownership of the fields homestead sets (drift
 /// made by others is overwritten). Identical content is a no-op on the server: no new
 /// `resourceVersion`.
+///
+/// A PersistentVolume is read first: its `claimRef` is completed by the volume controller
+/// on binding and is kept as it stands (see [`claim_ref_for`]).
 pub async fn apply_object(client: &Client, object: &Object) -> Result<(), Error> {
     let key = object.key();
-    let body = object
-        .to_value()
-        .map_err(|e| Error::Serialize(key.to_string(), e))?;
+    let body = match object {
+        Object::PersistentVolume(desired) => {
+            let api: Api<PersistentVolume> = Api::all(client.clone());
+            let existing = api.get_opt(&key.name).await?;
+            let mut volume = desired.clone();
+            if let Some(spec) = volume.spec.as_mut() {
+                spec.claim_ref = claim_ref_for(existing.as_ref(), desired);
+            }
+            serde_json::to_value(&volume)
+        }
+        other => other.to_value(),
+    }
+    .map_err(|e| Error::Serialize(key.to_string(), e))?;
     dynamic_api(client, &key)
         .patch(
             &key.name,

@@ -71,11 +71,10 @@ impl Error {
 
 /// A background task that runs only while this replica leads: called each time leadership
 /// is won, with a token cancelled when it is lost (or at shutdown).
-pub type LeaderTask = Box<
-    dyn Fn(CancellationToken) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>
-        + Send
-        + Sync,
->;
+pub type LeaderTask = Box<dyn Fn(CancellationToken) -> LeaderFuture + Send + Sync>;
+
+/// The future a [`LeaderTask`] returns.
+pub type LeaderFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
 /// How the controller runs.
 #[derive(Debug, Clone)]

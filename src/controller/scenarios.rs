@@ -255,11 +255,22 @@ fn object_path(object: &Object) -> String {
     }
 }
 
+/// The requests applying `objects` makes: a volume is read (here: absent) before its apply.
 fn applies(objects: &[Object]) -> Vec<Step> {
     objects
         .iter()
-        .map(|o| step(Method::PATCH, &object_path(o), Reply::Echo))
+        .flat_map(|o| apply_steps(o, Reply::Echo))
         .collect()
+}
+
+fn apply_steps(object: &Object, reply: Reply) -> Vec<Step> {
+    let path = object_path(object);
+    let mut steps = Vec::new();
+    if object.kind() == Kind::PersistentVolume {
+        steps.push(step(Method::GET, &path, Reply::Fail(404)));
+    }
+    steps.push(step(Method::PATCH, &path, reply));
+    steps
 }
 
 fn with_status<K: Resource + serde::Serialize>(obj: &K) -> Reply {
@@ -343,7 +354,10 @@ async fn create_applies_every_object_and_reports_deployed() {
     let seen = h.finish().await;
     assert_eq!(phase_of(&seen[1]), "Deploying");
     assert_eq!(seen[1].body["status"]["observedGeneration"], 1);
-    for s in &seen[2..seen.len() - 2] {
+    for s in seen[2..seen.len() - 2]
+        .iter()
+        .filter(|s| s.method == Method::PATCH)
+    {
         assert!(
             s.uri.contains("fieldManager=homestead") && s.uri.contains("force=true"),
             "server-side apply with the one field manager: {}",
@@ -363,8 +377,9 @@ async fn create_applies_every_object_and_reports_deployed() {
     let pv = seen
         .iter()
         .find(|s| {
-            s.path()
-                .ends_with("/persistentvolumes/homestead-home-ada-homestead-private")
+            s.method == Method::PATCH
+                && s.path()
+                    .ends_with("/persistentvolumes/homestead-home-ada-homestead-private")
         })
         .unwrap();
     assert_eq!(pv.body["spec"]["persistentVolumeReclaimPolicy"], "Retain");
@@ -780,7 +795,7 @@ async fn api_errors_fail_one_object_back_off_and_spare_the_rest() {
             } else {
                 Reply::Echo
             };
-            steps.push(step(Method::PATCH, &object_path(object), reply));
+            steps.extend(apply_steps(object, reply));
         }
         steps.push(step(
             Method::PATCH,
@@ -962,5 +977,47 @@ mod lease {
         .await;
         assert!(held.unwrap());
         assert_eq!(seen[1].body["spec"]["holderIdentity"], "pod-a");
+    }
+}
+
+#[tokio::test]
+async fn a_bound_volume_keeps_its_binding_on_reapply() {
+    let mut ada = user("ada");
+    deployed(&mut ada, "home-ada", 1, vec![]);
+    let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let mut steps = vec![step(
+        Method::GET,
+        "/api/v1/namespaces/home-ada",
+        Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
+    )];
+    for object in &plan.objects {
+        if let Object::PersistentVolume(pv) = object {
+            let mut bound = serde_json::to_value(pv).unwrap();
+            bound["spec"]["claimRef"]["uid"] = json!("claim-uid");
+            bound["spec"]["claimRef"]["resourceVersion"] = json!("12");
+            bound["status"] = json!({"phase": "Bound"});
+            steps.push(step(
+                Method::GET,
+                &object_path(object),
+                Reply::Json(200, bound),
+            ));
+            steps.push(step(Method::PATCH, &object_path(object), Reply::Echo));
+        } else {
+            steps.extend(apply_steps(object, Reply::Echo));
+        }
+    }
+    let h = Harness::new(Config::default(), &[], steps);
+    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    let seen = h.finish().await;
+    let volume_applies: Vec<_> = seen
+        .iter()
+        .filter(|s| s.method == Method::PATCH && s.path().contains("/persistentvolumes/"))
+        .collect();
+    assert_eq!(volume_applies.len(), 2);
+    for apply in volume_applies {
+        assert_eq!(
+            apply.body["spec"]["claimRef"]["uid"], "claim-uid",
+            "the binding is re-applied as it stands, so the apply is a no-op"
+        );
     }
 }

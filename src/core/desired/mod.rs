@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 pub use objects::{Kind, Object, ObjectKey};
 pub use session::session_plan;
-pub use storage::{pv_name, storage_objects};
+pub use storage::{claim_ref_for, pv_name, storage_objects};
 pub use user::user_plan;
 
 use crate::core::config::SecretRef;

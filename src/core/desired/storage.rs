@@ -127,6 +127,35 @@ pub fn storage_objects(
     objects
 }
 
+/// The `claimRef` to apply to a static volume, given the volume as it exists.
+///
+/// `claimRef` is an atomic field that the PersistentVolume controller completes (uid,
+/// resourceVersion) when it binds. While the existing reference names our claim and the
+/// volume is not `Released`, it is re-applied exactly as it stands, so a re-apply is a
+/// no-op and the binding is left alone. A `Released` volume (its claim was deleted, e.g.
+/// with the namespace) gets the fresh reference without a uid, so it binds to the claim
+/// created again — the data comes back, it was never deleted.
+pub fn claim_ref_for(
+    existing: Option<&PersistentVolume>,
+    desired: &PersistentVolume,
+) -> Option<ObjectReference> {
+    let wanted = desired.spec.as_ref()?.claim_ref.clone()?;
+    let Some(existing) = existing else {
+        return Some(wanted);
+    };
+    let released = existing.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released");
+    match existing.spec.as_ref().and_then(|s| s.claim_ref.as_ref()) {
+        Some(current)
+            if !released
+                && current.namespace == wanted.namespace
+                && current.name == wanted.name =>
+        {
+            Some(current.clone())
+        }
+        _ => Some(wanted),
+    }
+}
+
 /// Label on homestead's claims and volumes naming the claim.
 pub const CLAIM_LABEL: &str = "homestead.dev/claim";
 /// Label on homestead's volumes naming the claim's namespace.
@@ -263,6 +292,58 @@ mod tests {
         assert_eq!(csi.driver, "nfs.csi.k8s.io");
         assert_eq!(csi.fs_type.as_deref(), Some("nfs"));
         assert_eq!(csi.volume_attributes.unwrap()["server"], "nfs.example.org");
+    }
+
+    #[test]
+    fn claim_refs_keep_the_binding_and_rebind_released_volumes() {
+        let objects = storage_objects(
+            &owner(),
+            "home-ada",
+            "homestead-private",
+            &slot(Backend::Nfs),
+            "/p",
+            "1Gi",
+        );
+        let (Some(desired), _) = split(objects) else {
+            panic!()
+        };
+        let fresh = desired.spec.as_ref().unwrap().claim_ref.clone();
+        assert_eq!(claim_ref_for(None, &desired), fresh, "new volume");
+        let mut bound = desired.clone();
+        let spec = bound.spec.as_mut().unwrap();
+        let claim_ref = spec.claim_ref.as_mut().unwrap();
+        claim_ref.uid = Some("claim-uid".into());
+        claim_ref.resource_version = Some("12".into());
+        bound.status = Some(k8s_openapi::api::core::v1::PersistentVolumeStatus {
+            phase: Some("Bound".into()),
+            ..Default::default()
+        });
+        let kept = claim_ref_for(Some(&bound), &desired).unwrap();
+        assert_eq!(kept.uid.as_deref(), Some("claim-uid"), "bound: unchanged");
+        let mut released = bound.clone();
+        released.status.as_mut().unwrap().phase = Some("Released".into());
+        assert_eq!(
+            claim_ref_for(Some(&released), &desired),
+            fresh,
+            "released: rebind"
+        );
+        let mut elsewhere = bound.clone();
+        elsewhere
+            .spec
+            .as_mut()
+            .unwrap()
+            .claim_ref
+            .as_mut()
+            .unwrap()
+            .name = Some("other".into());
+        assert_eq!(
+            claim_ref_for(Some(&elsewhere), &desired),
+            fresh,
+            "taken back"
+        );
+        let mut unbound = bound;
+        unbound.spec.as_mut().unwrap().claim_ref = None;
+        assert_eq!(claim_ref_for(Some(&unbound), &desired), fresh);
     }
 
     #[test]
