@@ -19,24 +19,37 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the admission webhooks over TLS (plus /livez, /readyz, /metrics).
+    Serve(Box<crate::serve::ServeArgs>),
+    /// Answer one AdmissionReview offline: review JSON in, response JSON out.
+    Review(commands::review::ReviewArgs),
+    /// Show what admission does to a Pod or workload manifest created by a person.
+    Mutate(commands::mutate::MutateArgs),
+    /// Write a webhook CA and a serving certificate signed by it.
+    Certs(crate::certs::CertsArgs),
     /// Print the User and Session CustomResourceDefinitions as YAML.
     Crds(commands::crds::CrdsArgs),
     /// Work with configuration files.
     Config(commands::config::ConfigArgs),
-    /// Serve the admission webhooks over TLS (plus /livez, /readyz, /metrics).
-    Serve(crate::serve::ServeArgs),
-    /// Write a webhook CA and a serving certificate signed by it.
-    Certs(crate::certs::CertsArgs),
+    /// Read the LDAP directory and print (or, with --kubeconfig, apply) the Users it implies.
+    LdapSync(crate::ldap::command::LdapSyncArgs),
+    /// Create the in-cluster webhook certificate Secret if it is missing, then wait for its
+    /// files to be mounted (the chart's init container in `self` certificate mode).
+    WebhookSecret(crate::webhooks::bootstrap::WebhookSecretArgs),
 }
 
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => Ok(crate::serve::run(*args)),
+        Command::Certs(args) => Ok(crate::certs::run(args)),
+        Command::Review(args) => commands::review::run(args),
+        Command::Mutate(args) => commands::mutate::run(args),
         Command::Crds(args) => commands::crds::run(args),
         Command::Config(args) => commands::config::run(args),
-        Command::Serve(args) => Ok(crate::serve::run(args)),
-        Command::Certs(args) => Ok(crate::certs::run(args)),
+        Command::LdapSync(args) => Ok(crate::ldap::command::run(args)),
+        Command::WebhookSecret(args) => crate::webhooks::bootstrap::run(args),
     };
     result.unwrap_or_else(|error| {
         eprintln!("homestead: {error:#}");

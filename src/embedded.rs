@@ -60,6 +60,37 @@ mod tests {
     }
 
     #[test]
+    fn example_config_mentions_every_field() {
+        fn keys(value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+            if let serde_json::Value::Object(map) = value {
+                for (key, child) in map {
+                    out.push(format!("{path}{key}"));
+                    keys(child, &format!("{path}{key}."), out);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        let ldap =
+            "url: ldap://x\nusers: {base: b, filter: (a=b)}\ngroups: {base: b, filter: (a=b)}\n";
+        let config = Config {
+            ldap: Some(serde_saphyr::from_str(ldap).unwrap_or_else(|e| panic!("{e}"))),
+            ..Config::default()
+        };
+        keys(&serde_json::to_value(&config).unwrap(), "", &mut all);
+        let missing: Vec<&String> = all
+            .iter()
+            .filter(|path| {
+                let key = path.rsplit('.').next().unwrap_or_default();
+                !EXAMPLE_CONFIG.contains(&format!("{key}:"))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{EXAMPLE_CONFIG_PATH} does not mention {missing:?}; document the new fields there"
+        );
+    }
+
+    #[test]
     fn example_directory_loads_without_problems() {
         let config = example_config().unwrap_or_else(|e| panic!("{e}"));
         let (dir, problems) = example_directory(&config).unwrap_or_else(|e| panic!("{e}"));

@@ -5,10 +5,12 @@
 //! 1. [`Plan::from_args`] — flags and env resolved into settings, configuration, and where
 //!    the directory comes from (a file, the embedded example, or the cluster);
 //! 2. one [`SharedState`] and one Prometheus [`Registry`];
-//! 3. [`start_directory`] — fills the directory (offline: loaded once and marked synced)
-//!    and registers its metrics into the registry;
+//! 3. [`start_directory`] — fills the directory (offline: loaded once and marked synced;
+//!    in a cluster: the controller's caches, plus the leader-gated reconcilers unless
+//!    `--no-controller`) and registers its metrics into the registry;
 //! 4. [`crate::server::start`] — the TLS admission listener and the admin listener;
-//! 5. wait for SIGTERM/SIGINT, shut down in order, exit 0.
+//! 5. wait for SIGTERM/SIGINT, shut down in order (the admission server first, then the
+//!    controller), exit 0.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
 
 use crate::core::config::Config;
 use crate::core::directory::Directory;
@@ -93,6 +96,26 @@ pub struct ServeArgs {
     /// before every TLS handshake).
     #[arg(long, env = "HOMESTEAD_CERT_CHECK_INTERVAL", value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub cert_check_interval: Duration,
+    /// Kubeconfig file for reaching the cluster [default: in-cluster configuration, else
+    /// $KUBECONFIG or ~/.kube/config].
+    #[arg(long, env = "HOMESTEAD_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Serve admission only: the caches still watch the cluster to feed admission, but
+    /// nothing is reconciled and no lease is taken.
+    #[arg(long, env = "HOMESTEAD_NO_CONTROLLER")]
+    pub no_controller: bool,
+    /// Namespace of the leader-election Lease (homestead's own namespace).
+    #[arg(
+        long,
+        env = "HOMESTEAD_NAMESPACE",
+        value_name = "NAMESPACE",
+        default_value = "homestead"
+    )]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease [default: $POD_NAME, else $HOSTNAME, else a
+    /// name made from the process id].
+    #[arg(long, env = "HOMESTEAD_IDENTITY", value_name = "NAME")]
+    pub identity: Option<String>,
 }
 
 /// Where the directory comes from.
@@ -103,7 +126,27 @@ pub enum DirectorySource {
     /// The example directory compiled into the binary (`--dev`).
     Example,
     /// The cluster's User/Session/PVC objects, kept current by the controller.
-    Cluster,
+    Cluster(ClusterOptions),
+}
+
+/// How to reach the cluster and what to run there.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Kubeconfig file; `None` means in-cluster or the default kubeconfig.
+    pub kubeconfig: Option<PathBuf>,
+    /// Run the leader-gated reconcilers (false: caches only, for admission).
+    pub reconcile: bool,
+    /// Namespace of the Lease.
+    pub lease_namespace: String,
+    /// This replica's identity.
+    pub identity: String,
+}
+
+fn default_identity() -> String {
+    ["POD_NAME", "HOSTNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| format!("homestead-{}", std::process::id()))
 }
 
 /// `serve`'s flags resolved: what to start.
@@ -178,7 +221,12 @@ impl Plan {
         let directory = match &args.directory {
             Some(path) => DirectorySource::File(path.clone()),
             None if args.dev => DirectorySource::Example,
-            None => DirectorySource::Cluster,
+            None => DirectorySource::Cluster(ClusterOptions {
+                kubeconfig: args.kubeconfig.clone(),
+                reconcile: !args.no_controller,
+                lease_namespace: args.lease_namespace.clone(),
+                identity: args.identity.clone().unwrap_or_else(default_identity),
+            }),
         };
 
         let mut settings = Settings::new(listen, admin_listen, certificate);
@@ -226,14 +274,44 @@ pub fn load_offline_directory(
     Ok(directory)
 }
 
+/// A kube client from `kubeconfig`, else the in-cluster configuration or the default
+/// kubeconfig.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no in-cluster configuration and no usable kubeconfig (pass --kubeconfig FILE)",
+        )?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// Background tasks that run only on the replica holding the controller Lease (the LDAP
+/// sync, webhook certificate management). Each component adds its factory here.
+pub fn leader_tasks(
+    _config: &Arc<Config>,
+    _client: &kube::Client,
+) -> Vec<crate::controller::LeaderTask> {
+    Vec::new()
+}
+
 /// Fills `state.directory` from `source`, registering the source's metrics into `registry`.
-/// Offline sources are loaded once and marked synced; the cluster source is the
-/// controller's (it marks the directory synced once its caches are).
+/// Offline sources are loaded once and marked synced. The cluster source starts the
+/// controller (caches always; reconcilers while leading, unless disabled), which marks the
+/// directory synced once its caches are and stops when `stop` is cancelled; its task is
+/// returned.
 pub async fn start_directory(
     source: &DirectorySource,
     state: &Arc<SharedState>,
-    _registry: &mut Registry,
-) -> anyhow::Result<()> {
+    registry: &mut Registry,
+    stop: CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
     match source {
         DirectorySource::File(path) => {
             let text = read(path, "directory")?;
@@ -241,7 +319,7 @@ pub async fn start_directory(
                 load_offline_directory(&state.config, &text, &path.display().to_string())?;
             state.directory.store(directory);
             state.directory.mark_synced();
-            Ok(())
+            Ok(None)
         }
         DirectorySource::Example => {
             let directory = load_offline_directory(
@@ -251,11 +329,34 @@ pub async fn start_directory(
             )?;
             state.directory.store(directory);
             state.directory.mark_synced();
-            Ok(())
+            Ok(None)
         }
-        DirectorySource::Cluster => bail!(
-            "no directory: pass --directory FILE (offline) or --dev; watching the cluster needs the controller"
-        ),
+        DirectorySource::Cluster(options) => {
+            use crate::controller::{self, ControllerSettings, Metrics};
+            let client = kube_client(options.kubeconfig.as_deref()).await?;
+            let metrics = Metrics::default();
+            metrics.register(registry);
+            let mut settings = ControllerSettings::new(&options.lease_namespace, &options.identity);
+            settings.reconcile = options.reconcile;
+            let tasks = if options.reconcile {
+                leader_tasks(&state.config, &client)
+            } else {
+                Vec::new()
+            };
+            tracing::info!(
+                identity = %options.identity,
+                reconcile = options.reconcile,
+                "watching the cluster"
+            );
+            Ok(Some(tokio::spawn(controller::run(
+                client,
+                state.clone(),
+                settings,
+                metrics,
+                tasks,
+                stop.cancelled_owned(),
+            ))))
+        }
     }
 }
 
@@ -265,7 +366,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let plan = Plan::from_args(&args)?;
     let state = SharedState::new(Arc::new(plan.config));
     let mut registry = Registry::default();
-    start_directory(&plan.directory, &state, &mut registry).await?;
+    let stop_controller = CancellationToken::new();
+    let controller = start_directory(
+        &plan.directory,
+        &state,
+        &mut registry,
+        stop_controller.clone(),
+    )
+    .await?;
 
     let ca = plan.settings.certificate.cert.parent().map(dev::ca_path);
     let running = server::start(plan.settings, state, registry).await?;
@@ -283,6 +391,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     tokio::spawn(server::shutdown::cancel_on_signal(running.stop_token()));
     running.wait().await;
+    stop_controller.cancel();
+    if let Some(controller) = controller {
+        match tokio::time::timeout(Duration::from_secs(10), controller).await {
+            Ok(Ok(result)) => result.context("controller")?,
+            Ok(Err(e)) => bail!("controller task: {e}"),
+            Err(_) => tracing::warn!("controller did not stop within 10s"),
+        }
+    }
     Ok(())
 }
 

@@ -157,7 +157,7 @@ fn review_with(uid: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
 
 fn privileged(review: &mut Value) {
     review["request"]["object"]["spec"]["containers"][0]["securityContext"] =
-        json!({"privileged": true});
+        json!({"privileged": true, "runAsUser": 1001});
 }
 
 async fn good_request_succeeds(h: &Harness, uid: &str) {

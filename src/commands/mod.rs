@@ -4,6 +4,8 @@
 
 pub mod config;
 pub mod crds;
+pub mod mutate;
+pub mod review;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 //! returns.
 
 pub mod config;
+pub mod desired;
 pub mod directory;
 pub mod identity;
 pub mod mutation;

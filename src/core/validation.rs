@@ -543,3 +543,40 @@ pub fn validate_session(config: &Config, session: &Session) -> Vec<Denial> {
     }
     denials
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_compare_by_component() {
+        let allowed = vec!["/scratch".to_owned(), "/data/shared/".to_owned()];
+        for (path, ok) in [
+            ("/scratch", true),
+            ("/scratch/ada/run-1", true),
+            ("/data/shared/x", true),
+            ("/scratchy", false),
+            ("/scratch/../etc", false),
+            ("scratch/ada", false),
+            ("/", false),
+            ("/etc", false),
+        ] {
+            assert_eq!(host_path_allowed(&allowed, path), ok, "{path}");
+        }
+        assert!(!host_path_allowed(&[], "/scratch"));
+    }
+
+    #[test]
+    fn denials_read_field_then_reason() {
+        let d = Denial::new(
+            "privileged",
+            "spec.containers[0].securityContext.privileged",
+            "privileged containers are not allowed",
+        );
+        assert_eq!(
+            d.to_string(),
+            "spec.containers[0].securityContext.privileged: privileged containers are not allowed"
+        );
+        assert_eq!(Denial::new("x", "", "why").to_string(), "why");
+    }
+}

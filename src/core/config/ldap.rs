@@ -36,7 +36,9 @@ pub struct LdapConfig {
     /// Sync only members of these groups (by group name); everyone when empty.
     #[serde(default)]
     pub only_members_of: Vec<String>,
-    /// Entries per page of the paged-results control.
+    /// Entries per page of the paged-results control. The server must let the bind DN page
+    /// through every entry (OpenLDAP: `limits dn.exact="<bindDN>" size.prtotal=unlimited`);
+    /// a search cut short by a size limit fails the sync instead of disabling people.
     #[serde(default = "default_page_size")]
     pub page_size: i32,
     /// Time between syncs in `serve`.

@@ -1,0 +1,297 @@
+//! `homestead mutate`: a Pod or workload manifest in, the object as homestead would admit it
+//! (or the patch) out. Builds the AdmissionReview the named person would send, runs the
+//! mutating webhook, applies its patch, then runs the validating webhook on the result.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, anyhow, bail};
+use base64::Engine as _;
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::core::config::Config;
+use crate::core::review::{Admission, Reviewed, Verdict, Webhook, review};
+
+/// Arguments of `homestead mutate`.
+#[derive(Debug, Args)]
+pub struct MutateArgs {
+    /// Namespace the object is created in.
+    #[arg(short = 'n', long, value_name = "NS")]
+    pub namespace: String,
+    /// Username of the person creating it, without the configured prefix.
+    #[arg(long = "as", value_name = "USERNAME")]
+    pub as_user: String,
+    /// Directory file (Users, Sessions, dataset PVCs); the embedded example when unset.
+    #[arg(long, value_name = "FILE", env = "HOMESTEAD_DIRECTORY")]
+    pub directory: Option<PathBuf>,
+    /// Configuration file; the embedded example when unset.
+    #[arg(long, value_name = "FILE", env = "HOMESTEAD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The manifest (YAML or JSON); standard input when unset or `-`.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// What to print.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Yaml)]
+    pub output: Output,
+}
+
+/// What `homestead mutate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// The mutated object as YAML.
+    Yaml,
+    /// The mutated object as JSON.
+    Json,
+    /// The JSON Patch the mutating webhook returned (`[]` when nothing changes).
+    Patch,
+}
+
+/// The kinds `mutate` accepts: kind, API version, resource.
+const KINDS: &[(&str, &str, &str)] = &[
+    ("Pod", "v1", "pods"),
+    ("Deployment", "apps/v1", "deployments"),
+    ("StatefulSet", "apps/v1", "statefulsets"),
+    ("DaemonSet", "apps/v1", "daemonsets"),
+    ("ReplicaSet", "apps/v1", "replicasets"),
+    ("Job", "batch/v1", "jobs"),
+    ("CronJob", "batch/v1", "cronjobs"),
+];
+
+/// Parses one manifest, YAML or JSON.
+pub fn parse_manifest(text: &str) -> anyhow::Result<Value> {
+    let documents: Vec<Value> = serde_saphyr::from_multiple(text)
+        .map_err(|e| anyhow!("manifest is not YAML or JSON: {e}"))?;
+    let mut documents = documents.into_iter().filter(|d| !d.is_null());
+    let document = documents.next().context("manifest is empty")?;
+    if documents.next().is_some() {
+        bail!("manifest has more than one document; give one object at a time");
+    }
+    if !document.is_object() {
+        bail!("manifest is not an object");
+    }
+    Ok(document)
+}
+
+/// Builds the AdmissionReview (CREATE) that `username` would send for `object` in
+/// `namespace`. The object gets `metadata.namespace` as the API server would set it.
+pub fn build_review(
+    config: &Config,
+    object: &mut Value,
+    namespace: &str,
+    username: &str,
+    uid: &str,
+) -> anyhow::Result<Value> {
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .context("manifest has no kind")?
+        .to_owned();
+    let &(_, api_version, resource) =
+        KINDS.iter().find(|(k, _, _)| *k == kind).with_context(|| {
+            format!(
+                "kind {kind} is not one of {}",
+                KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+    match object.get("apiVersion").and_then(Value::as_str) {
+        None => object["apiVersion"] = json!(api_version),
+        Some(v) if v == api_version => {}
+        Some(v) => bail!("{kind} apiVersion {v:?} is not {api_version:?}"),
+    }
+    let metadata = object
+        .as_object_mut()
+        .context("manifest is not an object")?
+        .entry("metadata")
+        .or_insert_with(|| json!({}));
+    let metadata = metadata
+        .as_object_mut()
+        .context("manifest metadata is not an object")?;
+    match metadata.get("namespace").and_then(Value::as_str) {
+        Some(ns) if ns != namespace => {
+            bail!("manifest is for namespace {ns:?}, not --namespace {namespace:?}")
+        }
+        _ => {
+            metadata.insert("namespace".into(), json!(namespace));
+        }
+    }
+    let name = metadata
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = json!({"group": group, "version": version, "kind": kind});
+    let gvr = json!({"group": group, "version": version, "resource": resource});
+    Ok(json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": gvk,
+            "resource": gvr,
+            "requestKind": gvk,
+            "requestResource": gvr,
+            "name": name,
+            "namespace": namespace,
+            "operation": "CREATE",
+            "userInfo": {
+                "username": format!("{}{username}", config.username_prefix),
+                "groups": ["system:authenticated"],
+            },
+            "object": object,
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        }
+    }))
+}
+
+/// The JSON Patch in an AdmissionReview response body; empty when there is none.
+pub fn response_patch(body: &[u8]) -> anyhow::Result<json_patch::Patch> {
+    let response: Value = serde_json::from_slice(body).context("webhook response is not JSON")?;
+    let Some(patch) = response["response"]["patch"].as_str() else {
+        return Ok(json_patch::Patch(Vec::new()));
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(patch)
+        .context("response.patch is not base64")?;
+    serde_json::from_slice(&bytes).context("response.patch is not a JSON Patch")
+}
+
+fn run_webhook(
+    webhook: Webhook,
+    review_json: &Value,
+    admission: &Admission<'_>,
+) -> anyhow::Result<Reviewed> {
+    let body = serde_json::to_vec(review_json).context("cannot serialise the review")?;
+    review(webhook, &body, admission).with_context(|| format!("the {webhook} webhook failed"))
+}
+
+fn refused(webhook: Webhook, reviewed: &Reviewed) -> Option<ExitCode> {
+    let Verdict::Denied { reason, message } = &reviewed.summary.verdict else {
+        return None;
+    };
+    eprintln!("homestead: the {webhook} webhook refused the object ({reason}):");
+    for line in message.split("; ") {
+        eprintln!("  {line}");
+    }
+    Some(ExitCode::FAILURE)
+}
+
+/// Runs `homestead mutate`: exit 1 when either webhook refuses the object.
+pub fn run(args: MutateArgs) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(args.config.as_ref())?;
+    let directory = super::load_directory(args.directory.as_ref(), &config)?;
+    let input = super::read_input(args.file.as_deref())?;
+    let text = String::from_utf8(input).context("manifest is not UTF-8 text")?;
+    let mut object = parse_manifest(&text)?;
+    let admission = Admission {
+        config: &config,
+        directory: &directory,
+    };
+
+    let request = build_review(
+        &config,
+        &mut object,
+        &args.namespace,
+        &args.as_user,
+        "homestead-mutate",
+    )?;
+    let mutated = run_webhook(Webhook::Mutate, &request, &admission)?;
+    if let Some(code) = refused(Webhook::Mutate, &mutated) {
+        return Ok(code);
+    }
+    let patch = response_patch(&mutated.body)?;
+    json_patch::patch(&mut object, &patch)
+        .context("the mutating webhook's patch does not apply")?;
+
+    let request = build_review(
+        &config,
+        &mut object,
+        &args.namespace,
+        &args.as_user,
+        "homestead-validate",
+    )?;
+    let validated = run_webhook(Webhook::Validate, &request, &admission)?;
+    if let Some(code) = refused(Webhook::Validate, &validated) {
+        return Ok(code);
+    }
+
+    let text = match args.output {
+        Output::Yaml => serde_saphyr::to_string(&object).context("cannot write YAML")?,
+        Output::Json => serde_json::to_string_pretty(&object)? + "\n",
+        Output::Patch => serde_json::to_string_pretty(&patch)? + "\n",
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reviews_carry_the_kind_resource_and_person() {
+        let config = Config::from_yaml("usernamePrefix: 'oidc:'").unwrap();
+        let mut object = parse_manifest(
+            "kind: CronJob\nmetadata: {name: nightly}\nspec: {schedule: '@daily'}\n",
+        )
+        .unwrap();
+        let review = build_review(&config, &mut object, "home-ada", "ada", "u1").unwrap();
+        let request = &review["request"];
+        assert_eq!(
+            request["kind"],
+            json!({"group": "batch", "version": "v1", "kind": "CronJob"})
+        );
+        assert_eq!(request["resource"]["resource"], "cronjobs");
+        assert_eq!(request["userInfo"]["username"], "oidc:ada");
+        assert_eq!(request["name"], "nightly");
+        assert_eq!(request["object"]["apiVersion"], "batch/v1");
+        assert_eq!(request["object"]["metadata"]["namespace"], "home-ada");
+
+        let mut pod = parse_manifest(r#"{"apiVersion": "v1", "kind": "Pod"}"#).unwrap();
+        let review = build_review(&Config::default(), &mut pod, "ns", "bob", "u2").unwrap();
+        assert_eq!(
+            review["request"]["kind"],
+            json!({"group": "", "version": "v1", "kind": "Pod"})
+        );
+        assert_eq!(review["request"]["userInfo"]["username"], "bob");
+    }
+
+    #[test]
+    fn unusable_manifests_are_named() {
+        let config = Config::default();
+        let err = |text: &str| {
+            parse_manifest(text)
+                .and_then(|mut o| build_review(&config, &mut o, "home-ada", "ada", "u"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("kind: Service\n").contains("kind Service is not one of"));
+        assert!(err("apiVersion: extensions/v1beta1\nkind: Deployment\n").contains("apps/v1"));
+        assert!(err("kind: Pod\nmetadata: {namespace: other}\n").contains("\"other\""));
+        assert!(err("kind: Pod\n---\nkind: Pod\n").contains("more than one document"));
+        assert!(err("").contains("empty"));
+        assert!(err("[1, 2]").contains("not an object"));
+        assert!(err("spec: {}\n").contains("no kind"));
+    }
+
+    #[test]
+    fn patches_come_from_the_response() {
+        let patch = r#"[{"op":"add","path":"/a","value":1}]"#;
+        let body = json!({"response": {
+            "patch": base64::engine::general_purpose::STANDARD.encode(patch),
+            "patchType": "JSONPatch"
+        }});
+        let parsed = response_patch(body.to_string().as_bytes()).unwrap();
+        assert_eq!(parsed.0.len(), 1);
+        assert!(
+            response_patch(br#"{"response": {"allowed": true}}"#)
+                .unwrap()
+                .0
+                .is_empty()
+        );
+        assert!(response_patch(br#"{"response": {"patch": "!!"}}"#).is_err());
+    }
+}

@@ -1,0 +1,49 @@
+//! `homestead review`: an AdmissionReview in, the webhook's AdmissionReview response out,
+//! offline, with the embedded example configuration and directory unless files are given.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::core::review::{Admission, Verdict, Webhook, review};
+
+/// Arguments of `homestead review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// Which webhook answers: `mutate` or `validate`.
+    #[arg(long, value_name = "mutate|validate")]
+    pub webhook: Webhook,
+    /// Directory file (Users, Sessions, dataset PVCs); the embedded example when unset.
+    #[arg(long, value_name = "FILE", env = "HOMESTEAD_DIRECTORY")]
+    pub directory: Option<PathBuf>,
+    /// Configuration file; the embedded example when unset.
+    #[arg(long, value_name = "FILE", env = "HOMESTEAD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The AdmissionReview (JSON); standard input when unset or `-`.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// Runs `homestead review`: exit 0 whenever a response was produced, allowed or not.
+pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(args.config.as_ref())?;
+    let directory = super::load_directory(args.directory.as_ref(), &config)?;
+    let body = super::read_input(args.file.as_deref())?;
+    let admission = Admission {
+        config: &config,
+        directory: &directory,
+    };
+    let reviewed = review(args.webhook, &body, &admission).context("cannot review the input")?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(&reviewed.body)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .context("cannot write the response")?;
+    if let Verdict::Denied { reason, .. } = &reviewed.summary.verdict {
+        eprintln!("homestead: {} denied ({reason})", args.webhook);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,267 @@
+//! Leader election with a `coordination.k8s.io/v1` Lease: one replica holds it and
+//! reconciles; all replicas serve admission. Every write carries the `resourceVersion` it
+//! read, so two replicas can never both win: the loser gets 409 and follows.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::Client;
+use kube::api::{Api, ObjectMeta, PostParams};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Where the lease is and who we are.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    /// Namespace of the Lease (homestead's own).
+    pub namespace: String,
+    /// Name of the Lease.
+    pub name: String,
+    /// This replica's identity (the pod name).
+    pub identity: String,
+    /// How long a lease lasts without renewal.
+    pub duration: Duration,
+    /// How often the holder renews (and followers look).
+    pub renew_every: Duration,
+}
+
+impl LeaseSettings {
+    /// Defaults: 15 s leases renewed every 5 s.
+    pub fn new(namespace: &str, identity: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name: "homestead-controller".to_owned(),
+            identity: identity.to_owned(),
+            duration: Duration::from_secs(15),
+            renew_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What to do with the lease as it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// We hold it: renew.
+    Renew,
+    /// Nobody holds it or the holder let it expire: take it.
+    Acquire,
+    /// Someone else holds it and it is fresh: follow.
+    Follow,
+}
+
+/// Decides from the lease's spec, our identity and the time.
+pub fn decide(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Decision {
+    let Some(spec) = spec else {
+        return Decision::Acquire;
+    };
+    match spec.holder_identity.as_deref() {
+        None | Some("") => Decision::Acquire,
+        Some(holder) if holder == identity => Decision::Renew,
+        Some(_) => {
+            let seconds = i64::from(spec.lease_duration_seconds.unwrap_or(15));
+            let renewed = spec
+                .renew_time
+                .as_ref()
+                .or(spec.acquire_time.as_ref())
+                .map(|t| t.0);
+            match renewed {
+                Some(at) if at + SignedDuration::from_secs(seconds) > now => Decision::Follow,
+                _ => Decision::Acquire,
+            }
+        }
+    }
+}
+
+/// The spec after `decision` is carried out by `identity` at `now`.
+pub fn next_spec(
+    current: Option<&LeaseSpec>,
+    decision: Decision,
+    identity: &str,
+    duration: Duration,
+    now: Timestamp,
+) -> LeaseSpec {
+    let mut spec = current.cloned().unwrap_or_default();
+    if decision == Decision::Acquire {
+        spec.holder_identity = Some(identity.to_owned());
+        spec.acquire_time = Some(MicroTime(now));
+        spec.lease_transitions = Some(
+            current
+                .and_then(|s| s.lease_transitions)
+                .map_or(0, |t| t.saturating_add(1)),
+        );
+    }
+    spec.renew_time = Some(MicroTime(now));
+    spec.lease_duration_seconds = Some(i32::try_from(duration.as_secs()).unwrap_or(i32::MAX));
+    spec
+}
+
+/// One round: read the lease, act on it. Returns true when we hold it afterwards.
+pub async fn try_hold(api: &Api<Lease>, settings: &LeaseSettings) -> Result<bool, kube::Error> {
+    let now = Timestamp::now();
+    let existing = api.get_opt(&settings.name).await?;
+    let spec = existing.as_ref().and_then(|l| l.spec.as_ref());
+    let decision = decide(spec, &settings.identity, now);
+    if decision == Decision::Follow {
+        return Ok(false);
+    }
+    let next = next_spec(spec, decision, &settings.identity, settings.duration, now);
+    let result = match existing {
+        None => {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(settings.name.clone()),
+                    namespace: Some(settings.namespace.clone()),
+                    ..Default::default()
+                },
+                spec: Some(next),
+            };
+            api.create(&PostParams::default(), &lease).await.map(|_| ())
+        }
+        Some(mut lease) => {
+            // replace carries metadata.resourceVersion: optimistic concurrency.
+            lease.spec = Some(next);
+            lease.metadata.managed_fields = None;
+            api.replace(&settings.name, &PostParams::default(), &lease)
+                .await
+                .map(|_| ())
+        }
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives the lease up (on shutdown) so another replica takes over at once.
+pub async fn release(api: &Api<Lease>, settings: &LeaseSettings) -> Result<(), kube::Error> {
+    let Some(mut lease) = api.get_opt(&settings.name).await? else {
+        return Ok(());
+    };
+    let ours = lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref())
+        == Some(settings.identity.as_str());
+    if !ours {
+        return Ok(());
+    }
+    if let Some(spec) = lease.spec.as_mut() {
+        spec.holder_identity = None;
+    }
+    lease.metadata.managed_fields = None;
+    api.replace(&settings.name, &PostParams::default(), &lease)
+        .await
+        .map(|_| ())
+}
+
+/// Holds (or follows) the lease until `token` is cancelled, publishing leadership on
+/// `leader`. A holder that cannot renew for a whole lease duration steps down.
+pub async fn run(
+    client: Client,
+    settings: LeaseSettings,
+    leader: watch::Sender<bool>,
+    token: CancellationToken,
+) {
+    let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
+    let mut last_held: Option<tokio::time::Instant> = None;
+    loop {
+        match try_hold(&api, &settings).await {
+            Ok(true) => last_held = Some(tokio::time::Instant::now()),
+            Ok(false) => last_held = None,
+            Err(e) => tracing::warn!(error = %e, lease = %settings.name, "lease round failed"),
+        }
+        let holding = last_held.is_some_and(|t| t.elapsed() < settings.duration);
+        leader.send_if_modified(|was| {
+            let changed = *was != holding;
+            if changed {
+                tracing::info!(identity = %settings.identity, leader = holding, "leadership changed");
+            }
+            *was = holding;
+            changed
+        });
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tokio::time::sleep(settings.renew_every) => {}
+        }
+    }
+    leader.send_replace(false);
+    if last_held.is_some()
+        && let Err(e) = release(&api, &settings).await
+    {
+        tracing::warn!(error = %e, "could not release the lease");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(s).unwrap()
+    }
+
+    fn held_by(who: &str, renewed: i64) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(who.into()),
+            renew_time: Some(MicroTime(at(renewed))),
+            lease_duration_seconds: Some(15),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        let table = [
+            (None, 100, Decision::Acquire),
+            (Some(LeaseSpec::default()), 100, Decision::Acquire),
+            (Some(held_by("me", 0)), 100, Decision::Renew),
+            (Some(held_by("other", 90)), 100, Decision::Follow),
+            (Some(held_by("other", 80)), 100, Decision::Acquire),
+            (Some(held_by("other", 85)), 100, Decision::Acquire),
+            (Some(held_by("other", 86)), 100, Decision::Follow),
+        ];
+        for (spec, now, want) in table {
+            assert_eq!(
+                decide(spec.as_ref(), "me", at(now)),
+                want,
+                "{spec:?} at {now}"
+            );
+        }
+    }
+
+    #[test]
+    fn acquiring_counts_transitions_and_renewing_does_not() {
+        let taken = next_spec(
+            Some(&held_by("other", 0)),
+            Decision::Acquire,
+            "me",
+            Duration::from_secs(15),
+            at(50),
+        );
+        assert_eq!(taken.holder_identity.as_deref(), Some("me"));
+        assert_eq!(taken.lease_transitions, Some(0));
+        assert_eq!(taken.acquire_time, Some(MicroTime(at(50))));
+        let again = next_spec(
+            Some(&taken),
+            Decision::Acquire,
+            "other",
+            Duration::from_secs(15),
+            at(90),
+        );
+        assert_eq!(again.lease_transitions, Some(1));
+        let renewed = next_spec(
+            Some(&taken),
+            Decision::Renew,
+            "me",
+            Duration::from_secs(20),
+            at(60),
+        );
+        assert_eq!(renewed.acquire_time, Some(MicroTime(at(50))));
+        assert_eq!(renewed.renew_time, Some(MicroTime(at(60))));
+        assert_eq!(renewed.lease_duration_seconds, Some(20));
+        assert_eq!(renewed.lease_transitions, Some(0));
+    }
+}

@@ -1,0 +1,189 @@
+//! The controller: caches that feed admission (every replica), and — only on the replica
+//! holding the Lease — the `User` and `Session` reconcilers plus any other leader-only
+//! background tasks (LDAP sync, webhook certificates).
+//!
+//! - [`caches`]: reflectors → the directory admission reads.
+//! - [`reconcile`]: the shared reconcile loop; [`user`] and [`session`] plug into it.
+//! - [`apply`]: server-side apply, deletes, claim pruning.
+//! - [`status`]: the status a reconcile leaves.
+//! - [`lease`]: leader election.
+//! - [`metrics`]: controller metrics.
+
+pub mod apply;
+pub mod caches;
+pub mod lease;
+pub mod metrics;
+pub mod reconcile;
+#[cfg(test)]
+mod scenarios;
+pub mod session;
+pub mod status;
+pub mod user;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use caches::Caches;
+pub use lease::LeaseSettings;
+pub use metrics::Metrics;
+pub use reconcile::Context;
+
+use crate::state::SharedState;
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or could not be reached.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object could not be turned into JSON.
+    #[error("serializing {0}: {1}")]
+    Serialize(String, #[source] serde_json::Error),
+    /// Adding or removing the finalizer, or the work inside it, failed.
+    #[error("{0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// The HTTP status the API server answered with, if that is what failed.
+    pub fn status_code(&self) -> Option<u16> {
+        use kube::runtime::finalizer::Error as F;
+        match self {
+            Error::Kube(kube::Error::Api(status)) => Some(status.code),
+            Error::Kube(_) | Error::Serialize(..) => None,
+            Error::Finalizer(inner) => match &**inner {
+                F::ApplyFailed(e) | F::CleanupFailed(e) => e.status_code(),
+                F::AddFinalizer(kube::Error::Api(s)) | F::RemoveFinalizer(kube::Error::Api(s)) => {
+                    Some(s.code)
+                }
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A background task that runs only while this replica leads: called each time leadership
+/// is won, with a token cancelled when it is lost (or at shutdown).
+pub type LeaderTask = Box<
+    dyn Fn(CancellationToken) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct ControllerSettings {
+    /// Reconcile at all (`false`: caches only, for an admission-only replica).
+    pub reconcile: bool,
+    /// Leader election.
+    pub lease: LeaseSettings,
+    /// Name this controller reports events as.
+    pub reporter: String,
+}
+
+impl ControllerSettings {
+    /// Settings for a replica named `identity` whose Lease lives in `namespace`.
+    pub fn new(namespace: &str, identity: &str) -> Self {
+        Self {
+            reconcile: true,
+            lease: LeaseSettings::new(namespace, identity),
+            reporter: "homestead".to_owned(),
+        }
+    }
+}
+
+/// Runs the caches (always) and, while this replica holds the Lease, the reconcilers and
+/// `leader_tasks`, until `shutdown` completes. Losing the lease stops reconciling and
+/// nothing else; admission keeps being fed from the caches.
+pub async fn run(
+    client: Client,
+    state: Arc<SharedState>,
+    settings: ControllerSettings,
+    metrics: Metrics,
+    leader_tasks: Vec<LeaderTask>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    let stop = token.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop.cancel();
+    });
+    let (caches, caches_task) = caches::start(
+        client.clone(),
+        state.clone(),
+        metrics.clone(),
+        token.child_token(),
+    );
+    if !settings.reconcile {
+        tracing::info!("controller disabled: caches only");
+        caches_task.await?;
+        return Ok(());
+    }
+    let (leader_tx, mut leader_rx) = watch::channel(false);
+    let lease_task = tokio::spawn(lease::run(
+        client.clone(),
+        settings.lease.clone(),
+        leader_tx,
+        token.child_token(),
+    ));
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: settings.reporter.clone(),
+            instance: Some(settings.lease.identity.clone()),
+        },
+    );
+    let ctx = Arc::new(Context::new(
+        client,
+        state.config.clone(),
+        caches.users.clone(),
+        recorder,
+        metrics.clone(),
+    ));
+    let leader_tasks = Arc::new(leader_tasks);
+    loop {
+        // Follow until we lead (or shut down).
+        tokio::select! {
+            _ = token.cancelled() => break,
+            changed = leader_rx.wait_for(|leading| *leading) => {
+                if changed.is_err() { break; }
+            }
+        }
+        metrics.leader.set(1);
+        let term = token.child_token();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(user::run(ctx.clone(), term.clone()));
+        tasks.spawn(session::run(ctx.clone(), term.clone()));
+        for task in leader_tasks.iter() {
+            let run = task(term.clone());
+            tasks.spawn(async move {
+                if let Err(e) = run.await {
+                    tracing::error!(error = %e, "leader task failed");
+                }
+            });
+        }
+        tokio::select! {
+            _ = token.cancelled() => {}
+            _ = leader_rx.wait_for(|leading| !*leading) => {
+                tracing::warn!("lost the lease: reconciling stops, admission continues");
+            }
+        }
+        term.cancel();
+        while tasks.join_next().await.is_some() {}
+        metrics.leader.set(0);
+        if token.is_cancelled() {
+            break;
+        }
+    }
+    let _ = lease_task.await;
+    let _ = caches_task.await;
+    Ok(())
+}

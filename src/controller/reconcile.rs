@@ -1,0 +1,459 @@
+//! The reconcile loop shared by `User` and `Session`: finalizer, namespace ownership,
+//! server-side apply of the plan, removals, status and events; cleanup on delete; and the
+//! per-object backoff of the error policy.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{
+    ConfigMap, LimitRange, Namespace, PersistentVolume, PersistentVolumeClaim, ResourceQuota,
+    Secret, ServiceAccount,
+};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::core::ClusterResourceScope;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use super::Error;
+use super::apply::{apply_object, delete_object, prune_member_claims};
+use super::metrics::Metrics;
+use super::status::{Outcome, next_status, should_mark_deploying};
+use crate::core::config::Config;
+use crate::core::desired::{
+    FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY, Owner, OwnerKind, Plan, PlanError, SecretSources,
+    clone_sources,
+};
+use crate::core::names::LABEL_MANAGED_BY;
+use crate::core::resources::{Phase, ResourceStatus, User};
+
+/// How often a healthy object is reconciled again even if nothing changed.
+pub const RESYNC: Duration = Duration::from_secs(60 * 60);
+/// How often a namespace homestead did not create is looked at again.
+pub const FOREIGN_RECHECK: Duration = Duration::from_secs(10 * 60);
+
+/// What the reconcilers share.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The cached Users (a session's member claims need their uid and storage).
+    pub users: Store<User>,
+    /// Publishes events about Users and Sessions.
+    pub recorder: Recorder,
+    /// Controller metrics.
+    pub metrics: Metrics,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// A context for `client`.
+    pub fn new(
+        client: Client,
+        config: Arc<Config>,
+        users: Store<User>,
+        recorder: Recorder,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            client,
+            config,
+            users,
+            recorder,
+            metrics,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Failures in a row of one object (for tests and diagnostics).
+    pub fn failure_count(&self, kind: OwnerKind, name: &str) -> u32 {
+        self.failures()
+            .get(&failure_key(kind, name))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+fn failure_key(kind: OwnerKind, name: &str) -> String {
+    format!("{}/{name}", kind.as_str())
+}
+
+/// A resource homestead reconciles into a namespace: `User` or `Session`.
+pub trait Owned:
+    Resource<DynamicType = (), Scope = ClusterResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    /// Which kind it is.
+    const KIND: OwnerKind;
+    /// Its status.
+    fn status(&self) -> Option<&ResourceStatus>;
+    /// What it should have.
+    fn plan(&self, ctx: &Context, sources: &SecretSources) -> Result<Plan, PlanError>;
+    /// The namespace it manages, if one can be named.
+    fn namespace_name(&self, config: &Config) -> Option<String>;
+}
+
+fn owner_of<K: Owned>(obj: &K) -> Owner {
+    Owner {
+        kind: K::KIND,
+        name: obj.name_any(),
+        uid: obj.uid().unwrap_or_default(),
+    }
+}
+
+/// Reconciles one object: adds the finalizer, applies or cleans up, records metrics and
+/// resets the object's backoff on success.
+pub async fn reconcile<K: Owned>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let api: Api<K> = Api::all(ctx.client.clone());
+    let name = obj.name_any();
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(obj) => apply(obj, &ctx).await,
+            FinalizerEvent::Cleanup(obj) => cleanup(obj, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconciled(
+        K::KIND.as_str(),
+        result.is_ok(),
+        started.elapsed().as_secs_f64(),
+    );
+    match &result {
+        Ok(_) => {
+            ctx.failures().remove(&failure_key(K::KIND, &name));
+        }
+        Err(e) => tracing::warn!(kind = K::KIND.as_str(), %name, error = %e, "reconcile failed"),
+    }
+    result
+}
+
+/// Per-object backoff: each failure in a row doubles the wait (a conflict retries
+/// sooner, throttling later), up to five minutes. Other objects are not affected.
+pub fn error_policy<K: Owned>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = {
+        let mut map = ctx.failures();
+        let n = map
+            .entry(failure_key(K::KIND, &obj.name_any()))
+            .or_default();
+        *n = n.saturating_add(1);
+        *n
+    };
+    Action::requeue(backoff(failures, error))
+}
+
+/// The wait after `failures` failures in a row ending with `error`.
+pub fn backoff(failures: u32, error: &Error) -> Duration {
+    let base = match error.status_code() {
+        Some(409) => Duration::from_millis(500),
+        Some(429) => Duration::from_secs(5),
+        _ => Duration::from_secs(2),
+    };
+    let factor = 1u32 << failures.saturating_sub(1).min(10);
+    (base * factor).min(Duration::from_secs(300))
+}
+
+async fn fetch_sources(ctx: &Context, kind: OwnerKind) -> Result<SecretSources, Error> {
+    let mut sources = BTreeMap::new();
+    for (from, _) in clone_sources(&ctx.config, kind) {
+        let key = (from.namespace.clone(), from.name.clone());
+        if sources.contains_key(&key) {
+            continue;
+        }
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &from.namespace);
+        if let Some(secret) = api.get_opt(&from.name).await? {
+            sources.insert(key, secret);
+        }
+    }
+    Ok(sources)
+}
+
+async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
+    let owner = owner_of(&*obj);
+    let sources = fetch_sources(ctx, K::KIND).await?;
+    let plan = match obj.plan(ctx, &sources) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let outcome = Outcome::Failed {
+                reason: "InvalidSpec",
+                message: e.to_string(),
+            };
+            if write_status(&*obj, ctx, None, &outcome).await? {
+                publish(ctx, &*obj, EventType::Warning, "InvalidSpec", e.to_string()).await;
+            }
+            return Ok(Action::await_change());
+        }
+    };
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    if let Some(existing) = namespaces.get_opt(&plan.namespace).await? {
+        if !owner.created(existing.metadata.labels.as_ref()) {
+            let outcome = Outcome::NamespaceNotOwned;
+            if write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await? {
+                publish(
+                    ctx,
+                    &*obj,
+                    EventType::Warning,
+                    "NamespaceNotOwned",
+                    format!(
+                        "namespace {} exists and was not created by homestead; it is not adopted",
+                        plan.namespace
+                    ),
+                )
+                .await;
+            }
+            return Ok(Action::requeue(FOREIGN_RECHECK));
+        }
+        if existing.metadata.deletion_timestamp.is_some() {
+            // A namespace being deleted cannot take new objects; try again once it is gone.
+            return Ok(Action::requeue(Duration::from_secs(5)));
+        }
+    }
+    let generation = obj.meta().generation;
+    if should_mark_deploying(obj.status(), generation) {
+        write_status(&*obj, ctx, Some(&plan.namespace), &Outcome::Deploying).await?;
+    }
+
+    let mut failures = Vec::new();
+    for object in &plan.objects {
+        if let Err(e) = apply_object(&ctx.client, object).await {
+            let key = object.key();
+            tracing::warn!(object = %key, error = %e, "apply failed");
+            let fatal = key.kind == Kind::Namespace;
+            failures.push((key.to_string(), e));
+            if fatal {
+                break;
+            }
+        }
+    }
+    if failures.is_empty() {
+        for key in &plan.absent {
+            if let Err(e) = delete_object(&ctx.client, key).await {
+                failures.push((key.to_string(), e));
+            }
+        }
+        if let Some(wanted) = &plan.member_claims {
+            match prune_member_claims(&ctx.client, &plan.namespace, &owner.name, wanted).await {
+                Ok(deleted) => {
+                    for claim in deleted {
+                        tracing::info!(namespace = %plan.namespace, %claim, "removed the claim of a former member; its volume is kept");
+                    }
+                }
+                Err(e) => failures.push((format!("member claims of {}", plan.namespace), e)),
+            }
+        }
+    }
+
+    if let Some((first, error)) = failures.into_iter().next() {
+        let message = format!("{first}: {error}");
+        let outcome = Outcome::Failed {
+            reason: "ApplyFailed",
+            message: message.clone(),
+        };
+        if write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await? {
+            publish(ctx, &*obj, EventType::Warning, "ApplyFailed", message).await;
+        }
+        return Err(error);
+    }
+    let was = obj.status().and_then(|s| s.phase);
+    let outcome = Outcome::Deployed {
+        problems: plan.problems.clone(),
+    };
+    write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await?;
+    if was != Some(Phase::Deployed) {
+        publish(
+            ctx,
+            &*obj,
+            EventType::Normal,
+            "Deployed",
+            format!("namespace {} and its objects are in place", plan.namespace),
+        )
+        .await;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
+    let owner = owner_of(&*obj);
+    let namespace = obj.namespace_name(&ctx.config);
+    write_status(&*obj, ctx, namespace.as_deref(), &Outcome::Deleting).await?;
+    let Some(namespace) = namespace else {
+        return Ok(Action::await_change());
+    };
+    if !ctx.config.controller.delete_namespaces {
+        tracing::info!(%namespace, "keeping the namespace (deleteNamespaces is off)");
+        return Ok(Action::await_change());
+    }
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    match namespaces.get_opt(&namespace).await? {
+        Some(ns)
+            if owner.created(ns.metadata.labels.as_ref())
+                && ns.metadata.deletion_timestamp.is_none() =>
+        {
+            match namespaces
+                .delete(&namespace, &DeleteParams::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+            publish(
+                ctx,
+                &*obj,
+                EventType::Normal,
+                "NamespaceDeleted",
+                format!("deleted namespace {namespace}; persistent volumes are kept"),
+            )
+            .await;
+        }
+        Some(ns) if owner.created(ns.metadata.labels.as_ref()) => {}
+        Some(_) => {
+            tracing::info!(%namespace, "not deleting a namespace homestead did not create");
+        }
+        None => {}
+    }
+    Ok(Action::await_change())
+}
+
+/// Writes the status for `outcome` unless it is already there. Returns true on a write.
+async fn write_status<K: Owned>(
+    obj: &K,
+    ctx: &Context,
+    namespace: Option<&str>,
+    outcome: &Outcome,
+) -> Result<bool, Error> {
+    let now = Time(Timestamp::now());
+    let current = obj.status();
+    let next = next_status(current, obj.meta().generation, namespace, outcome, &now);
+    if current == Some(&next) {
+        return Ok(false);
+    }
+    let api: Api<K> = Api::all(ctx.client.clone());
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": next,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn publish<K: Owned>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, reason, "could not publish an event");
+    }
+}
+
+/// Label selector of everything homestead made for owners of `kind`.
+fn owned_selector(kind: OwnerKind) -> String {
+    format!("{LABEL_MANAGED_BY}={MANAGED_BY},{}", kind.label())
+}
+
+/// Runs the controller for `K` until `token` is cancelled: watches `K`, every kind it owns
+/// (drift is repaired), its namespaces and volumes (by label), and the sources of cloned
+/// Secrets (a change re-syncs every copy). `extra` adds kind-specific watches.
+pub async fn run_controller<K: Owned>(
+    ctx: Arc<Context>,
+    token: CancellationToken,
+    extra: impl FnOnce(Controller<K>) -> Controller<K>,
+) {
+    let client = ctx.client.clone();
+    let owned = watcher::Config::default().labels(&owned_selector(K::KIND));
+    let controller = Controller::new(Api::<K>::all(client.clone()), watcher::Config::default())
+        .with_config(
+            ControllerConfig::default()
+                .concurrency(8)
+                .debounce(Duration::from_millis(500)),
+        );
+    let store = controller.store();
+    let by_label = |labels: &BTreeMap<String, String>| {
+        labels
+            .get(K::KIND.label())
+            .map(|name| ObjectRef::<K>::new(name))
+    };
+    let mut controller = controller
+        .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
+        .owns(Api::<RoleBinding>::all(client.clone()), owned.clone())
+        .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
+        .owns(Api::<Secret>::all(client.clone()), owned.clone())
+        .owns(Api::<ResourceQuota>::all(client.clone()), owned.clone())
+        .owns(Api::<LimitRange>::all(client.clone()), owned.clone())
+        .owns(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            owned.clone(),
+        )
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            owned.clone(),
+            move |ns: Namespace| ns.metadata.labels.as_ref().and_then(by_label),
+        )
+        .watches(
+            Api::<PersistentVolume>::all(client.clone()),
+            owned.clone(),
+            move |pv: PersistentVolume| pv.metadata.labels.as_ref().and_then(by_label),
+        );
+    for (from, _) in clone_sources(&ctx.config, K::KIND) {
+        let store = store.clone();
+        controller = controller.watches(
+            Api::<Secret>::namespaced(client.clone(), &from.namespace),
+            watcher::Config::default().fields(&format!("metadata.name={}", from.name)),
+            move |_: Secret| {
+                store
+                    .state()
+                    .iter()
+                    .map(|o| ObjectRef::from_obj(&**o))
+                    .collect::<Vec<_>>()
+            },
+        );
+    }
+    extra(controller)
+        .graceful_shutdown_on(token.cancelled_owned())
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => {
+                    tracing::debug!(kind = K::KIND.as_str(), name = %object.name, "reconciled")
+                }
+                Err(e) => tracing::debug!(kind = K::KIND.as_str(), error = %e, "controller"),
+            }
+        })
+        .await;
+}

@@ -1,0 +1,966 @@
+//! API-server scenarios: a reconcile runs against a scripted fake API server (a
+//! `tower-test` mock service behind a real `kube::Client`); every request must match the
+//! script in order, and any request beyond it fails the test.
+
+use std::sync::Arc;
+
+use http::{Method, Request, Response};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::ObjectMeta;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+use tower_test::mock::Handle;
+
+use super::Metrics;
+use super::reconcile::{Context, Owned, backoff, error_policy, reconcile};
+use super::status::{Outcome, next_status};
+use crate::core::config::Config;
+use crate::core::desired::{
+    FINALIZER, Kind, Object, OwnerKind, SecretSources, session_plan, user_plan,
+};
+use crate::core::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_USER};
+use crate::core::resources::{Session, SessionSpec, User, UserSpec};
+
+/// What the fake API server answers.
+#[derive(Clone)]
+enum Reply {
+    /// This status code and body.
+    Json(u16, Value),
+    /// 200 with the request body (what an apply of it returns, near enough).
+    Echo,
+    /// A `Status` failure with this code.
+    Fail(u16),
+}
+
+struct Step {
+    method: Method,
+    path: String,
+    reply: Reply,
+}
+
+fn step(method: Method, path: &str, reply: Reply) -> Step {
+    Step {
+        method,
+        path: path.to_owned(),
+        reply,
+    }
+}
+
+/// One request the fake server saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: Method,
+    uri: String,
+    body: Value,
+}
+
+impl Seen {
+    fn path(&self) -> &str {
+        self.uri.split('?').next().unwrap_or_default()
+    }
+}
+
+fn status_body(code: u16) -> Value {
+    let reason = match code {
+        404 => "NotFound",
+        409 => "Conflict",
+        429 => "TooManyRequests",
+        _ => "InternalError",
+    };
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": format!("scripted {code}"), "reason": reason, "code": code
+    })
+}
+
+/// Serves `steps` in order, then refuses anything more; returns what it saw once every
+/// client is dropped.
+fn serve(
+    mut handle: Handle<Request<Body>, Response<Body>>,
+    steps: Vec<Step>,
+) -> tokio::task::JoinHandle<Vec<Seen>> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        let total = steps.len();
+        for (i, step) in steps.into_iter().enumerate() {
+            let Some((request, send)) = handle.next_request().await else {
+                panic!(
+                    "client gone after {i} of {total} requests; next expected {} {}",
+                    step.method, step.path
+                );
+            };
+            let method = request.method().clone();
+            let uri = request.uri().to_string();
+            let bytes = request.into_body().collect_bytes().await.unwrap();
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let path = uri.split('?').next().unwrap_or_default().to_owned();
+            assert_eq!(
+                (&method, path.as_str()),
+                (&step.method, step.path.as_str()),
+                "request {i}: got {method} {uri}\nseen so far: {:#?}",
+                seen.iter()
+                    .map(|s: &Seen| format!("{} {}", s.method, s.uri))
+                    .collect::<Vec<_>>()
+            );
+            let (code, reply) = match step.reply {
+                Reply::Json(code, v) => (code, v),
+                Reply::Echo => (200, body.clone()),
+                Reply::Fail(code) => (code, status_body(code)),
+            };
+            send.send_response(
+                Response::builder()
+                    .status(code)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+                    .unwrap(),
+            );
+            seen.push(Seen { method, uri, body });
+        }
+        if let Some((request, _)) = handle.next_request().await {
+            panic!(
+                "unexpected request beyond the script: {} {}",
+                request.method(),
+                request.uri()
+            );
+        }
+        seen
+    })
+}
+
+struct Harness {
+    ctx: Arc<Context>,
+    server: tokio::task::JoinHandle<Vec<Seen>>,
+}
+
+impl Harness {
+    fn new(config: Config, users: &[User], steps: Vec<Step>) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let (store, mut writer) = reflector::store();
+        for user in users {
+            writer.apply_watcher_event(&watcher::Event::Apply(user.clone()));
+        }
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "homestead".into(),
+                instance: None,
+            },
+        );
+        let ctx = Arc::new(Context::new(
+            client,
+            Arc::new(config),
+            store,
+            recorder,
+            Metrics::default(),
+        ));
+        Self {
+            ctx,
+            server: serve(handle, steps),
+        }
+    }
+
+    /// Drops the client and returns what the server saw.
+    async fn finish(self) -> Vec<Seen> {
+        drop(self.ctx);
+        self.server.await.expect("fake API server")
+    }
+}
+
+const USERS: &str = "/apis/homestead.dev/v1alpha1/users";
+const SESSIONS: &str = "/apis/homestead.dev/v1alpha1/sessions";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+fn user(name: &str) -> User {
+    let mut u = User::new(
+        name,
+        UserSpec {
+            username: name.into(),
+            uid: 1001,
+            gid: 1001,
+            ..Default::default()
+        },
+    );
+    u.metadata.uid = Some(format!("uid-{name}"));
+    u.metadata.generation = Some(1);
+    u.metadata.resource_version = Some("1".into());
+    u.finalizers_mut().push(FINALIZER.into());
+    u
+}
+
+fn session(members: &[&str]) -> Session {
+    let mut s = Session::new(
+        "cm37235-2",
+        SessionSpec {
+            proposal_code: "cm".into(),
+            proposal_number: 37235,
+            visit: 2,
+            instrument: "i03".into(),
+            data_directory: "/dls/i03/data/2024/cm37235-2/".into(),
+            gid: 159620,
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            ..Default::default()
+        },
+    );
+    s.metadata.uid = Some("uid-session".into());
+    s.metadata.generation = Some(2);
+    s.finalizers_mut().push(FINALIZER.into());
+    s
+}
+
+fn deployed<K: Owned>(obj: &mut K, namespace: &str, generation: i64, problems: Vec<String>) {
+    let status = next_status(
+        None,
+        Some(generation),
+        Some(namespace),
+        &Outcome::Deployed { problems },
+        &Time(Timestamp::UNIX_EPOCH),
+    );
+    let mut value = serde_json::to_value(&*obj).unwrap();
+    value["status"] = serde_json::to_value(status).unwrap();
+    *obj = serde_json::from_value(value).unwrap();
+}
+
+fn namespace_json(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+}
+
+fn our_namespace(kind: OwnerKind, owner: &str, name: &str) -> Value {
+    namespace_json(
+        name,
+        json!({LABEL_MANAGED: "true", LABEL_MANAGED_BY: "homestead", kind.label(): owner}),
+    )
+}
+
+/// The request path of an object's apply.
+fn object_path(object: &Object) -> String {
+    let key = object.key();
+    let resource = key.kind.api_resource();
+    let base = if resource.group.is_empty() {
+        format!("/api/{}", resource.version)
+    } else {
+        format!("/apis/{}/{}", resource.group, resource.version)
+    };
+    match &key.namespace {
+        Some(ns) => format!("{base}/namespaces/{ns}/{}/{}", resource.plural, key.name),
+        None => format!("{base}/{}/{}", resource.plural, key.name),
+    }
+}
+
+fn applies(objects: &[Object]) -> Vec<Step> {
+    objects
+        .iter()
+        .map(|o| step(Method::PATCH, &object_path(o), Reply::Echo))
+        .collect()
+}
+
+fn with_status<K: Resource + serde::Serialize>(obj: &K) -> Reply {
+    Reply::Json(200, serde_json::to_value(obj).unwrap())
+}
+
+fn phase_of(seen: &Seen) -> String {
+    seen.body["status"]["phase"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn paths_are_the_real_api_paths() {
+    let plan = user_plan(&Config::default(), &user("ada"), &SecretSources::new()).unwrap();
+    let paths: Vec<String> = plan.objects.iter().map(object_path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/namespaces/home-ada",
+            "/apis/rbac.authorization.k8s.io/v1/namespaces/home-ada/rolebindings/homestead-owner",
+            "/api/v1/namespaces/home-ada/configmaps/homestead",
+            "/api/v1/persistentvolumes/homestead-home-ada-homestead-private",
+            "/api/v1/namespaces/home-ada/persistentvolumeclaims/homestead-private",
+            "/api/v1/persistentvolumes/homestead-home-ada-homestead-shared",
+            "/api/v1/namespaces/home-ada/persistentvolumeclaims/homestead-shared",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_new_user_first_gets_the_finalizer() {
+    let mut ada = user("ada");
+    ada.finalizers_mut().clear();
+    let mut finalized = ada.clone();
+    finalized.finalizers_mut().push(FINALIZER.into());
+    let h = Harness::new(
+        Config::default(),
+        &[],
+        vec![step(
+            Method::PATCH,
+            &format!("{USERS}/ada"),
+            with_status(&finalized),
+        )],
+    );
+    let action = reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let seen = h.finish().await;
+    assert_eq!(
+        seen[0].body,
+        json!([
+            {"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}
+        ])
+    );
+}
+
+#[tokio::test]
+async fn create_applies_every_object_and_reports_deployed() {
+    let ada = user("ada");
+    let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let mut steps = vec![
+        step(Method::GET, "/api/v1/namespaces/home-ada", Reply::Fail(404)),
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ),
+    ];
+    steps.extend(applies(&plan.objects));
+    steps.push(step(
+        Method::PATCH,
+        &format!("{USERS}/ada/status"),
+        with_status(&ada),
+    ));
+    steps.push(step(Method::POST, EVENTS, Reply::Echo));
+    let h = Harness::new(Config::default(), &[], steps);
+    let action = reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::requeue(super::reconcile::RESYNC));
+    let seen = h.finish().await;
+    assert_eq!(phase_of(&seen[1]), "Deploying");
+    assert_eq!(seen[1].body["status"]["observedGeneration"], 1);
+    for s in &seen[2..seen.len() - 2] {
+        assert!(
+            s.uri.contains("fieldManager=homestead") && s.uri.contains("force=true"),
+            "server-side apply with the one field manager: {}",
+            s.uri
+        );
+    }
+    let ns = &seen[2].body;
+    assert_eq!(ns["metadata"]["labels"][LABEL_MANAGED], "true");
+    assert_eq!(ns["metadata"]["labels"][LABEL_USER], "ada");
+    let rb = seen
+        .iter()
+        .find(|s| s.path().ends_with("/rolebindings/homestead-owner"))
+        .unwrap();
+    assert_eq!(rb.body["roleRef"]["name"], "edit");
+    assert_eq!(rb.body["subjects"][0]["name"], "ada");
+    assert_eq!(rb.body["metadata"]["ownerReferences"][0]["kind"], "User");
+    let pv = seen
+        .iter()
+        .find(|s| {
+            s.path()
+                .ends_with("/persistentvolumes/homestead-home-ada-homestead-private")
+        })
+        .unwrap();
+    assert_eq!(pv.body["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+    assert_eq!(pv.body["spec"]["claimRef"]["name"], "homestead-private");
+    let last_status = &seen[seen.len() - 2];
+    assert_eq!(phase_of(last_status), "Deployed");
+    assert_eq!(last_status.body["status"]["namespace"], "home-ada");
+    let event = seen.last().unwrap();
+    assert_eq!(event.body["reason"], "Deployed");
+    assert_eq!(event.body["regarding"]["name"], "ada");
+}
+
+#[tokio::test]
+async fn drift_is_repaired_and_a_noop_writes_no_status() {
+    // The RoleBinding was deleted by hand; its watch event triggers this reconcile.
+    let mut ada = user("ada");
+    deployed(&mut ada, "home-ada", 1, vec![]);
+    let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let mut steps = vec![step(
+        Method::GET,
+        "/api/v1/namespaces/home-ada",
+        Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
+    )];
+    steps.extend(applies(&plan.objects));
+    let h = Harness::new(Config::default(), &[], steps);
+    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    let seen = h.finish().await;
+    let rb = seen
+        .iter()
+        .find(|s| s.path().ends_with("/rolebindings/homestead-owner"))
+        .expect("the missing RoleBinding is applied again");
+    assert_eq!(rb.method, Method::PATCH);
+    assert!(
+        seen.iter().all(|s| !s.path().ends_with("/status")),
+        "status unchanged, so not written"
+    );
+    assert!(seen.iter().all(|s| s.method != Method::POST), "no event");
+}
+
+#[tokio::test]
+async fn a_foreign_namespace_is_never_adopted() {
+    let ada = user("ada");
+    let steps = vec![
+        step(
+            Method::GET,
+            "/api/v1/namespaces/home-ada",
+            Reply::Json(200, namespace_json("home-ada", json!({"team": "x"}))),
+        ),
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ),
+        step(Method::POST, EVENTS, Reply::Echo),
+    ];
+    let h = Harness::new(Config::default(), &[], steps);
+    let action = reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::requeue(super::reconcile::FOREIGN_RECHECK));
+    let seen = h.finish().await;
+    assert_eq!(seen.len(), 3, "nothing is applied");
+    assert_eq!(phase_of(&seen[1]), "Failed");
+    assert!(
+        seen[1].body["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not created by homestead")
+    );
+    let owned = seen[1].body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "NamespaceOwned")
+        .unwrap();
+    assert_eq!(owned["status"], "False");
+    assert_eq!(seen[2].body["reason"], "NamespaceNotOwned");
+    assert_eq!(seen[2].body["type"], "Warning");
+}
+
+#[tokio::test]
+async fn another_users_namespace_is_not_adopted_either() {
+    let ada = user("ada");
+    let steps = vec![
+        step(
+            Method::GET,
+            "/api/v1/namespaces/home-ada",
+            Reply::Json(200, our_namespace(OwnerKind::User, "bob", "home-ada")),
+        ),
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ),
+        step(Method::POST, EVENTS, Reply::Echo),
+    ];
+    let h = Harness::new(Config::default(), &[], steps);
+    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    let seen = h.finish().await;
+    assert_eq!(phase_of(&seen[1]), "Failed");
+}
+
+#[tokio::test]
+async fn a_disabled_user_loses_the_role_binding_and_keeps_everything_else() {
+    let mut ada = user("ada");
+    deployed(&mut ada, "home-ada", 1, vec![]);
+    ada.spec.disabled = true;
+    ada.metadata.generation = Some(2);
+    let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    assert!(plan.objects.iter().all(|o| o.kind() != Kind::RoleBinding));
+    let mut steps = vec![
+        step(
+            Method::GET,
+            "/api/v1/namespaces/home-ada",
+            Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
+        ),
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ),
+    ];
+    steps.extend(applies(&plan.objects));
+    steps.push(step(
+        Method::DELETE,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/home-ada/rolebindings/homestead-owner",
+        Reply::Json(200, status_body(200)),
+    ));
+    steps.push(step(
+        Method::PATCH,
+        &format!("{USERS}/ada/status"),
+        with_status(&ada),
+    ));
+    let h = Harness::new(Config::default(), &[], steps);
+    reconcile(Arc::new(ada.clone()), h.ctx.clone())
+        .await
+        .unwrap();
+    let seen = h.finish().await;
+    assert_eq!(
+        seen.iter().filter(|s| s.method == Method::DELETE).count(),
+        1,
+        "only the RoleBinding is deleted"
+    );
+    assert!(
+        seen.iter().any(|s| s
+            .path()
+            .ends_with("/persistentvolumeclaims/homestead-private")),
+        "storage is kept in place"
+    );
+    assert_eq!(phase_of(seen.last().unwrap()), "Deployed");
+
+    // Already gone (404) is just as good.
+    let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let mut steps = vec![step(
+        Method::GET,
+        "/api/v1/namespaces/home-ada",
+        Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
+    )];
+    steps.push(step(
+        Method::PATCH,
+        &format!("{USERS}/ada/status"),
+        with_status(&ada),
+    ));
+    steps.extend(applies(&plan.objects));
+    steps.push(step(
+        Method::DELETE,
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/home-ada/rolebindings/homestead-owner",
+        Reply::Fail(404),
+    ));
+    steps.push(step(
+        Method::PATCH,
+        &format!("{USERS}/ada/status"),
+        with_status(&ada),
+    ));
+    let h = Harness::new(Config::default(), &[], steps);
+    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    h.finish().await;
+}
+
+fn pvc_list(names: &[&str]) -> Value {
+    json!({
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": "PartialObjectMetadataList",
+        "metadata": {"resourceVersion": "7"},
+        "items": names.iter().map(|n| json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"name": n, "namespace": "cm37235-2"}
+        })).collect::<Vec<_>>()
+    })
+}
+
+#[tokio::test]
+async fn members_added_and_removed_change_their_claims_but_never_volumes() {
+    // bob left, carol joined; ada stays. The artifact secret is cloned from its source.
+    let config =
+        Config::from_yaml("controller: {artifactSecret: {namespace: argo, name: minio}}").unwrap();
+    let mut visit = session(&["ada", "carol"]);
+    deployed(&mut visit, "cm37235-2", 1, vec![]);
+    let users = [user("ada"), user("bob"), user("carol")];
+    let source = Secret {
+        metadata: ObjectMeta {
+            name: Some("minio".into()),
+            namespace: Some("argo".into()),
+            ..Default::default()
+        },
+        string_data: None,
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    let members = users
+        .iter()
+        .map(|u| (u.spec.username.clone(), u.spec.clone()))
+        .collect();
+    let sources = SecretSources::from([(("argo".into(), "minio".into()), source.clone())]);
+    let plan = session_plan(&config, &visit, &members, &sources).unwrap();
+    let mut steps = vec![
+        step(
+            Method::GET,
+            "/api/v1/namespaces/argo/secrets/minio",
+            Reply::Json(200, serde_json::to_value(&source).unwrap()),
+        ),
+        step(
+            Method::GET,
+            "/api/v1/namespaces/cm37235-2",
+            Reply::Json(
+                200,
+                our_namespace(OwnerKind::Session, "cm37235-2", "cm37235-2"),
+            ),
+        ),
+        step(
+            Method::PATCH,
+            &format!("{SESSIONS}/cm37235-2/status"),
+            with_status(&visit),
+        ),
+    ];
+    steps.extend(applies(&plan.objects));
+    steps.push(step(
+        Method::GET,
+        "/api/v1/namespaces/cm37235-2/persistentvolumeclaims",
+        Reply::Json(
+            200,
+            pvc_list(&[
+                "homestead-data",
+                "homestead-shared",
+                "homestead-private-ada",
+                "homestead-private-bob",
+            ]),
+        ),
+    ));
+    steps.push(step(
+        Method::DELETE,
+        "/api/v1/namespaces/cm37235-2/persistentvolumeclaims/homestead-private-bob",
+        Reply::Json(200, status_body(200)),
+    ));
+    steps.push(step(
+        Method::PATCH,
+        &format!("{SESSIONS}/cm37235-2/status"),
+        with_status(&visit),
+    ));
+    let h = Harness::new(config, &users, steps);
+    reconcile(Arc::new(visit), h.ctx.clone()).await.unwrap();
+    let seen = h.finish().await;
+    let list = seen
+        .iter()
+        .find(|s| s.method == Method::GET && s.path().ends_with("/persistentvolumeclaims"))
+        .unwrap();
+    assert!(
+        list.uri.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dhomestead%2Chomestead.dev%2Fsession%3Dcm37235-2"),
+        "{}",
+        list.uri
+    );
+    let carol = seen
+        .iter()
+        .find(|s| {
+            s.path()
+                .ends_with("/persistentvolumeclaims/homestead-private-carol")
+        })
+        .expect("the new member's claim is applied");
+    assert_eq!(carol.method, Method::PATCH);
+    assert!(
+        seen.iter().any(|s| s.method == Method::PATCH
+            && s.path()
+                .ends_with("/persistentvolumes/homestead-cm37235-2-homestead-private-carol")),
+        "and its volume"
+    );
+    let deletes: Vec<_> = seen.iter().filter(|s| s.method == Method::DELETE).collect();
+    assert_eq!(deletes.len(), 1);
+    assert!(deletes[0].path().ends_with("/homestead-private-bob"));
+    assert!(
+        seen.iter()
+            .all(|s| !(s.method == Method::DELETE && s.path().contains("persistentvolumes"))),
+        "volumes are never deleted"
+    );
+    let cm = seen
+        .iter()
+        .find(|s| s.path().ends_with("/configmaps/sessionspaces"))
+        .unwrap();
+    assert_eq!(cm.body["data"]["members"], r#"["ada","carol"]"#);
+    let rb = seen
+        .iter()
+        .find(|s| s.path().ends_with("/rolebindings/visit-member"))
+        .unwrap();
+    assert_eq!(rb.body["subjects"].as_array().unwrap().len(), 2);
+    let secret = seen
+        .iter()
+        .find(|s| s.path().ends_with("/secrets/artifact-s3"))
+        .unwrap();
+    assert_eq!(secret.body["type"], "Opaque");
+    assert_eq!(
+        secret.body["metadata"]["labels"][LABEL_SESSION],
+        "cm37235-2"
+    );
+}
+
+fn deleting(mut ada: User) -> User {
+    ada.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+    ada
+}
+
+#[tokio::test]
+async fn delete_removes_the_namespace_keeps_volumes_and_drops_the_finalizer() {
+    let mut ada = user("ada");
+    deployed(&mut ada, "home-ada", 1, vec![]);
+    let ada = deleting(ada);
+    let mut done = ada.clone();
+    done.finalizers_mut().clear();
+    let steps = vec![
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ),
+        step(
+            Method::GET,
+            "/api/v1/namespaces/home-ada",
+            Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
+        ),
+        step(
+            Method::DELETE,
+            "/api/v1/namespaces/home-ada",
+            Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
+        ),
+        step(Method::POST, EVENTS, Reply::Echo),
+        step(Method::PATCH, &format!("{USERS}/ada"), with_status(&done)),
+    ];
+    let h = Harness::new(Config::default(), &[], steps);
+    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    let seen = h.finish().await;
+    assert_eq!(phase_of(&seen[0]), "Deleting");
+    assert_eq!(seen[3].body["reason"], "NamespaceDeleted");
+    assert_eq!(
+        seen[4].body,
+        json!([
+            {"op": "test", "path": "/metadata/finalizers/0", "value": FINALIZER},
+            {"op": "remove", "path": "/metadata/finalizers/0"}
+        ])
+    );
+    assert!(seen.iter().all(|s| !s.path().contains("persistentvolume")));
+}
+
+#[tokio::test]
+async fn delete_keeps_namespaces_when_configured_or_foreign() {
+    let mut ada = user("ada");
+    deployed(&mut ada, "home-ada", 1, vec![]);
+    let ada = deleting(ada);
+    let mut done = ada.clone();
+    done.finalizers_mut().clear();
+    let keep = Config::from_yaml("controller: {deleteNamespaces: false}").unwrap();
+    let steps = vec![
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ),
+        step(Method::PATCH, &format!("{USERS}/ada"), with_status(&done)),
+    ];
+    let h = Harness::new(keep, &[], steps);
+    reconcile(Arc::new(ada.clone()), h.ctx.clone())
+        .await
+        .unwrap();
+    assert!(h.finish().await.iter().all(|s| s.method != Method::DELETE));
+
+    let steps = vec![
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ),
+        step(
+            Method::GET,
+            "/api/v1/namespaces/home-ada",
+            Reply::Json(200, namespace_json("home-ada", json!({}))),
+        ),
+        step(Method::PATCH, &format!("{USERS}/ada"), with_status(&done)),
+    ];
+    let h = Harness::new(Config::default(), &[], steps);
+    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    assert!(h.finish().await.iter().all(|s| s.method != Method::DELETE));
+}
+
+#[tokio::test]
+async fn api_errors_fail_one_object_back_off_and_spare_the_rest() {
+    for code in [409u16, 429, 500] {
+        let mut ada = user("ada");
+        deployed(&mut ada, "home-ada", 1, vec![]);
+        let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+        let mut steps = vec![step(
+            Method::GET,
+            "/api/v1/namespaces/home-ada",
+            Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
+        )];
+        for object in &plan.objects {
+            let reply = if object.kind() == Kind::ConfigMap {
+                Reply::Fail(code)
+            } else {
+                Reply::Echo
+            };
+            steps.push(step(Method::PATCH, &object_path(object), reply));
+        }
+        steps.push(step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ));
+        steps.push(step(Method::POST, EVENTS, Reply::Echo));
+        // Then another user reconciles normally with the same context.
+        let mut bob = user("bob");
+        deployed(&mut bob, "home-bob", 1, vec![]);
+        let bob_plan = user_plan(&Config::default(), &bob, &SecretSources::new()).unwrap();
+        steps.push(step(
+            Method::GET,
+            "/api/v1/namespaces/home-bob",
+            Reply::Json(200, our_namespace(OwnerKind::User, "bob", "home-bob")),
+        ));
+        steps.extend(applies(&bob_plan.objects));
+
+        let h = Harness::new(Config::default(), &[], steps);
+        let ada = Arc::new(ada);
+        let err = reconcile(ada.clone(), h.ctx.clone()).await.unwrap_err();
+        assert_eq!(err.status_code(), Some(code), "{err}");
+        let first = error_policy(ada.clone(), &err, h.ctx.clone());
+        let second = error_policy(ada.clone(), &err, h.ctx.clone());
+        assert_eq!(first, Action::requeue(backoff(1, &err)));
+        assert_eq!(second, Action::requeue(backoff(2, &err)));
+        assert!(backoff(2, &err) > backoff(1, &err), "backoff grows");
+        assert_eq!(h.ctx.failure_count(OwnerKind::User, "ada"), 2);
+
+        reconcile(Arc::new(bob), h.ctx.clone()).await.unwrap();
+        assert_eq!(h.ctx.failure_count(OwnerKind::User, "bob"), 0);
+        assert_eq!(h.ctx.failure_count(OwnerKind::User, "ada"), 2, "per object");
+
+        let seen = h.finish().await;
+        let ada_applies = seen
+            .iter()
+            .filter(|s| s.method == Method::PATCH && s.path().contains("home-ada"))
+            .count();
+        assert_eq!(
+            ada_applies,
+            plan.objects.len(),
+            "every object of ada was still attempted after the failure ({code})"
+        );
+        let status = seen
+            .iter()
+            .find(|s| s.path().ends_with("/users/ada/status"))
+            .unwrap();
+        assert_eq!(phase_of(status), "Failed");
+        assert!(
+            status.body["status"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("ConfigMap home-ada/homestead"),
+            "{}",
+            status.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn backoff_is_capped_and_conflicts_retry_sooner() {
+    let conflict = super::Error::Kube(kube::Error::Api(Box::new(
+        serde_json::from_value(status_body(409)).unwrap(),
+    )));
+    let internal = super::Error::Kube(kube::Error::Api(Box::new(
+        serde_json::from_value(status_body(500)).unwrap(),
+    )));
+    assert!(backoff(1, &conflict) < backoff(1, &internal));
+    assert_eq!(backoff(30, &internal), std::time::Duration::from_secs(300));
+}
+
+#[tokio::test]
+async fn an_invalid_spec_fails_without_touching_the_cluster() {
+    let mut ada = user("ada");
+    ada.spec.namespace = Some("Bad_Name".into());
+    let steps = vec![
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ),
+        step(Method::POST, EVENTS, Reply::Echo),
+    ];
+    let h = Harness::new(Config::default(), &[], steps);
+    let action = reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    let seen = h.finish().await;
+    assert_eq!(phase_of(&seen[0]), "Failed");
+    assert_eq!(seen[1].body["reason"], "InvalidSpec");
+}
+
+mod lease {
+    use super::*;
+    use crate::controller::lease::{LeaseSettings, try_hold};
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::Api;
+
+    const LEASE: &str =
+        "/apis/coordination.k8s.io/v1/namespaces/homestead/leases/homestead-controller";
+    const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/homestead/leases";
+
+    fn lease(holder: &str, renewed: Timestamp) -> Value {
+        json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "homestead-controller", "namespace": "homestead", "resourceVersion": "41"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                     "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}
+        })
+    }
+
+    async fn round(steps: Vec<Step>) -> (Result<bool, kube::Error>, Vec<Seen>) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let server = serve(handle, steps);
+        let client = Client::new(service, "default");
+        let api: Api<Lease> = Api::namespaced(client, "homestead");
+        let result = try_hold(&api, &LeaseSettings::new("homestead", "pod-a")).await;
+        drop(api);
+        (result, server.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_missing_lease_is_created_and_held() {
+        let (held, seen) = round(vec![
+            step(Method::GET, LEASE, Reply::Fail(404)),
+            step(Method::POST, LEASES, Reply::Echo),
+        ])
+        .await;
+        assert!(held.unwrap());
+        assert_eq!(seen[1].body["spec"]["holderIdentity"], "pod-a");
+    }
+
+    #[tokio::test]
+    async fn a_fresh_lease_of_another_replica_is_followed() {
+        let (held, seen) = round(vec![step(
+            Method::GET,
+            LEASE,
+            Reply::Json(200, lease("pod-b", Timestamp::now())),
+        )])
+        .await;
+        assert!(!held.unwrap());
+        assert_eq!(seen.len(), 1, "no write");
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_with_its_resource_version() {
+        let old = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(60);
+        let (held, seen) = round(vec![
+            step(Method::GET, LEASE, Reply::Json(200, lease("pod-b", old))),
+            step(Method::PUT, LEASE, Reply::Echo),
+        ])
+        .await;
+        assert!(held.unwrap());
+        assert_eq!(seen[1].body["metadata"]["resourceVersion"], "41");
+        assert_eq!(seen[1].body["spec"]["holderIdentity"], "pod-a");
+    }
+
+    #[tokio::test]
+    async fn losing_the_race_is_a_conflict_and_means_follow() {
+        let old = Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(60);
+        let (held, _) = round(vec![
+            step(Method::GET, LEASE, Reply::Json(200, lease("pod-b", old))),
+            step(Method::PUT, LEASE, Reply::Fail(409)),
+        ])
+        .await;
+        assert!(!held.unwrap());
+    }
+
+    #[tokio::test]
+    async fn our_own_lease_is_renewed() {
+        let (held, seen) = round(vec![
+            step(
+                Method::GET,
+                LEASE,
+                Reply::Json(200, lease("pod-a", Timestamp::now())),
+            ),
+            step(Method::PUT, LEASE, Reply::Echo),
+        ])
+        .await;
+        assert!(held.unwrap());
+        assert_eq!(seen[1].body["spec"]["holderIdentity"], "pod-a");
+    }
+}

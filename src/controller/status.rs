@@ -1,0 +1,284 @@
+//! The status a reconcile leaves on a `User` or `Session`, and whether it needs writing.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::core::resources::{Phase, ResourceStatus};
+
+/// Condition saying every object exists and matches.
+pub const CONDITION_READY: &str = "Ready";
+/// Condition saying the namespace is homestead's to manage.
+pub const CONDITION_NAMESPACE_OWNED: &str = "NamespaceOwned";
+/// Condition listing what could not be planned (members without Users, missing sources).
+pub const CONDITION_COMPLETE: &str = "Complete";
+
+/// What a reconcile concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Objects are about to be applied.
+    Deploying,
+    /// Everything applied; `problems` lists what had to be left out.
+    Deployed {
+        /// What could not be planned.
+        problems: Vec<String>,
+    },
+    /// The namespace exists and homestead did not create it.
+    NamespaceNotOwned,
+    /// Something failed; `reason` is a short code, `message` the detail.
+    Failed {
+        /// CamelCase reason code.
+        reason: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The finalizer is cleaning up.
+    Deleting,
+}
+
+/// The status after `outcome`. Conditions whose status did not change keep their
+/// `lastTransitionTime`, so an unchanged outcome gives an equal status (and no write).
+pub fn next_status(
+    current: Option<&ResourceStatus>,
+    generation: Option<i64>,
+    namespace: Option<&str>,
+    outcome: &Outcome,
+    now: &Time,
+) -> ResourceStatus {
+    let (phase, reason, ready, owned, complete) = match outcome {
+        Outcome::Deploying => (
+            Phase::Deploying,
+            None,
+            cond("False", "Deploying", "objects are being applied"),
+            Some(cond("True", "Created", "homestead created the namespace")),
+            None,
+        ),
+        Outcome::Deployed { problems } => (
+            Phase::Deployed,
+            None,
+            cond("True", "Deployed", "every object exists and matches"),
+            Some(cond("True", "Created", "homestead created the namespace")),
+            Some(if problems.is_empty() {
+                cond("True", "Complete", "nothing was left out")
+            } else {
+                cond("False", "Incomplete", &problems.join("; "))
+            }),
+        ),
+        Outcome::NamespaceNotOwned => {
+            let message = format!(
+                "namespace {:?} already exists and was not created by homestead; it is never adopted",
+                namespace.unwrap_or_default()
+            );
+            (
+                Phase::Failed,
+                Some(message.clone()),
+                cond("False", "NamespaceNotOwned", &message),
+                Some(cond("False", "NamespaceNotOwned", &message)),
+                None,
+            )
+        }
+        Outcome::Failed { reason, message } => (
+            Phase::Failed,
+            Some(message.clone()),
+            cond("False", reason, message),
+            None,
+            None,
+        ),
+        Outcome::Deleting => (
+            Phase::Deleting,
+            None,
+            cond("False", "Deleting", "the resource is being deleted"),
+            None,
+            None,
+        ),
+    };
+    let previous = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let mut conditions = Vec::new();
+    for (kind, c) in [
+        (CONDITION_READY, Some(ready)),
+        (CONDITION_NAMESPACE_OWNED, owned),
+        (CONDITION_COMPLETE, complete),
+    ] {
+        // A condition this outcome says nothing about keeps its last value.
+        let Some((status, reason, message)) = c else {
+            if let Some(old) = previous.iter().find(|p| p.type_ == kind) {
+                conditions.push(old.clone());
+            }
+            continue;
+        };
+        let old = previous.iter().find(|p| p.type_ == kind);
+        let last_transition_time = match old {
+            Some(old) if old.status == status => old.last_transition_time.clone(),
+            _ => now.clone(),
+        };
+        conditions.push(Condition {
+            type_: kind.to_owned(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+            message: message.clone(),
+            observed_generation: generation,
+            last_transition_time,
+        });
+    }
+    ResourceStatus {
+        phase: Some(phase),
+        namespace: namespace
+            .map(str::to_owned)
+            .or_else(|| current.and_then(|s| s.namespace.clone())),
+        reason,
+        conditions,
+        observed_generation: generation,
+    }
+}
+
+fn cond<'a>(status: &'a str, reason: &'a str, message: &str) -> (&'a str, &'a str, String) {
+    // Condition messages are limited to 32768 bytes; keep well below.
+    let mut message = message.to_owned();
+    if message.len() > 4096 {
+        let mut cut = 4096;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+    }
+    (status, reason, message)
+}
+
+/// True when the status should move to `Deploying` before applying: the spec changed
+/// since the last status, or nothing was ever written. A `Failed` status for the current
+/// generation stays until the next success, so retries do not flap between phases.
+pub fn should_mark_deploying(current: Option<&ResourceStatus>, generation: Option<i64>) -> bool {
+    match current {
+        None => true,
+        Some(s) => {
+            s.observed_generation != generation || matches!(s.phase, None | Some(Phase::New))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn at(seconds: i64) -> Time {
+        Time(Timestamp::from_second(seconds).unwrap())
+    }
+
+    #[test]
+    fn unchanged_outcome_gives_an_equal_status() {
+        let deployed = Outcome::Deployed { problems: vec![] };
+        let first = next_status(None, Some(1), Some("home-ada"), &deployed, &at(10));
+        let again = next_status(Some(&first), Some(1), Some("home-ada"), &deployed, &at(99));
+        assert_eq!(first, again, "no write on a no-op reconcile");
+        assert_eq!(first.phase, Some(Phase::Deployed));
+        assert_eq!(first.observed_generation, Some(1));
+        assert_eq!(first.conditions.len(), 3);
+    }
+
+    #[test]
+    fn transitions_stamp_only_changed_conditions() {
+        let deploying = next_status(None, Some(2), Some("ns"), &Outcome::Deploying, &at(10));
+        assert_eq!(deploying.phase, Some(Phase::Deploying));
+        let deployed = next_status(
+            Some(&deploying),
+            Some(2),
+            Some("ns"),
+            &Outcome::Deployed {
+                problems: vec!["member \"x\" has no User".into()],
+            },
+            &at(20),
+        );
+        let ready = deployed
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_READY)
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.last_transition_time.clone()),
+            ("True", at(20))
+        );
+        let owned = deployed
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_NAMESPACE_OWNED)
+            .unwrap();
+        assert_eq!(
+            owned.last_transition_time,
+            at(10),
+            "unchanged condition keeps its time"
+        );
+        let complete = deployed
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_COMPLETE)
+            .unwrap();
+        assert_eq!(complete.status, "False");
+        assert!(complete.message.contains("no User"));
+    }
+
+    #[test]
+    fn foreign_namespace_fails_with_reason() {
+        let s = next_status(
+            None,
+            Some(1),
+            Some("home-ada"),
+            &Outcome::NamespaceNotOwned,
+            &at(1),
+        );
+        assert_eq!(s.phase, Some(Phase::Failed));
+        assert!(s.reason.as_deref().unwrap().contains("never adopted"));
+        let owned = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_NAMESPACE_OWNED)
+            .unwrap();
+        assert_eq!(
+            (owned.status.as_str(), owned.reason.as_str()),
+            ("False", "NamespaceNotOwned")
+        );
+    }
+
+    #[test]
+    fn deploying_is_marked_once_per_generation() {
+        assert!(should_mark_deploying(None, Some(1)));
+        let deployed = next_status(
+            None,
+            Some(1),
+            None,
+            &Outcome::Deployed { problems: vec![] },
+            &at(1),
+        );
+        assert!(!should_mark_deploying(Some(&deployed), Some(1)));
+        assert!(should_mark_deploying(Some(&deployed), Some(2)));
+        let failed = next_status(
+            Some(&deployed),
+            Some(2),
+            None,
+            &Outcome::Failed {
+                reason: "ApplyFailed",
+                message: "boom".into(),
+            },
+            &at(2),
+        );
+        assert!(
+            !should_mark_deploying(Some(&failed), Some(2)),
+            "retries do not flap"
+        );
+        assert_eq!(failed.namespace, None);
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        let long = "é".repeat(5000);
+        let s = next_status(
+            None,
+            None,
+            None,
+            &Outcome::Failed {
+                reason: "X",
+                message: long,
+            },
+            &at(1),
+        );
+        assert!(s.conditions[0].message.len() <= 4096);
+    }
+}

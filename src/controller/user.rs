@@ -1,0 +1,34 @@
+//! The `User` reconciler: a user's namespace, RBAC, config map, storage, clones and quota.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::reconcile::{Context, Owned, run_controller};
+use crate::core::config::Config;
+use crate::core::desired::{OwnerKind, Plan, PlanError, SecretSources, user_plan};
+use crate::core::directory::user_namespace;
+use crate::core::resources::{ResourceStatus, User};
+
+impl Owned for User {
+    const KIND: OwnerKind = OwnerKind::User;
+
+    fn status(&self) -> Option<&ResourceStatus> {
+        self.status.as_ref()
+    }
+
+    fn plan(&self, ctx: &Context, sources: &SecretSources) -> Result<Plan, PlanError> {
+        user_plan(&ctx.config, self, sources)
+    }
+
+    fn namespace_name(&self, config: &Config) -> Option<String> {
+        user_namespace(config, &self.spec)
+            .ok()
+            .or_else(|| self.status.as_ref().and_then(|s| s.namespace.clone()))
+    }
+}
+
+/// Reconciles Users until `token` is cancelled.
+pub async fn run(ctx: Arc<Context>, token: CancellationToken) {
+    run_controller::<User>(ctx, token, |c| c).await;
+}

@@ -1,0 +1,22 @@
+//! LDAP sync: keeps `User` objects equal to the site directory (posixAccount and
+//! posixGroup entries).
+//!
+//! - [`mapping`] — pure: entries and groups → desired Users, bad entries skipped with reasons;
+//! - [`sync`] — pure: desired vs existing Users → create / update / disable / skip;
+//! - [`client`] — reading the directory (ldap://, ldaps://, StartTLS, paged searches);
+//! - [`apply`] — server-side apply of a plan, and one whole sync;
+//! - [`periodic`] — the leader's task syncing every `interval` with backoff;
+//! - [`metrics`] — sync duration, results and last success;
+//! - [`command`] — `homestead ldap-sync`.
+
+pub mod apply;
+pub mod client;
+pub mod command;
+pub mod mapping;
+pub mod metrics;
+pub mod periodic;
+pub mod sync;
+
+pub use apply::{FIELD_MANAGER, Outcome, Summary, sync_once};
+pub use metrics::LdapMetrics;
+pub use periodic::run_periodic;

@@ -1,0 +1,392 @@
+//! The Kubernetes side: reads and writes the certificate Secret (`self` mode), keeps both
+//! webhook configurations equal to [`super::desired`] with the right `caBundle`, and the
+//! leader task that does so whenever either changes or a rotation falls due.
+//!
+//! Writes are replaces carrying the read `resourceVersion`, so a concurrent edit makes the
+//! write fail with 409 and the next pass starts from the new state. The configurations are
+//! never created or deleted here: Helm owns their existence (a deleted configuration is
+//! reported, and `helm upgrade` restores it).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use futures::{StreamExt, stream::BoxStream};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ObjectMeta, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::desired::{self, normalize_mutating, normalize_validating};
+use super::material::{self, Material};
+use super::rotation::{self, KEY_CA_BUNDLE, Observed};
+use super::{CertMode, Settings};
+use crate::core::names::LABEL_MANAGED_BY;
+
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "homestead";
+/// Longest time between two passes when nothing happens.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Most rotation steps applied in one pass (a fresh start needs one; a full rotation three).
+const MAX_STEPS: usize = 4;
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Rotation steps applied to the Secret, in order.
+    pub steps: Vec<rotation::Step>,
+    /// Webhook configurations rewritten (kind names).
+    pub repaired: Vec<&'static str>,
+    /// Configurations that do not exist.
+    pub missing: Vec<&'static str>,
+    /// When time alone makes another pass necessary.
+    pub recheck_at: Option<SystemTime>,
+}
+
+fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut data: BTreeMap<String, Vec<u8>> = secret
+        .string_data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+        .collect();
+    for (k, v) in secret.data.iter().flatten() {
+        data.insert(k.clone(), v.0.clone());
+    }
+    data
+}
+
+/// Every caBundle in a configuration, by webhook name.
+fn live_bundles<'a>(
+    names_and_configs: impl Iterator<Item = (&'a str, Option<&'a ByteString>)>,
+) -> BTreeMap<String, Vec<u8>> {
+    names_and_configs
+        .map(|(n, b)| (n.to_owned(), b.map(|b| b.0.clone()).unwrap_or_default()))
+        .collect()
+}
+
+/// Makes the Secret current (`self` mode) and returns the bundle to publish.
+async fn ensure_secret(
+    secrets: &Api<Secret>,
+    settings: &Settings,
+    published_bundle: Option<&[u8]>,
+    now: SystemTime,
+    outcome: &mut Outcome,
+) -> anyhow::Result<Vec<u8>> {
+    let mut current = secrets
+        .get_opt(&settings.secret)
+        .await
+        .with_context(|| format!("reading Secret {}/{}", settings.namespace, settings.secret))?;
+    for _ in 0..MAX_STEPS {
+        let data = current.as_ref().map(secret_data);
+        let observed = Observed::from_secret(data.as_ref());
+        for problem in &observed.problems {
+            warn!(secret = %settings.secret, "{problem}");
+        }
+        let bundle_now = data
+            .as_ref()
+            .and_then(|d| d.get(KEY_CA_BUNDLE))
+            .cloned()
+            .unwrap_or_default();
+        let published = published_bundle.is_some_and(|p| p == bundle_now.as_slice());
+        let plan = rotation::plan(&observed, &settings.names, published, now, &settings.policy);
+        let Some(step) = plan.step else {
+            outcome.recheck_at = Some(plan.recheck_at);
+            return Ok(bundle_now);
+        };
+        info!(?step, reason = %plan.reason, secret = %settings.secret, "rotating webhook certificates");
+        let material = data
+            .as_ref()
+            .map(|d| Material::from_secret(d, &observed))
+            .unwrap_or_default();
+        let next = material::apply(
+            step,
+            &material,
+            &observed,
+            &settings.names,
+            now,
+            &settings.policy,
+        )?;
+        let written = match current {
+            Some(mut secret) => {
+                secret.data = Some(byte_strings(next.to_secret_data()));
+                secret.string_data = None;
+                secrets
+                    .replace(&settings.secret, &post_params(), &secret)
+                    .await
+                    .with_context(|| format!("writing Secret {}", settings.secret))?
+            }
+            None => {
+                let secret = new_secret(settings, next.to_secret_data());
+                secrets
+                    .create(&post_params(), &secret)
+                    .await
+                    .with_context(|| format!("creating Secret {}", settings.secret))?
+            }
+        };
+        outcome.steps.push(step);
+        current = Some(written);
+    }
+    anyhow::bail!(
+        "the certificate Secret {} did not settle after {MAX_STEPS} rotation steps",
+        settings.secret
+    )
+}
+
+fn byte_strings(data: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, ByteString> {
+    data.into_iter().map(|(k, v)| (k, ByteString(v))).collect()
+}
+
+/// A new certificate Secret holding `data`.
+pub(super) fn new_secret(settings: &Settings, data: BTreeMap<String, Vec<u8>>) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(settings.secret.clone()),
+            namespace: Some(settings.namespace.clone()),
+            labels: Some(BTreeMap::from([(
+                LABEL_MANAGED_BY.to_owned(),
+                "homestead".to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(byte_strings(data)),
+        ..Secret::default()
+    }
+}
+
+pub(super) fn post_params() -> PostParams {
+    PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.into()),
+    }
+}
+
+/// The bundle every webhook of both configurations carries, when they all agree.
+fn common_bundle(bundles: &BTreeMap<String, Vec<u8>>) -> Option<Vec<u8>> {
+    let mut values = bundles.values();
+    let first = values.next()?;
+    values.all(|v| v == first).then(|| first.clone())
+}
+
+/// One pass: Secret (self mode), then both configurations.
+pub async fn reconcile_once(
+    client: &Client,
+    settings: &Settings,
+    now: SystemTime,
+) -> anyhow::Result<Outcome> {
+    let mut outcome = Outcome::default();
+    let Some(name) = settings.configuration.as_deref() else {
+        return Ok(outcome);
+    };
+    let mutating_api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let validating_api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let mutating = mutating_api
+        .get_opt(name)
+        .await
+        .with_context(|| format!("reading MutatingWebhookConfiguration {name}"))?;
+    let validating = validating_api
+        .get_opt(name)
+        .await
+        .with_context(|| format!("reading ValidatingWebhookConfiguration {name}"))?;
+
+    let mut live = BTreeMap::new();
+    if let Some(m) = &mutating {
+        live.extend(live_bundles(
+            m.webhooks
+                .iter()
+                .flatten()
+                .map(|w| (w.name.as_str(), w.client_config.ca_bundle.as_ref())),
+        ));
+    }
+    if let Some(v) = &validating {
+        live.extend(live_bundles(v.webhooks.iter().flatten().map(|w| {
+            (
+                // Webhook names are unique per configuration; prefix to keep both.
+                w.name.as_str(),
+                w.client_config.ca_bundle.as_ref(),
+            )
+        })));
+    }
+    let published = if mutating.is_some() && validating.is_some() {
+        common_bundle(&live)
+    } else {
+        None
+    };
+
+    // The caBundle every webhook must carry; `None`: leave each as it is (cert-manager).
+    let bundle: Option<Vec<u8>> = match settings.mode {
+        CertMode::SelfSigned => {
+            let secrets: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
+            Some(ensure_secret(&secrets, settings, published.as_deref(), now, &mut outcome).await?)
+        }
+        CertMode::External => settings.ca_bundle.clone(),
+        CertMode::CertManager => None,
+    };
+
+    match mutating {
+        None => outcome.missing.push("MutatingWebhookConfiguration"),
+        Some(mut live) => {
+            let bundle_for = |webhook: &str| -> Option<Vec<u8>> {
+                bundle.clone().or_else(|| {
+                    live.webhooks
+                        .iter()
+                        .flatten()
+                        .find(|w| w.name == webhook)
+                        .and_then(|w| w.client_config.ca_bundle.as_ref().map(|b| b.0.clone()))
+                })
+            };
+            let mut want = desired::mutating(&settings.registration, None);
+            for w in &mut want {
+                w.client_config.ca_bundle = bundle_for(&w.name).map(ByteString);
+                normalize_mutating(w);
+            }
+            let mut have = live.webhooks.clone().unwrap_or_default();
+            have.iter_mut().for_each(normalize_mutating);
+            if have != want {
+                live.webhooks = Some(want);
+                live.metadata.managed_fields = None;
+                mutating_api
+                    .replace(name, &post_params(), &live)
+                    .await
+                    .with_context(|| format!("repairing MutatingWebhookConfiguration {name}"))?;
+                info!(
+                    configuration = name,
+                    "repaired MutatingWebhookConfiguration"
+                );
+                outcome.repaired.push("MutatingWebhookConfiguration");
+            }
+        }
+    }
+    match validating {
+        None => outcome.missing.push("ValidatingWebhookConfiguration"),
+        Some(mut live) => {
+            let bundle_for = |webhook: &str| -> Option<Vec<u8>> {
+                bundle.clone().or_else(|| {
+                    live.webhooks
+                        .iter()
+                        .flatten()
+                        .find(|w| w.name == webhook)
+                        .and_then(|w| w.client_config.ca_bundle.as_ref().map(|b| b.0.clone()))
+                })
+            };
+            let mut want = desired::validating(&settings.registration, None);
+            for w in &mut want {
+                w.client_config.ca_bundle = bundle_for(&w.name).map(ByteString);
+                normalize_validating(w);
+            }
+            let mut have = live.webhooks.clone().unwrap_or_default();
+            have.iter_mut().for_each(normalize_validating);
+            if have != want {
+                live.webhooks = Some(want);
+                live.metadata.managed_fields = None;
+                validating_api
+                    .replace(name, &post_params(), &live)
+                    .await
+                    .with_context(|| format!("repairing ValidatingWebhookConfiguration {name}"))?;
+                info!(
+                    configuration = name,
+                    "repaired ValidatingWebhookConfiguration"
+                );
+                outcome.repaired.push("ValidatingWebhookConfiguration");
+            }
+        }
+    }
+    for kind in &outcome.missing {
+        warn!(
+            configuration = name,
+            "{kind} {name} does not exist; homestead does not recreate it (helm upgrade does)"
+        );
+    }
+    Ok(outcome)
+}
+
+fn ping<T>(event: Result<T, watcher::Error>) {
+    if let Err(e) = event {
+        warn!("watching webhook objects: {e}");
+    }
+}
+
+/// Changes to the watched objects (any event means: look again).
+fn triggers(client: &Client, settings: &Settings) -> BoxStream<'static, ()> {
+    let Some(name) = settings.configuration.clone() else {
+        return futures::stream::pending().boxed();
+    };
+    let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mutating = watcher(
+        Api::<MutatingWebhookConfiguration>::all(client.clone()),
+        by_name.clone(),
+    )
+    .default_backoff()
+    .map(ping);
+    let validating = watcher(
+        Api::<ValidatingWebhookConfiguration>::all(client.clone()),
+        by_name,
+    )
+    .default_backoff()
+    .map(ping);
+    let mut streams: Vec<BoxStream<'static, ()>> = vec![mutating.boxed(), validating.boxed()];
+    if settings.mode == CertMode::SelfSigned {
+        let secret = watcher(
+            Api::<Secret>::namespaced(client.clone(), &settings.namespace),
+            watcher::Config::default().fields(&format!("metadata.name={}", settings.secret)),
+        )
+        .default_backoff()
+        .map(ping);
+        streams.push(secret.boxed());
+    }
+    futures::stream::select_all(streams).boxed()
+}
+
+/// The leader task: keeps the certificates and both webhook configurations right until
+/// `shutdown` is cancelled (losing the lease cancels it). Errors are logged and retried
+/// with backoff; the task only returns on shutdown.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    info!(mode = ?settings.mode, secret = %settings.secret, configuration = ?settings.configuration, "webhook registration started");
+    let mut events = triggers(&client, &settings);
+    let mut failures: u32 = 0;
+    loop {
+        let wait = match reconcile_once(&client, &settings, SystemTime::now()).await {
+            Ok(outcome) => {
+                failures = 0;
+                outcome
+                    .recheck_at
+                    .and_then(|t| t.duration_since(SystemTime::now()).ok())
+                    .unwrap_or(MAX_INTERVAL)
+                    .min(MAX_INTERVAL)
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let backoff = Duration::from_secs(1 << failures.min(8)).min(MAX_INTERVAL);
+                warn!(error = format!("{e:#}"), retry_in = ?backoff, "webhook registration pass failed");
+                backoff
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                info!("webhook registration stopped");
+                return Ok(());
+            }
+            () = tokio::time::sleep(wait) => {}
+            event = events.next() => {
+                if event.is_none() {
+                    // The watches ended (they do not, with backoff); fall back to the timer.
+                    events = futures::stream::pending().boxed();
+                }
+                // Let a burst of events (our own writes among them) settle into one pass.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                while let Some(Some(())) = futures::FutureExt::now_or_never(events.next()) {}
+            }
+        }
+    }
+}
