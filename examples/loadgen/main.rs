@@ -350,13 +350,20 @@ async fn drive(
             Sender::H1(s) => s.send_request(request).await,
             Sender::H2(s) => s.send_request(request).await,
         };
-        let ok = match response {
+        let (ok, failure) = match response {
             Ok(response) => {
                 let status = response.status();
                 let collected = response.into_body().collect().await;
-                status.is_success() && collected.is_ok()
+                match collected {
+                    Ok(_) if status.is_success() => (true, String::new()),
+                    Ok(body) => (
+                        false,
+                        format!("{status}: {}", String::from_utf8_lossy(&body.to_bytes())),
+                    ),
+                    Err(e) => (false, format!("{status}, reading the body: {e}")),
+                }
             }
-            Err(_) => false,
+            Err(e) => (false, e.to_string()),
         };
         let done = tokio::time::Instant::now();
         if due >= measure_from {
@@ -370,7 +377,7 @@ async fn drive(
             }
         }
         if !ok && matches!(&sender, Sender::H1(s) if s.is_closed()) {
-            bail!("connection closed by the server");
+            bail!("connection closed by the server after: {failure}");
         }
         if let Some(interval) = interval {
             due += interval;
