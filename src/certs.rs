@@ -353,10 +353,21 @@ pub struct CertsArgs {
     pub out: PathBuf,
     /// A DNS name for the serving certificate (repeatable), e.g.
     /// homestead.homestead.svc.
-    #[arg(long = "dns", value_name = "NAME")]
+    #[arg(
+        long = "dns",
+        value_name = "NAME",
+        env = "HOMESTEAD_CERTS_DNS",
+        value_delimiter = ','
+    )]
     pub dns: Vec<String>,
-    /// An IP address for the serving certificate (repeatable).
-    #[arg(long = "ip", value_name = "IP")]
+    /// An IP address for the serving certificate (repeatable). Without --dns and --ip:
+    /// localhost and 127.0.0.1.
+    #[arg(
+        long = "ip",
+        value_name = "IP",
+        env = "HOMESTEAD_CERTS_IP",
+        value_delimiter = ','
+    )]
     pub ip: Vec<IpAddr>,
     /// Validity of both certificates, in days.
     #[arg(long, env = "HOMESTEAD_CERTS_DAYS", default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]

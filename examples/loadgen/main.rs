@@ -91,8 +91,8 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(args.threads.max(1))
         .enable_all()
         .build()?;
-    let result = runtime.block_on(run(&args));
     let pid = child.as_ref().map(Child::id).or(args.pid);
+    let result = runtime.block_on(run(&args, pid));
     if let Some(pid) = pid {
         match peak_rss(pid) {
             Ok((hwm, rss)) => println!("server peak RSS (VmHWM): {hwm}   current RSS: {rss}"),
@@ -160,7 +160,18 @@ fn peak_rss(pid: u32) -> anyhow::Result<(String, String)> {
     Ok((field("VmHWM:"), field("VmRSS:")))
 }
 
-async fn run(args: &Args) -> anyhow::Result<()> {
+/// CPU time (user + system) a process has used, from /proc/<pid>/stat (Linux).
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+async fn run(args: &Args, server_pid: Option<u32>) -> anyhow::Result<()> {
     let body = Bytes::from(
         std::fs::read(&args.review)
             .with_context(|| format!("reading {}", args.review.display()))?,
@@ -212,6 +223,11 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             .await
         }));
     }
+    tokio::time::sleep_until(measure_from).await;
+    let server_pid = server_pid.map(|p| p.to_string());
+    let cpu_before = (server_pid.as_deref().and_then(cpu_time), cpu_time("self"));
+    tokio::time::sleep_until(end).await;
+    let cpu_after = (server_pid.as_deref().and_then(cpu_time), cpu_time("self"));
     let mut latencies = Vec::new();
     let mut errors = 0;
     for task in tasks {
@@ -247,6 +263,27 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         seconds,
         latencies.len() as f64 / seconds
     );
+    let used = |before: Option<Duration>, after: Option<Duration>| {
+        before
+            .zip(after)
+            .map(|(b, a)| a.saturating_sub(b).as_secs_f64())
+    };
+    if let Some(server_cpu) = used(cpu_before.0, cpu_after.0) {
+        println!(
+            "server CPU: {:.2} s over {:.1} s ({:.0}% of one core) = {:.0} requests per CPU-second",
+            server_cpu,
+            seconds,
+            100.0 * server_cpu / seconds,
+            latencies.len() as f64 / server_cpu.max(f64::EPSILON)
+        );
+    }
+    if let Some(own) = used(cpu_before.1, cpu_after.1) {
+        println!(
+            "load generator CPU: {:.2} s ({:.0}% of one core)",
+            own,
+            100.0 * own / seconds
+        );
+    }
     println!(
         "latency p50: {}   p90: {}   p99: {}   p99.9: {}   max: {}",
         pct(0.50),
@@ -313,13 +350,20 @@ async fn drive(
             Sender::H1(s) => s.send_request(request).await,
             Sender::H2(s) => s.send_request(request).await,
         };
-        let ok = match response {
+        let (ok, failure) = match response {
             Ok(response) => {
                 let status = response.status();
                 let collected = response.into_body().collect().await;
-                status.is_success() && collected.is_ok()
+                match collected {
+                    Ok(_) if status.is_success() => (true, String::new()),
+                    Ok(body) => (
+                        false,
+                        format!("{status}: {}", String::from_utf8_lossy(&body.to_bytes())),
+                    ),
+                    Err(e) => (false, format!("{status}, reading the body: {e}")),
+                }
             }
-            Err(_) => false,
+            Err(e) => (false, e.to_string()),
         };
         let done = tokio::time::Instant::now();
         if due >= measure_from {
@@ -333,7 +377,7 @@ async fn drive(
             }
         }
         if !ok && matches!(&sender, Sender::H1(s) if s.is_closed()) {
-            bail!("connection closed by the server");
+            bail!("connection closed by the server after: {failure}");
         }
         if let Some(interval) = interval {
             due += interval;
