@@ -347,8 +347,14 @@ async fn drive(
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(body.clone()))?;
         let response = match &mut sender {
-            Sender::H1(s) => s.send_request(request).await,
-            Sender::H2(s) => s.send_request(request).await,
+            Sender::H1(s) => match s.ready().await {
+                Ok(()) => s.send_request(request).await,
+                Err(e) => Err(e),
+            },
+            Sender::H2(s) => match s.ready().await {
+                Ok(()) => s.send_request(request).await,
+                Err(e) => Err(e),
+            },
         };
         let (ok, failure) = match response {
             Ok(response) => {
