@@ -8,6 +8,25 @@ mod session;
 mod storage;
 mod user;
 
+/// Lookups the planners' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::{Kind, Object, Plan};
+
+    /// Every planned object's key, for failure messages.
+    pub(crate) fn keys(plan: &Plan) -> Vec<String> {
+        plan.objects.iter().map(|o| o.key().to_string()).collect()
+    }
+
+    /// The planned object of `kind` named `name`; panics (in a test) when it is missing.
+    pub(crate) fn find<'a>(plan: &'a Plan, kind: Kind, name: &str) -> &'a Object {
+        plan.objects
+            .iter()
+            .find(|o| o.kind() == kind && o.key().name == name)
+            .unwrap_or_else(|| panic!("no {kind:?} {name} in {:#?}", keys(plan)))
+    }
+}
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;

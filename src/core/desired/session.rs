@@ -198,16 +198,7 @@ mod tests {
             .collect()
     }
 
-    fn keys(plan: &Plan) -> Vec<String> {
-        plan.objects.iter().map(|o| o.key().to_string()).collect()
-    }
-
-    fn find<'a>(plan: &'a Plan, kind: Kind, name: &str) -> &'a Object {
-        plan.objects
-            .iter()
-            .find(|o| o.kind() == kind && o.key().name == name)
-            .unwrap_or_else(|| panic!("no {kind:?} {name} in {:#?}", keys(plan)))
-    }
+    use crate::core::desired::test_support::{find, keys};
 
     #[test]
     fn session_gets_everything_in_order() {

@@ -286,16 +286,7 @@ mod tests {
     use crate::core::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_USER};
     use k8s_openapi::ByteString;
 
-    fn keys(plan: &Plan) -> Vec<String> {
-        plan.objects.iter().map(|o| o.key().to_string()).collect()
-    }
-
-    fn find<'a>(plan: &'a Plan, kind: Kind, name: &str) -> &'a Object {
-        plan.objects
-            .iter()
-            .find(|o| o.kind() == kind && o.key().name == name)
-            .unwrap_or_else(|| panic!("no {kind:?} {name} in {:#?}", keys(plan)))
-    }
+    use crate::core::desired::test_support::{find, keys};
 
     #[test]
     fn default_user_gets_namespace_binding_configmap_and_storage() {
