@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use homestead::core::review::{Verdict, Webhook};
+use homestead::core::review::{Verdict, Webhook, review};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -254,6 +254,18 @@ fn shape() -> impl Strategy<Value = Shape> {
     ]
 }
 
+/// `request` serialised with its `object` first, before the `kind` that says what it is.
+fn object_first(request: &Value) -> Vec<u8> {
+    let mut inner = request["request"].as_object().cloned().unwrap_or_default();
+    let object = inner.remove("object").unwrap_or(Value::Null);
+    let rest = serde_json::to_string(&inner).unwrap();
+    format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"object":{object},{}}}"#,
+        &rest[1..]
+    )
+    .into_bytes()
+}
+
 fn namespace() -> impl Strategy<Value = &'static str> {
     prop_oneof![Just(SESSION_NS), Just(ADA_NS)]
 }
@@ -280,6 +292,10 @@ proptest! {
             matches!(reviewed.summary.verdict, Verdict::Patched { .. }),
             "a generated object always needs something: {:?}", reviewed.summary.verdict
         );
+        // The pod is read in place when the request's kind comes before its object (as the
+        // API server writes it) and read again afterwards when it does not: same answer.
+        let reordered = review(Webhook::Mutate, &object_first(&first), &fx.admission()).unwrap();
+        prop_assert_eq!(&reordered, &reviewed);
         let mut mutated = object.clone();
         let patch = patch_of(&reviewed).unwrap();
         json_patch::patch(&mut mutated, &patch).map_err(|e| TestCaseError::fail(format!("{e}: {patch:?}")))?;

@@ -1,20 +1,19 @@
 //! Mutation (DESIGN §4): the JSON Patch that makes a pod (or pod template) run as its
 //! identity with its storage and environment. Operations are built by comparing the
-//! typed object with what it should be, field by field — never by diffing clones — and
-//! an object that already is what it should be gets no operations at all.
+//! parsed pod with what it should be, field by field — never by diffing clones — and
+//! written straight into the patch; an object that already is what it should be gets no
+//! operations at all.
 
-use json_patch::jsonptr::PointerBuf;
-use k8s_openapi::api::core::v1::{
-    Container, EnvVar, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
-    SecurityContext, Volume, VolumeMount,
-};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
 use crate::core::config::Config;
 use crate::core::directory::Dataset;
 use crate::core::identity::Identity;
 use crate::core::names;
-use crate::core::patch::{Ops, at};
+use crate::core::patch::{Array, Patch, Pointer};
+use crate::core::pod::{
+    Container, EnvVar, PodSecurityContext, PodSpec, SecurityContext, VolumeMount,
+};
 use crate::core::workload::PodView;
 
 /// `fsGroupChangePolicy` written on every pod: recursive chown of big volumes is an outage.
@@ -103,64 +102,66 @@ impl Plan {
     }
 }
 
-/// The operations that make `pod` run as `identity`. `datasets` are the namespace's
-/// dataset claims (ignored when the pod carries `homestead.dev/no-datasets`).
+/// Writes the operations that make `pod` run as `identity` into `patch`. `datasets` are
+/// the namespace's dataset claims (ignored when the pod carries
+/// `homestead.dev/no-datasets`).
 pub fn mutate(
+    patch: &mut Patch,
     config: &Config,
     identity: &Identity,
     datasets: &[Dataset],
-    pod: &PodView,
-) -> Vec<json_patch::PatchOperation> {
-    let mut ops = Ops::default();
+    pod: &PodView<'_>,
+) {
     if pod.missing_parent {
-        return ops.into_inner();
+        return;
     }
-    run_as(&mut ops, identity, pod);
+    let root = Pointer::root(pod.pointer);
+    run_as(patch, identity, &root, pod);
     let Some(spec) = &pod.spec else {
-        return ops.into_inner();
+        return;
     };
     let datasets = if pod.no_datasets() { &[][..] } else { datasets };
     let plan = Plan::new(config, identity, datasets);
-    let spec_ptr = at(&pod.pointer, ["spec"]);
-    pod_security(&mut ops, identity, &spec_ptr, spec);
-    volumes(&mut ops, &plan, &spec_ptr, spec);
+    let spec_ptr = root.keys(&["spec"]);
+    pod_security(patch, identity, &spec_ptr, spec);
+    volumes(patch, &plan, &spec_ptr, spec);
     for (list, containers) in [
-        ("containers", Some(&spec.containers)),
+        ("containers", spec.containers.as_ref()),
         ("initContainers", spec.init_containers.as_ref()),
     ] {
+        let list_ptr = spec_ptr.keys(std::slice::from_ref(&list));
         for (i, container) in containers.into_iter().flatten().enumerate() {
-            let ptr = at(&spec_ptr, [list]);
-            let ptr = at(&ptr, [i]);
-            container_ops(&mut ops, identity, &plan, &ptr, container);
+            container_ops(patch, identity, &plan, &list_ptr.index(i), container);
         }
     }
-    ops.into_inner()
 }
 
-fn run_as(ops: &mut Ops, identity: &Identity, pod: &PodView) {
+fn run_as(patch: &mut Patch, identity: &Identity, root: &Pointer<'_>, pod: &PodView<'_>) {
     let username = identity.username();
+    #[derive(Serialize)]
+    struct RunAs<'a> {
+        #[serde(rename = "homestead.dev/run-as")]
+        run_as: &'a str,
+    }
+    #[derive(Serialize)]
+    struct WithAnnotations<'a> {
+        annotations: RunAs<'a>,
+    }
+    let run_as = RunAs { run_as: username };
     match &pod.metadata {
-        None => ops.add(
-            at(&pod.pointer, ["metadata"]),
-            json!({ "annotations": { names::ANNOTATION_RUN_AS: username } }),
+        None => patch.add(
+            root.keys(&["metadata"]),
+            &WithAnnotations {
+                annotations: run_as,
+            },
         ),
         Some(meta) => match &meta.annotations {
-            None => ops.add(
-                at(&pod.pointer, ["metadata", "annotations"]),
-                json!({ names::ANNOTATION_RUN_AS: username }),
-            ),
+            None => patch.add(root.keys(&["metadata", "annotations"]), &run_as),
             Some(annotations) => {
-                if annotations
-                    .get(names::ANNOTATION_RUN_AS)
-                    .map(String::as_str)
-                    != Some(username)
-                {
-                    ops.add(
-                        at(
-                            &pod.pointer,
-                            ["metadata", "annotations", names::ANNOTATION_RUN_AS],
-                        ),
-                        Value::from(username),
+                if annotations.run_as.as_deref() != Some(username) {
+                    patch.add(
+                        root.keys(&["metadata", "annotations", names::ANNOTATION_RUN_AS]),
+                        username,
                     );
                 }
             }
@@ -168,18 +169,35 @@ fn run_as(ops: &mut Ops, identity: &Identity, pod: &PodView) {
     }
 }
 
-fn pod_security(ops: &mut Ops, identity: &Identity, spec_ptr: &PointerBuf, spec: &PodSpec) {
+/// A pod security context as homestead writes it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PodSecurityOut<'a> {
+    run_as_user: i64,
+    run_as_group: i64,
+    run_as_non_root: bool,
+    fs_group: i64,
+    fs_group_change_policy: &'static str,
+    supplemental_groups: &'a [i64],
+}
+
+fn pod_security(
+    patch: &mut Patch,
+    identity: &Identity,
+    spec_ptr: &Pointer<'_>,
+    spec: &PodSpec<'_>,
+) {
     let Some(sc) = &spec.security_context else {
-        ops.add(
-            at(spec_ptr, ["securityContext"]),
-            json!({
-                "runAsUser": identity.uid(),
-                "runAsGroup": identity.gid,
-                "runAsNonRoot": true,
-                "fsGroup": identity.gid,
-                "fsGroupChangePolicy": FS_GROUP_CHANGE_POLICY,
-                "supplementalGroups": identity.supplemental_groups,
-            }),
+        patch.add(
+            spec_ptr.keys(&["securityContext"]),
+            &PodSecurityOut {
+                run_as_user: identity.uid(),
+                run_as_group: identity.gid,
+                run_as_non_root: true,
+                fs_group: identity.gid,
+                fs_group_change_policy: FS_GROUP_CHANGE_POLICY,
+                supplemental_groups: &identity.supplemental_groups,
+            },
         );
         return;
     };
@@ -192,93 +210,113 @@ fn pod_security(ops: &mut Ops, identity: &Identity, spec_ptr: &PointerBuf, spec:
         supplemental_groups,
         ..
     } = sc;
-    let field = |name: &str| at(spec_ptr, ["securityContext", name]);
+    let sc_ptr = spec_ptr.keys(&["securityContext"]);
     if *run_as_user != Some(identity.uid()) {
-        ops.add(field("runAsUser"), Value::from(identity.uid()));
+        patch.add(sc_ptr.keys(&["runAsUser"]), &identity.uid());
     }
     if *run_as_group != Some(identity.gid) {
-        ops.add(field("runAsGroup"), Value::from(identity.gid));
+        patch.add(sc_ptr.keys(&["runAsGroup"]), &identity.gid);
     }
     if *run_as_non_root != Some(true) {
-        ops.add(field("runAsNonRoot"), Value::Bool(true));
+        patch.add(sc_ptr.keys(&["runAsNonRoot"]), &true);
     }
     if *fs_group != Some(identity.gid) {
-        ops.add(field("fsGroup"), Value::from(identity.gid));
+        patch.add(sc_ptr.keys(&["fsGroup"]), &identity.gid);
     }
     if fs_group_change_policy.as_deref() != Some(FS_GROUP_CHANGE_POLICY) {
-        ops.add(
-            field("fsGroupChangePolicy"),
-            Value::from(FS_GROUP_CHANGE_POLICY),
+        patch.add(
+            sc_ptr.keys(&["fsGroupChangePolicy"]),
+            FS_GROUP_CHANGE_POLICY,
         );
     }
     if supplemental_groups.as_deref() != Some(identity.supplemental_groups.as_slice()) {
-        ops.add(
-            field("supplementalGroups"),
-            json!(identity.supplemental_groups),
+        patch.add(
+            sc_ptr.keys(&["supplementalGroups"]),
+            identity.supplemental_groups.as_slice(),
         );
     }
 }
 
-fn desired_volume(mount: &Mount) -> Volume {
-    Volume {
-        name: mount.volume.clone(),
-        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-            claim_name: mount.claim.clone(),
-            read_only: None,
-        }),
-        ..Volume::default()
+/// A volume as homestead writes it: a claim and nothing else.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VolumeOut<'a> {
+    name: &'a str,
+    persistent_volume_claim: ClaimOut<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClaimOut<'a> {
+    claim_name: &'a str,
+}
+
+impl<'a> From<&'a Mount> for VolumeOut<'a> {
+    fn from(mount: &'a Mount) -> Self {
+        VolumeOut {
+            name: &mount.volume,
+            persistent_volume_claim: ClaimOut {
+                claim_name: &mount.claim,
+            },
+        }
     }
 }
 
-fn volume_json(mount: &Mount) -> Value {
-    json!({ "name": mount.volume, "persistentVolumeClaim": { "claimName": mount.claim } })
-}
-
-fn volumes(ops: &mut Ops, plan: &Plan, spec_ptr: &PointerBuf, spec: &PodSpec) {
+fn volumes(patch: &mut Patch, plan: &Plan, spec_ptr: &Pointer<'_>, spec: &PodSpec<'_>) {
     if plan.mounts.is_empty() {
         return;
     }
+    let volumes_ptr = spec_ptr.keys(&["volumes"]);
     let Some(existing) = &spec.volumes else {
-        ops.add(
-            at(spec_ptr, ["volumes"]),
-            Value::Array(plan.mounts.iter().map(volume_json).collect()),
-        );
+        patch.add(volumes_ptr, &Array(plan.mounts.iter().map(VolumeOut::from)));
         return;
     };
     for mount in &plan.mounts {
         match existing.iter().position(|v| v.name == mount.volume) {
             // A volume under a homestead name that points elsewhere is replaced.
-            Some(i) if existing[i] != desired_volume(mount) => {
-                ops.replace(at(spec_ptr, ["volumes"]).with_index(i), volume_json(mount));
+            Some(i) if !existing[i].is_only_claim(&mount.claim) => {
+                patch.replace(volumes_ptr.index(i), &VolumeOut::from(mount));
             }
             Some(_) => {}
-            None => ops.add(at(spec_ptr, ["volumes", "-"]), volume_json(mount)),
+            None => patch.add(volumes_ptr.end(), &VolumeOut::from(mount)),
         }
     }
 }
 
-trait WithIndex {
-    fn with_index(self, i: usize) -> PointerBuf;
+/// A volume mount as homestead writes it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MountOut<'a> {
+    name: &'a str,
+    mount_path: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    read_only: bool,
 }
 
-impl WithIndex for PointerBuf {
-    fn with_index(mut self, i: usize) -> PointerBuf {
-        self.push_back(i);
-        self
+impl<'a> From<&'a Mount> for MountOut<'a> {
+    fn from(mount: &'a Mount) -> Self {
+        MountOut {
+            name: &mount.volume,
+            mount_path: &mount.path,
+            read_only: mount.read_only,
+        }
     }
 }
 
-fn mount_json(mount: &Mount) -> Value {
-    let mut map = Map::with_capacity(3);
-    map.insert("name".into(), Value::from(mount.volume.as_str()));
-    map.insert("mountPath".into(), Value::from(mount.path.as_str()));
-    if mount.read_only {
-        map.insert("readOnly".into(), Value::Bool(true));
-    }
-    Value::Object(map)
+/// An environment variable as homestead writes it.
+#[derive(Serialize)]
+struct EnvOut<'a> {
+    name: &'a str,
+    value: &'a str,
 }
 
-fn mount_is_right(existing: &VolumeMount, mount: &Mount) -> bool {
+impl<'a> From<&'a (&'static str, String)> for EnvOut<'a> {
+    fn from((name, value): &'a (&'static str, String)) -> Self {
+        EnvOut { name, value }
+    }
+}
+
+fn mount_is_right(existing: &VolumeMount<'_>, mount: &Mount) -> bool {
     existing.name == mount.volume
         && existing.sub_path.as_deref().is_none_or(str::is_empty)
         && existing.sub_path_expr.as_deref().is_none_or(str::is_empty)
@@ -286,27 +324,25 @@ fn mount_is_right(existing: &VolumeMount, mount: &Mount) -> bool {
 }
 
 fn container_ops(
-    ops: &mut Ops,
+    patch: &mut Patch,
     identity: &Identity,
     plan: &Plan,
-    ptr: &PointerBuf,
-    container: &Container,
+    ptr: &Pointer<'_>,
+    container: &Container<'_>,
 ) {
     // Mounts.
     if !plan.mounts.is_empty() {
+        let mounts_ptr = ptr.keys(&["volumeMounts"]);
         match &container.volume_mounts {
-            None => ops.add(
-                at(ptr, ["volumeMounts"]),
-                Value::Array(plan.mounts.iter().map(mount_json).collect()),
-            ),
+            None => patch.add(mounts_ptr, &Array(plan.mounts.iter().map(MountOut::from))),
             Some(existing) => {
                 for mount in &plan.mounts {
                     match existing.iter().position(|m| m.mount_path == mount.path) {
                         Some(j) if !mount_is_right(&existing[j], mount) => {
-                            ops.replace(at(ptr, ["volumeMounts"]).with_index(j), mount_json(mount))
+                            patch.replace(mounts_ptr.index(j), &MountOut::from(mount))
                         }
                         Some(_) => {}
-                        None => ops.add(at(ptr, ["volumeMounts", "-"]), mount_json(mount)),
+                        None => patch.add(mounts_ptr.end(), &MountOut::from(mount)),
                     }
                 }
                 // Other mounts of a read-only homestead volume are made read-only too.
@@ -316,10 +352,7 @@ fn container_ops(
                         .iter()
                         .any(|p| p.read_only && p.volume == m.name && p.path != m.mount_path);
                     if read_only_volume && m.read_only != Some(true) {
-                        ops.add(
-                            at(&at(ptr, ["volumeMounts"]).with_index(j), ["readOnly"]),
-                            Value::Bool(true),
-                        );
+                        patch.add(mounts_ptr.index(j).keys(&["readOnly"]), &true);
                     }
                 }
             }
@@ -327,11 +360,21 @@ fn container_ops(
     }
 
     // Security context: overwrite what contradicts the identity.
+    let sc_ptr = ptr.keys(&["securityContext"]);
     match &container.security_context {
-        None => ops.add(
-            at(ptr, ["securityContext"]),
-            json!({ "allowPrivilegeEscalation": false }),
-        ),
+        None => {
+            #[derive(Serialize)]
+            #[serde(rename_all = "camelCase")]
+            struct NoEscalation {
+                allow_privilege_escalation: bool,
+            }
+            patch.add(
+                sc_ptr,
+                &NoEscalation {
+                    allow_privilege_escalation: false,
+                },
+            )
+        }
         Some(sc) => {
             let SecurityContext {
                 run_as_user,
@@ -340,43 +383,32 @@ fn container_ops(
                 allow_privilege_escalation,
                 ..
             } = sc;
-            let field = |name: &str| at(ptr, ["securityContext", name]);
             if run_as_user.is_some_and(|u| u != identity.uid()) {
-                ops.add(field("runAsUser"), Value::from(identity.uid()));
+                patch.add(sc_ptr.keys(&["runAsUser"]), &identity.uid());
             }
             if run_as_group.is_some_and(|g| !identity.has_group(g)) {
-                ops.add(field("runAsGroup"), Value::from(identity.gid));
+                patch.add(sc_ptr.keys(&["runAsGroup"]), &identity.gid);
             }
             if *run_as_non_root == Some(false) {
-                ops.add(field("runAsNonRoot"), Value::Bool(true));
+                patch.add(sc_ptr.keys(&["runAsNonRoot"]), &true);
             }
             // The API server refuses allowPrivilegeEscalation=false next to privileged
             // or CAP_SYS_ADMIN; validation refuses those anyway.
             let contradicts = sc.privileged == Some(true)
-                || sc
-                    .capabilities
-                    .as_ref()
-                    .and_then(|c| c.add.as_ref())
-                    .is_some_and(|add| add.iter().any(|c| is_sys_admin(c)));
+                || sc.added_capabilities().iter().any(|c| is_sys_admin(c));
             if allow_privilege_escalation.is_none() && !contradicts {
-                ops.add(field("allowPrivilegeEscalation"), Value::Bool(false));
+                patch.add(sc_ptr.keys(&["allowPrivilegeEscalation"]), &false);
             }
         }
     }
 
     // Environment.
+    let env_ptr = ptr.keys(&["env"]);
     match &container.env {
-        None => ops.add(
-            at(ptr, ["env"]),
-            Value::Array(
-                plan.env
-                    .iter()
-                    .map(|(name, value)| json!({ "name": name, "value": value }))
-                    .collect(),
-            ),
-        ),
+        None => patch.add(env_ptr, &Array(plan.env.iter().map(EnvOut::from))),
         Some(existing) => {
-            for (name, value) in &plan.env {
+            for entry in &plan.env {
+                let (name, value) = entry;
                 let mut found = false;
                 for (j, var) in existing.iter().enumerate() {
                     if var.name != *name {
@@ -384,24 +416,18 @@ fn container_ops(
                     }
                     found = true;
                     if !env_is(var, value) {
-                        ops.replace(
-                            at(ptr, ["env"]).with_index(j),
-                            json!({ "name": name, "value": value }),
-                        );
+                        patch.replace(env_ptr.index(j), &EnvOut::from(entry));
                     }
                 }
                 if !found {
-                    ops.add(
-                        at(ptr, ["env", "-"]),
-                        json!({ "name": name, "value": value }),
-                    );
+                    patch.add(env_ptr.end(), &EnvOut::from(entry));
                 }
             }
         }
     }
 }
 
-fn env_is(var: &EnvVar, value: &str) -> bool {
+fn env_is(var: &EnvVar<'_>, value: &str) -> bool {
     var.value.as_deref() == Some(value) && var.value_from.is_none()
 }
 

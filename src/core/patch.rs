@@ -1,66 +1,250 @@
-//! RFC 6902 JSON Patch operations built directly, with RFC 6901 pointers (`~0`/`~1`
-//! escaping is the pointer type's job, so keys such as `homestead.dev/run-as` are safe).
+//! RFC 6902 JSON Patch operations written straight to their JSON, with RFC 6901 pointers
+//! built on the stack (`~0`/`~1` escaping happens as a pointer is written, so keys such as
+//! `homestead.dev/run-as` are safe).
+//!
+//! Mutation never builds a `serde_json::Value` or a list of operation objects: each
+//! operation is serialised into one buffer as it is decided, and the buffer is the patch.
 
-use json_patch::jsonptr::{PointerBuf, Token};
-use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
-use serde_json::Value;
+use serde::Serialize;
 
-/// A list of patch operations under construction.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Ops(pub Vec<PatchOperation>);
+/// An RFC 6901 JSON Pointer: a parent pointer and more tokens, or a root given as an
+/// already-escaped pointer string (`""`, `"/spec/template"`).
+#[derive(Debug, Clone, Copy)]
+pub struct Pointer<'a> {
+    parent: Option<&'a Pointer<'a>>,
+    token: Token<'a>,
+}
 
-impl Ops {
+#[derive(Debug, Clone, Copy)]
+enum Token<'a> {
+    /// An escaped pointer the chain starts from.
+    Root(&'a str),
+    /// Object members, outermost first (unescaped).
+    Keys(&'a [&'a str]),
+    /// An array index.
+    Index(usize),
+    /// `-`: one past the end of an array.
+    End,
+}
+
+impl<'a> Pointer<'a> {
+    /// A pointer from an already-escaped RFC 6901 string (`""` is the whole document).
+    pub const fn root(escaped: &'a str) -> Self {
+        Pointer {
+            parent: None,
+            token: Token::Root(escaped),
+        }
+    }
+
+    /// This pointer extended by object members `keys`, outermost first.
+    pub fn keys(&'a self, keys: &'a [&'a str]) -> Pointer<'a> {
+        self.child(Token::Keys(keys))
+    }
+
+    /// This pointer extended by array index `index`.
+    pub fn index(&'a self, index: usize) -> Pointer<'a> {
+        self.child(Token::Index(index))
+    }
+
+    /// This pointer extended by `-` (append to an array).
+    pub fn end(&'a self) -> Pointer<'a> {
+        self.child(Token::End)
+    }
+
+    fn child(&'a self, token: Token<'a>) -> Pointer<'a> {
+        Pointer {
+            parent: Some(self),
+            token,
+        }
+    }
+
+    /// Appends the pointer's RFC 6901 text to `out`.
+    pub fn write_to(&self, out: &mut String) {
+        if let Some(parent) = self.parent {
+            parent.write_to(out);
+        }
+        match self.token {
+            Token::Root(escaped) => out.push_str(escaped),
+            Token::Keys(keys) => {
+                for key in keys {
+                    out.push('/');
+                    if key.contains(['~', '/']) {
+                        out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                    } else {
+                        out.push_str(key);
+                    }
+                }
+            }
+            Token::Index(index) => {
+                out.push('/');
+                out.push_str(itoa::Buffer::new().format(index));
+            }
+            Token::End => out.push_str("/-"),
+        }
+    }
+
+    /// The pointer's RFC 6901 text.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        self.write_to(&mut out);
+        out
+    }
+}
+
+/// A JSON Patch under construction: the serialised operations so far.
+#[derive(Debug, Default)]
+pub struct Patch {
+    json: Vec<u8>,
+    operations: usize,
+    path: String,
+    error: Option<serde_json::Error>,
+}
+
+/// A finished, non-empty JSON Patch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchJson {
+    /// The patch document: a JSON array of operations.
+    pub json: Vec<u8>,
+    /// How many operations it holds.
+    pub operations: usize,
+}
+
+impl Patch {
     /// `add` `value` at `path` (creates an object member or appends with `-`; replaces an
     /// existing member).
-    pub fn add(&mut self, path: PointerBuf, value: Value) {
-        self.0
-            .push(PatchOperation::Add(AddOperation { path, value }));
+    pub fn add(&mut self, path: Pointer<'_>, value: &(impl Serialize + ?Sized)) {
+        self.push("add", path, value);
     }
 
     /// `replace` the existing value at `path`.
-    pub fn replace(&mut self, path: PointerBuf, value: Value) {
-        self.0
-            .push(PatchOperation::Replace(ReplaceOperation { path, value }));
+    pub fn replace(&mut self, path: Pointer<'_>, value: &(impl Serialize + ?Sized)) {
+        self.push("replace", path, value);
+    }
+
+    /// How many operations were added.
+    pub fn len(&self) -> usize {
+        self.operations
     }
 
     /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.operations == 0
     }
 
-    /// The operations.
-    pub fn into_inner(self) -> Vec<PatchOperation> {
-        self.0
+    fn push(&mut self, op: &str, path: Pointer<'_>, value: &(impl Serialize + ?Sized)) {
+        if self.error.is_some() {
+            return;
+        }
+        self.json
+            .extend_from_slice(if self.operations == 0 { b"[" } else { b"," });
+        self.json.extend_from_slice(b"{\"op\":\"");
+        self.json.extend_from_slice(op.as_bytes());
+        self.json.extend_from_slice(b"\",\"path\":");
+        self.path.clear();
+        path.write_to(&mut self.path);
+        let written = serde_json::to_writer(&mut self.json, self.path.as_str()).and_then(|()| {
+            self.json.extend_from_slice(b",\"value\":");
+            serde_json::to_writer(&mut self.json, value)
+        });
+        match written {
+            Ok(()) => {
+                self.json.push(b'}');
+                self.operations += 1;
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// The patch document, `None` when it is empty; an error if a value could not be
+    /// serialised.
+    pub fn finish(mut self) -> Result<Option<PatchJson>, serde_json::Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.operations == 0 {
+            return Ok(None);
+        }
+        self.json.push(b']');
+        Ok(Some(PatchJson {
+            json: self.json,
+            operations: self.operations,
+        }))
     }
 }
 
-/// `base` extended by `tokens` (unescaped; each is escaped as it is pushed).
-pub fn at<'t>(base: &PointerBuf, tokens: impl IntoIterator<Item: Into<Token<'t>>>) -> PointerBuf {
-    let mut pointer = base.clone();
-    for token in tokens {
-        pointer.push_back(token);
+/// Serialises the items of an iterator as a JSON array, without collecting them.
+pub struct Array<I>(pub I);
+
+impl<I> Serialize for Array<I>
+where
+    I: Iterator + Clone,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.clone())
     }
-    pointer
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     #[test]
-    fn keys_are_escaped() {
-        let base = PointerBuf::from_tokens(["metadata"]);
-        let path = at(&base, ["annotations", "homestead.dev/run-as", "a~b"]);
+    fn pointers_escape_keys_and_chain() {
+        let pod = Pointer::root("/spec/template");
+        let spec = pod.keys(&["spec"]);
+        let containers = spec.keys(&["containers"]);
+        let first = containers.index(0);
         assert_eq!(
-            path.as_str(),
+            first.keys(&["env"]).end().to_text(),
+            "/spec/template/spec/containers/0/env/-"
+        );
+        assert_eq!(
+            Pointer::root("")
+                .keys(&["metadata", "annotations", "homestead.dev/run-as", "a~b"])
+                .to_text(),
             "/metadata/annotations/homestead.dev~1run-as/a~0b"
         );
-        let mut ops = Ops::default();
-        ops.add(path, Value::from("ada"));
-        let json = serde_json::to_string(&ops.0).unwrap();
-        assert_eq!(
-            json,
-            r#"[{"op":"add","path":"/metadata/annotations/homestead.dev~1run-as/a~0b","value":"ada"}]"#
+    }
+
+    #[test]
+    fn operations_are_written_as_a_json_patch() {
+        assert_eq!(Patch::default().finish().unwrap(), None);
+        let mut patch = Patch::default();
+        let root = Pointer::root("");
+        patch.add(root.keys(&["metadata", "annotations", "x/\"y\""]), "ada");
+        patch.replace(
+            root.keys(&["spec", "volumes"]).index(2),
+            &json!({"name": "v"}),
         );
+        patch.add(
+            root.keys(&["list"]),
+            &Array([1, 2, 3].iter().map(|n| n * 10)),
+        );
+        assert_eq!(patch.len(), 3);
+        let done = patch.finish().unwrap().unwrap();
+        assert_eq!(done.operations, 3);
+        let parsed: Value = serde_json::from_slice(&done.json).unwrap();
+        assert_eq!(
+            parsed,
+            json!([
+                {"op": "add", "path": "/metadata/annotations/x~1\"y\"", "value": "ada"},
+                {"op": "replace", "path": "/spec/volumes/2", "value": {"name": "v"}},
+                {"op": "add", "path": "/list", "value": [10, 20, 30]}
+            ])
+        );
+        // And json-patch reads it as a patch.
+        let _: json_patch::Patch = serde_json::from_slice(&done.json).unwrap();
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_serialised_is_an_error() {
+        let mut patch = Patch::default();
+        let mut bad = std::collections::BTreeMap::new();
+        bad.insert(vec![1u8], 1);
+        patch.add(Pointer::root("").keys(&["a"]), &bad);
+        patch.add(Pointer::root("").keys(&["b"]), &1);
+        assert!(patch.finish().is_err());
     }
 }

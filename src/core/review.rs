@@ -1,13 +1,13 @@
 //! AdmissionReview v1 in, AdmissionReview v1 out: the one entry point of the admission
-//! core. [`review`] parses the envelope (leaving `object`/`oldObject` raw until the kind is
-//! known), decides, and serialises the response; it never does I/O.
+//! core. [`review`] parses the envelope (borrowing from the body, and leaving
+//! `object`/`oldObject` raw until the kind is known), decides, and writes the response; it
+//! never does I/O.
 
 use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use thiserror::Error;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -15,11 +15,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::core::config::Config;
 use crate::core::denial::Denial;
 use crate::core::directory::Directory;
+use crate::core::envelope::{self, Object, Request};
 use crate::core::identity::{Attribution, Phase, Requester, Subject, resolve};
 use crate::core::mutation;
+use crate::core::patch::{Patch, PatchJson};
+use crate::core::pod::Text;
 use crate::core::resources::{self, Session, User};
 use crate::core::validation;
-use crate::core::workload::{self, PodKind, PodView};
+use crate::core::workload::{PodKind, PodView};
 
 /// Which webhook a review is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,90 +163,15 @@ pub enum ReviewError {
 pub(crate) const API_VERSION: &str = "admission.k8s.io/v1";
 pub(crate) const KIND: &str = "AdmissionReview";
 
-/// The request envelope; `object` and `oldObject` stay raw until the kind is known.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewIn {
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    request: Option<Request>,
-}
-
-/// `group` and `kind` of the object (the version does not matter to the rules).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct GroupVersionKind {
-    #[serde(default)]
-    pub group: String,
-    #[serde(default)]
-    pub kind: String,
-}
-
-/// Who sent the request.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub(crate) struct UserInfo {
-    #[serde(default)]
-    pub username: String,
-}
-
-/// `request` of an AdmissionReview.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct Request {
-    #[serde(default)]
-    pub uid: String,
-    #[serde(default)]
-    pub kind: GroupVersionKind,
-    #[serde(default)]
-    pub sub_resource: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
-    pub operation: String,
-    #[serde(default)]
-    pub user_info: UserInfo,
-    #[serde(default)]
-    pub object: Option<Box<RawValue>>,
-    #[serde(default)]
-    pub old_object: Option<Box<RawValue>>,
-    #[serde(default)]
-    pub dry_run: Option<bool>,
-}
-
 /// What the core decided for one request, before it is serialised.
 #[derive(Debug, Default)]
 pub(crate) struct Decision {
     /// The username decided, if any.
     pub identity: Option<String>,
     /// Patch operations (mutate only).
-    pub patch: Vec<json_patch::PatchOperation>,
+    pub patch: Patch,
     /// Denials; empty means allowed.
     pub denials: Vec<Denial>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReviewOut<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    response: ResponseOut<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ResponseOut<'a> {
-    uid: &'a str,
-    allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<StatusOut<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -259,12 +187,16 @@ pub fn review(
     body: &[u8],
     admission: &Admission<'_>,
 ) -> Result<Reviewed, ReviewError> {
-    let envelope: ReviewIn =
-        serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    let body = std::str::from_utf8(body)
+        .map_err(|e| ReviewError::NotJson(format!("the body is not UTF-8: {e}")))?;
+    let envelope = envelope::parse(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
     let api_version = envelope.api_version.unwrap_or_default();
     let kind = envelope.kind.unwrap_or_default();
     if api_version != API_VERSION || kind != KIND {
-        return Err(ReviewError::NotAdmissionReview { api_version, kind });
+        return Err(ReviewError::NotAdmissionReview {
+            api_version: api_version.into_owned(),
+            kind: kind.into_owned(),
+        });
     }
     let request = envelope.request.ok_or(ReviewError::NoRequest)?;
     if request.uid.is_empty() {
@@ -277,58 +209,65 @@ pub fn review(
     respond(request, decision)
 }
 
-fn respond(request: Request, decision: Decision) -> Result<Reviewed, ReviewError> {
-    let (verdict, message, patch) = if let Some(first) = decision.denials.first() {
+/// The start of every response, up to the value of `uid`.
+const RESPONSE_HEAD: &[u8] =
+    br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#;
+
+/// Writes the AdmissionReview response. It is written directly rather than through a
+/// serialised struct so that the base64 patch (which never needs escaping) is copied
+/// once instead of being scanned as a JSON string.
+fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed, ReviewError> {
+    let serialize = |e: &dyn fmt::Display| ReviewError::Serialize(e.to_string());
+    let patch = decision.patch.finish().map_err(|e| serialize(&e))?;
+    let mut body = Vec::with_capacity(
+        RESPONSE_HEAD.len() + 64 + patch.as_ref().map_or(0, |p| p.json.len() / 3 * 4 + 40),
+    );
+    body.extend_from_slice(RESPONSE_HEAD);
+    serde_json::to_writer(&mut body, request.uid.as_ref()).map_err(|e| serialize(&e))?;
+    let verdict = if let Some(first) = decision.denials.first() {
         let message = decision
             .denials
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        (
-            Verdict::Denied {
-                reason: first.reason,
-                message: message.clone(),
-            },
-            Some(message),
-            None,
-        )
-    } else if decision.patch.is_empty() {
-        (Verdict::Allowed, None, None)
+        body.extend_from_slice(br#","allowed":false,"status":"#);
+        let status = StatusOut {
+            code: 403,
+            reason: "Forbidden",
+            message: &message,
+        };
+        serde_json::to_writer(&mut body, &status).map_err(|e| serialize(&e))?;
+        Verdict::Denied {
+            reason: first.reason,
+            message,
+        }
+    } else if let Some(PatchJson { json, operations }) = patch {
+        body.extend_from_slice(br#","allowed":true,"patchType":"JSONPatch","patch":""#);
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let start = body.len();
+        body.resize(
+            start + base64::encoded_len(json.len(), true).unwrap_or_default(),
+            0,
+        );
+        let written = engine
+            .encode_slice(&json, &mut body[start..])
+            .map_err(|e| serialize(&e))?;
+        body.truncate(start + written);
+        body.push(b'"');
+        Verdict::Patched { operations }
     } else {
-        let json = serde_json::to_vec(&decision.patch)
-            .map_err(|e| ReviewError::Serialize(e.to_string()))?;
-        (
-            Verdict::Patched {
-                operations: decision.patch.len(),
-            },
-            None,
-            Some(base64::engine::general_purpose::STANDARD.encode(json)),
-        )
+        body.extend_from_slice(br#","allowed":true"#);
+        Verdict::Allowed
     };
-    let out = ReviewOut {
-        api_version: API_VERSION,
-        kind: KIND,
-        response: ResponseOut {
-            uid: &request.uid,
-            allowed: message.is_none(),
-            status: message.as_deref().map(|message| StatusOut {
-                code: 403,
-                reason: "Forbidden",
-                message,
-            }),
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch,
-        },
-    };
-    let body = serde_json::to_vec(&out).map_err(|e| ReviewError::Serialize(e.to_string()))?;
+    body.extend_from_slice(b"}}");
     Ok(Reviewed {
         body,
         summary: Summary {
-            uid: request.uid,
-            kind: request.kind.kind,
-            operation: request.operation,
-            namespace: request.namespace,
+            uid: request.uid.into_owned(),
+            kind: request.kind.kind.into_owned(),
+            operation: request.operation.into_owned(),
+            namespace: request.namespace.map(Text::into_owned),
             identity: decision.identity,
             verdict,
             dry_run: request.dry_run.unwrap_or(false),
@@ -337,9 +276,9 @@ fn respond(request: Request, decision: Decision) -> Result<Reviewed, ReviewError
 }
 
 /// Decides one well-formed request.
-fn decide(webhook: Webhook, request: &Request, admission: &Admission<'_>) -> Decision {
+fn decide(webhook: Webhook, request: &Request<'_>, admission: &Admission<'_>) -> Decision {
     let kind = &request.kind;
-    match (kind.group.as_str(), kind.kind.as_str()) {
+    match (kind.group.as_ref(), kind.kind.as_ref()) {
         (resources::GROUP, "User" | "Session") => decide_resource(webhook, request, admission),
         ("", "Namespace") => decide_namespace(webhook, request, admission),
         (group, name) => match PodKind::from_group_kind(group, name) {
@@ -360,10 +299,14 @@ fn unreadable(what: &str, e: &serde_json::Error) -> Denial {
     Denial::new("invalid_object", what, format!("cannot be read: {e}"))
 }
 
+fn no_object() -> Denial {
+    Denial::new("invalid_object", "object", "the request carries no object")
+}
+
 /// Pods, the ephemeral-containers subresource and workload templates.
 fn decide_pod(
     webhook: Webhook,
-    request: &Request,
+    request: &Request<'_>,
     admission: &Admission<'_>,
     pod_kind: PodKind,
 ) -> Decision {
@@ -384,24 +327,20 @@ fn decide_pod(
         // status, scale, binding, eviction, ...: nothing of the pod's identity changes.
         _ => return Decision::default(),
     };
-    let update = match request.operation.as_str() {
+    let update = match request.operation.as_ref() {
         "CREATE" => false,
         "UPDATE" => true,
         _ => return Decision::default(),
     };
     let Some(object) = &request.object else {
-        return denied(Denial::new(
-            "invalid_object",
-            "object",
-            "the request carries no object",
-        ));
+        return denied(no_object());
     };
-    let pod = match workload::parse(pod_kind, object.get()) {
+    let pod = match object.pod(pod_kind) {
         Ok(pod) => pod,
         Err(e) => return denied(unreadable("object", &e)),
     };
     let old = match (update, &request.old_object) {
-        (true, Some(old)) => match workload::parse(pod_kind, old.get()) {
+        (true, Some(old)) => match old.pod(pod_kind) {
             Ok(old) => Some(old),
             Err(e) => return denied(unreadable("oldObject", &e)),
         },
@@ -416,7 +355,7 @@ fn decide_pod(
         subject,
         phase,
         run_as: pod.run_as(),
-        old_run_as: old.as_ref().map(PodView::run_as),
+        old_run_as: old.as_deref().map(PodView::run_as),
     };
     let identity = match resolve(config, directory, namespace, owner, &attribution) {
         Ok(identity) => identity,
@@ -430,8 +369,13 @@ fn decide_pod(
         // A pod's spec is fixed once created, and ephemeral containers are not mutated:
         // only pod creations and workload templates are patched.
         Webhook::Mutate if subject == Subject::Workload || (subject == Subject::Pod && !update) => {
-            decision.patch =
-                mutation::mutate(config, &identity, directory.datasets(namespace), &pod);
+            mutation::mutate(
+                &mut decision.patch,
+                config,
+                &identity,
+                directory.datasets(namespace),
+                &pod,
+            );
         }
         Webhook::Mutate => {}
         Webhook::Validate => decision.denials = validation::validate_pod(config, &identity, &pod),
@@ -446,15 +390,19 @@ struct MetadataOnly {
 }
 
 /// Namespace UPDATE/DELETE (validate only).
-fn decide_namespace(webhook: Webhook, request: &Request, admission: &Admission<'_>) -> Decision {
-    if webhook != Webhook::Validate || !matches!(request.operation.as_str(), "UPDATE" | "DELETE") {
+fn decide_namespace(
+    webhook: Webhook,
+    request: &Request<'_>,
+    admission: &Admission<'_>,
+) -> Decision {
+    if webhook != Webhook::Validate || !matches!(request.operation.as_ref(), "UPDATE" | "DELETE") {
         return Decision::default();
     }
     let metadata =
-        |raw: &Option<Box<RawValue>>, what: &str| -> Result<Option<ObjectMeta>, Denial> {
-            match raw {
+        |object: &Option<Object<'_>>, what: &str| -> Result<Option<ObjectMeta>, Denial> {
+            match object.as_ref().and_then(Object::raw) {
                 None => Ok(None),
-                Some(raw) => serde_json::from_str::<MetadataOnly>(raw.get())
+                Some(raw) => serde_json::from_str::<MetadataOnly>(raw)
                     .map(|doc| doc.metadata)
                     .map_err(|e| unreadable(what, &e)),
             }
@@ -486,24 +434,20 @@ fn decide_namespace(webhook: Webhook, request: &Request, admission: &Admission<'
 }
 
 /// User and Session CREATE/UPDATE (validate only; cluster-scoped, so not namespace-gated).
-fn decide_resource(webhook: Webhook, request: &Request, admission: &Admission<'_>) -> Decision {
-    if webhook != Webhook::Validate || !matches!(request.operation.as_str(), "CREATE" | "UPDATE") {
+fn decide_resource(webhook: Webhook, request: &Request<'_>, admission: &Admission<'_>) -> Decision {
+    if webhook != Webhook::Validate || !matches!(request.operation.as_ref(), "CREATE" | "UPDATE") {
         return Decision::default();
     }
-    let Some(object) = &request.object else {
-        return denied(Denial::new(
-            "invalid_object",
-            "object",
-            "the request carries no object",
-        ));
+    let Some(object) = request.object.as_ref().and_then(Object::raw) else {
+        return denied(no_object());
     };
     let denials = if request.kind.kind == "User" {
-        match serde_json::from_str::<User>(object.get()) {
+        match serde_json::from_str::<User>(object) {
             Ok(user) => validation::validate_user(&user),
             Err(e) => vec![unreadable("object", &e)],
         }
     } else {
-        match serde_json::from_str::<Session>(object.get()) {
+        match serde_json::from_str::<Session>(object) {
             Ok(session) => validation::validate_session(admission.config, &session),
             Err(e) => vec![unreadable("object", &e)],
         }
@@ -531,6 +475,8 @@ mod tests {
         };
         let err = review(Webhook::Mutate, b"not json", &admission).unwrap_err();
         assert!(matches!(err, ReviewError::NotJson(_)), "{err}");
+        let err = review(Webhook::Mutate, b"{\"kind\":\"\xff\"}", &admission).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
         let err = review(
             Webhook::Mutate,
             br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{}}"#,

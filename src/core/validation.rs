@@ -3,18 +3,18 @@
 
 use std::path::{Component, Path};
 
-use k8s_openapi::api::core::v1::{SecurityContext, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::core::config::Config;
 use crate::core::denial::Denial;
 use crate::core::identity::Identity;
 use crate::core::names;
+use crate::core::pod::{SecurityContext, Volume, VolumeMount};
 use crate::core::resources::{Session, User};
 use crate::core::workload::PodView;
 
 /// Every reason `pod` may not run as `identity`; empty when it may.
-pub fn validate_pod(config: &Config, identity: &Identity, pod: &PodView) -> Vec<Denial> {
+pub fn validate_pod(config: &Config, identity: &Identity, pod: &PodView<'_>) -> Vec<Denial> {
     let mut denials = Vec::new();
     let Some(spec) = &pod.spec else {
         return denials;
@@ -92,6 +92,7 @@ pub fn validate_pod(config: &Config, identity: &Identity, pod: &PodView) -> Vec<
     let containers = spec
         .containers
         .iter()
+        .flatten()
         .map(|c| ("containers", c.security_context.as_ref(), &c.volume_mounts))
         .enumerate()
         .chain(
@@ -187,8 +188,8 @@ fn check_container(
     identity: &Identity,
     path: &str,
     pod_uid: Option<i64>,
-    sc: Option<&SecurityContext>,
-    mounts: &[VolumeMount],
+    sc: Option<&SecurityContext<'_>>,
+    mounts: &[VolumeMount<'_>],
 ) {
     let field = |name: &str| format!("{path}.securityContext.{name}");
     match sc.and_then(|sc| sc.run_as_user) {
@@ -243,8 +244,7 @@ fn check_container(
                 "host process containers are not allowed",
             ));
         }
-        let added = sc.capabilities.as_ref().and_then(|c| c.add.as_ref());
-        for (i, cap) in added.into_iter().flatten().enumerate() {
+        for (i, cap) in sc.added_capabilities().iter().enumerate() {
             let bare = cap.strip_prefix("CAP_").unwrap_or(cap);
             let allowed = config
                 .security
@@ -282,39 +282,12 @@ fn check_container(
     }
 }
 
-/// Inline volume sources that reach storage directly, around homestead's claims.
-fn inline_source(v: &Volume) -> Option<&'static str> {
-    let sources: [(&'static str, bool); 20] = [
-        ("nfs", v.nfs.is_some()),
-        ("iscsi", v.iscsi.is_some()),
-        ("cephfs", v.cephfs.is_some()),
-        ("glusterfs", v.glusterfs.is_some()),
-        ("rbd", v.rbd.is_some()),
-        ("flexVolume", v.flex_volume.is_some()),
-        ("cinder", v.cinder.is_some()),
-        ("fc", v.fc.is_some()),
-        ("awsElasticBlockStore", v.aws_elastic_block_store.is_some()),
-        ("azureDisk", v.azure_disk.is_some()),
-        ("azureFile", v.azure_file.is_some()),
-        ("gcePersistentDisk", v.gce_persistent_disk.is_some()),
-        ("gitRepo", v.git_repo.is_some()),
-        ("flocker", v.flocker.is_some()),
-        ("photonPersistentDisk", v.photon_persistent_disk.is_some()),
-        ("portworxVolume", v.portworx_volume.is_some()),
-        ("quobyte", v.quobyte.is_some()),
-        ("scaleIO", v.scale_io.is_some()),
-        ("storageos", v.storageos.is_some()),
-        ("vsphereVolume", v.vsphere_volume.is_some()),
-    ];
-    sources.iter().find(|(_, set)| *set).map(|(name, _)| *name)
-}
-
 fn check_volume(
     denials: &mut Vec<Denial>,
     config: &Config,
     identity: &Identity,
     path: &str,
-    volume: &Volume,
+    volume: &Volume<'_>,
 ) {
     if let Some(host) = &volume.host_path
         && !host_path_allowed(&config.security.allowed_host_paths, &host.path)
@@ -325,7 +298,7 @@ fn check_volume(
             format!("hostPath {:?} is not under an allowed prefix", host.path),
         ));
     }
-    if let Some(source) = inline_source(volume) {
+    if let Some(source) = volume.inline_source {
         denials.push(Denial::new(
             "inline_volume",
             format!("{path}.{source}"),

@@ -2,17 +2,12 @@
 //! Deployment, StatefulSet, DaemonSet, ReplicaSet or Job has one at `spec.template`, a
 //! CronJob at `spec.jobTemplate.spec.template`.
 //!
-//! Objects are parsed into typed k8s-openapi parts, reading only the path down to the
-//! pod; the rest of a workload is skipped without being built.
+//! Objects are parsed into the borrowed pod model of [`crate::core::pod`], reading only
+//! the path down to the pod; the rest of a workload is skipped without being built.
 
-use std::collections::BTreeMap;
+use serde::{Deserialize, Deserializer};
 
-use json_patch::jsonptr::PointerBuf;
-use k8s_openapi::api::core::v1::{PodSpec, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::Deserialize;
-
-use crate::core::names;
+use crate::core::pod::{Metadata, PodSpec};
 
 /// A kind that carries a pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,12 +48,12 @@ impl PodKind {
         self != PodKind::Pod
     }
 
-    /// JSON Pointer tokens from the object to its pod (empty for a Pod).
-    pub fn pod_tokens(self) -> &'static [&'static str] {
+    /// RFC 6901 pointer from the object to its pod (empty for a Pod).
+    pub fn pod_pointer(self) -> &'static str {
         match self {
-            PodKind::Pod => &[],
-            PodKind::CronJob => &["spec", "jobTemplate", "spec", "template"],
-            _ => &["spec", "template"],
+            PodKind::Pod => "",
+            PodKind::CronJob => "/spec/jobTemplate/spec/template",
+            _ => "/spec/template",
         }
     }
 
@@ -74,88 +69,95 @@ impl PodKind {
 
 /// The pod of an object: its metadata and spec, and where they live in the object.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct PodView {
-    /// Pointer to the pod (root for a Pod, `/spec/template` for most workloads).
-    pub pointer: PointerBuf,
+pub struct PodView<'a> {
+    /// Pointer to the pod (`""` for a Pod, `/spec/template` for most workloads).
+    pub pointer: &'static str,
     /// Field-path prefix for messages.
     pub field: &'static str,
     /// The pod's (or template's) metadata; `None` when the template has none.
-    pub metadata: Option<ObjectMeta>,
+    pub metadata: Option<Metadata<'a>>,
     /// The pod spec; `None` when absent.
-    pub spec: Option<PodSpec>,
+    pub spec: Option<PodSpec<'a>>,
     /// True when the object has no `spec`/`template` above the pod (a workload without
     /// a template): there is nothing to patch into.
     pub missing_parent: bool,
 }
 
-impl PodView {
+impl PodView<'_> {
     /// `homestead.dev/run-as`, if set.
     pub fn run_as(&self) -> Option<&str> {
-        annotation(self.metadata.as_ref(), names::ANNOTATION_RUN_AS)
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.run_as.as_deref())
     }
 
     /// True when the pod opts out of dataset mounts.
     pub fn no_datasets(&self) -> bool {
         self.metadata
             .as_ref()
-            .and_then(|m| m.labels.as_ref())
-            .is_some_and(|l| l.contains_key(names::LABEL_NO_DATASETS))
+            .and_then(|m| m.labels)
+            .is_some_and(|l| l.no_datasets)
     }
 }
 
-fn annotation<'a>(metadata: Option<&'a ObjectMeta>, key: &str) -> Option<&'a str> {
-    metadata
-        .and_then(|m| m.annotations.as_ref())
-        .and_then(|a: &BTreeMap<String, String>| a.get(key))
-        .map(String::as_str)
+#[derive(Deserialize)]
+struct PodDoc<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<Metadata<'a>>,
+    #[serde(default, borrow)]
+    spec: Option<PodSpec<'a>>,
 }
 
 #[derive(Deserialize)]
-struct PodDoc {
-    #[serde(default)]
-    metadata: Option<ObjectMeta>,
-    #[serde(default)]
-    spec: Option<PodSpec>,
+struct TemplateHolder<'a> {
+    #[serde(default, borrow)]
+    template: Option<PodDoc<'a>>,
 }
 
 #[derive(Deserialize)]
-struct TemplateHolder {
-    #[serde(default)]
-    template: Option<PodTemplateSpec>,
+struct WorkloadDoc<'a> {
+    #[serde(default, borrow)]
+    spec: Option<TemplateHolder<'a>>,
 }
 
 #[derive(Deserialize)]
-struct WorkloadDoc {
-    #[serde(default)]
-    spec: Option<TemplateHolder>,
-}
-
-#[derive(Deserialize)]
-struct JobTemplate {
-    #[serde(default)]
-    spec: Option<TemplateHolder>,
+struct JobTemplate<'a> {
+    #[serde(default, borrow)]
+    spec: Option<TemplateHolder<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CronJobSpec {
-    #[serde(default)]
-    job_template: Option<JobTemplate>,
+struct CronJobSpec<'a> {
+    #[serde(default, borrow)]
+    job_template: Option<JobTemplate<'a>>,
 }
 
 #[derive(Deserialize)]
-struct CronJobDoc {
-    #[serde(default)]
-    spec: Option<CronJobSpec>,
+struct CronJobDoc<'a> {
+    #[serde(default, borrow)]
+    spec: Option<CronJobSpec<'a>>,
 }
 
-/// Parses the pod out of an object of `kind`.
-pub fn parse(kind: PodKind, json: &str) -> Result<PodView, serde_json::Error> {
-    let pointer = PointerBuf::from_tokens(kind.pod_tokens().iter().copied());
+/// Parses the pod out of an object of `kind`, borrowing from `json`.
+pub fn parse(kind: PodKind, json: &str) -> Result<PodView<'_>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let pod = deserialize(kind, &mut deserializer)?;
+    deserializer.end()?;
+    Ok(pod)
+}
+
+/// Reads the pod out of an object of `kind` from any deserializer.
+pub fn deserialize<'de, D: Deserializer<'de>>(
+    kind: PodKind,
+    deserializer: D,
+) -> Result<PodView<'de>, D::Error> {
+    let pointer = kind.pod_pointer();
     let field = kind.field_prefix();
     let template = match kind {
         PodKind::Pod => {
-            let doc: PodDoc = serde_json::from_str(json)?;
+            let doc = PodDoc::deserialize(deserializer)?;
             return Ok(PodView {
                 pointer,
                 field,
@@ -164,17 +166,14 @@ pub fn parse(kind: PodKind, json: &str) -> Result<PodView, serde_json::Error> {
                 missing_parent: false,
             });
         }
-        PodKind::CronJob => {
-            let doc: CronJobDoc = serde_json::from_str(json)?;
-            doc.spec
-                .and_then(|s| s.job_template)
-                .and_then(|j| j.spec)
-                .map(|h| h.template)
-        }
-        _ => {
-            let doc: WorkloadDoc = serde_json::from_str(json)?;
-            doc.spec.map(|h| h.template)
-        }
+        PodKind::CronJob => CronJobDoc::deserialize(deserializer)?
+            .spec
+            .and_then(|s| s.job_template)
+            .and_then(|j| j.spec)
+            .map(|h| h.template),
+        _ => WorkloadDoc::deserialize(deserializer)?
+            .spec
+            .map(|h| h.template),
     };
     Ok(match template {
         None => PodView {
@@ -184,12 +183,12 @@ pub fn parse(kind: PodKind, json: &str) -> Result<PodView, serde_json::Error> {
             ..PodView::default()
         },
         Some(template) => {
-            let template = template.unwrap_or_default();
+            let (metadata, spec) = template.map_or((None, None), |t| (t.metadata, t.spec));
             PodView {
                 pointer,
                 field,
-                metadata: template.metadata,
-                spec: template.spec,
+                metadata,
+                spec,
                 missing_parent: false,
             }
         }
@@ -207,21 +206,21 @@ mod tests {
             r#"{"metadata":{"annotations":{"homestead.dev/run-as":"ada"}},"spec":{"containers":[{"name":"a"}]}}"#,
         )
         .unwrap();
-        assert_eq!(pod.pointer.as_str(), "");
+        assert_eq!(pod.pointer, "");
         assert_eq!(pod.run_as(), Some("ada"));
-        assert_eq!(pod.spec.unwrap().containers[0].name, "a");
+        assert_eq!(pod.spec.unwrap().containers.unwrap().len(), 1);
 
         let cron = parse(
             PodKind::CronJob,
             r#"{"spec":{"schedule":"* * * * *","jobTemplate":{"spec":{"template":{"metadata":{"labels":{"homestead.dev/no-datasets":""}},"spec":{"containers":[]}}}}}}"#,
         )
         .unwrap();
-        assert_eq!(cron.pointer.as_str(), "/spec/jobTemplate/spec/template");
+        assert_eq!(cron.pointer, "/spec/jobTemplate/spec/template");
         assert!(cron.no_datasets());
         assert!(!cron.missing_parent);
 
         let deploy = parse(PodKind::Deployment, r#"{"spec":{"replicas":1}}"#).unwrap();
-        assert_eq!(deploy.pointer.as_str(), "/spec/template");
+        assert_eq!(deploy.pointer, "/spec/template");
         assert!(!deploy.missing_parent && deploy.spec.is_none());
         assert!(
             parse(PodKind::Job, r#"{"metadata":{}}"#)

@@ -1,0 +1,494 @@
+//! What admission reads of a pod, and nothing else, borrowed from the request body.
+//!
+//! Admission decides from a few dozen fields of a pod: its security contexts, host
+//! namespaces, volumes, and each container's mounts and environment. Everything else
+//! (images, probes, resources, most of the metadata) is skipped by the parser without
+//! being built, and strings are borrowed from the body unless they hold JSON escapes.
+//! That keeps a review to a handful of allocations however large the pod is.
+//!
+//! The shapes follow `core/v1` exactly (field names, nesting, `null` meaning unset), so
+//! every field read here means what it means to the API server. The API server decodes
+//! objects into its own types before calling webhooks, so the fields not modelled here
+//! are well-formed by the time admission sees them.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use crate::core::names;
+
+/// A string of the body: borrowed when it has no escapes, owned when it had to be
+/// unescaped.
+pub type Text<'a> = Cow<'a, str>;
+
+/// Deserialises a [`Text`] borrowing where it can (for hand-written visitors).
+pub(crate) struct BorrowedText<'a>(pub(crate) Text<'a>);
+
+impl<'de> Deserialize<'de> for BorrowedText<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = BorrowedText<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BorrowedText(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BorrowedText(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BorrowedText(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// `metadata` of a pod or pod template: the one annotation and the one label admission
+/// reads.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Metadata<'a> {
+    /// `annotations`; `None` when absent or `null`.
+    #[serde(default, borrow)]
+    pub annotations: Option<Annotations<'a>>,
+    /// `labels`; `None` when absent or `null`.
+    #[serde(default)]
+    pub labels: Option<Labels>,
+}
+
+/// `metadata.annotations`, of which admission reads `homestead.dev/run-as`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Annotations<'a> {
+    /// The `homestead.dev/run-as` value, if the annotation is present.
+    pub run_as: Option<Text<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AnnotationsVisitor;
+        impl<'de> Visitor<'de> for AnnotationsVisitor {
+            type Value = Annotations<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of annotations")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut run_as = None;
+                while let Some(BorrowedText(key)) = map.next_key()? {
+                    if key == names::ANNOTATION_RUN_AS {
+                        run_as = Some(map.next_value::<BorrowedText<'de>>()?.0);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(Annotations { run_as })
+            }
+        }
+        deserializer.deserialize_map(AnnotationsVisitor)
+    }
+}
+
+/// `metadata.labels`, of which admission reads `homestead.dev/no-datasets`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Labels {
+    /// True when `homestead.dev/no-datasets` is present (with any value).
+    pub no_datasets: bool,
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LabelsVisitor;
+        impl<'de> Visitor<'de> for LabelsVisitor {
+            type Value = Labels;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of labels")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut no_datasets = false;
+                while let Some(BorrowedText(key)) = map.next_key()? {
+                    no_datasets |= key == names::LABEL_NO_DATASETS;
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Ok(Labels { no_datasets })
+            }
+        }
+        deserializer.deserialize_map(LabelsVisitor)
+    }
+}
+
+/// `spec` of a pod.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec<'a> {
+    /// `securityContext`.
+    #[serde(default, borrow)]
+    pub security_context: Option<PodSecurityContext<'a>>,
+    /// `hostNetwork`.
+    #[serde(default)]
+    pub host_network: Option<bool>,
+    /// `hostPID`.
+    #[serde(default, rename = "hostPID")]
+    pub host_pid: Option<bool>,
+    /// `hostIPC`.
+    #[serde(default, rename = "hostIPC")]
+    pub host_ipc: Option<bool>,
+    /// `volumes`.
+    #[serde(default, borrow)]
+    pub volumes: Option<Vec<Volume<'a>>>,
+    /// `containers`.
+    #[serde(default, borrow)]
+    pub containers: Option<Vec<Container<'a>>>,
+    /// `initContainers`.
+    #[serde(default, borrow)]
+    pub init_containers: Option<Vec<Container<'a>>>,
+    /// `ephemeralContainers`.
+    #[serde(default, borrow)]
+    pub ephemeral_containers: Option<Vec<Container<'a>>>,
+}
+
+/// `windowsOptions` of a security context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowsOptions {
+    /// `hostProcess`.
+    #[serde(default)]
+    pub host_process: Option<bool>,
+}
+
+/// `spec.securityContext`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSecurityContext<'a> {
+    /// `runAsUser`.
+    #[serde(default)]
+    pub run_as_user: Option<i64>,
+    /// `runAsGroup`.
+    #[serde(default)]
+    pub run_as_group: Option<i64>,
+    /// `runAsNonRoot`.
+    #[serde(default)]
+    pub run_as_non_root: Option<bool>,
+    /// `fsGroup`.
+    #[serde(default)]
+    pub fs_group: Option<i64>,
+    /// `fsGroupChangePolicy`.
+    #[serde(default, borrow)]
+    pub fs_group_change_policy: Option<Text<'a>>,
+    /// `supplementalGroups`.
+    #[serde(default)]
+    pub supplemental_groups: Option<Vec<i64>>,
+    /// `windowsOptions`.
+    #[serde(default)]
+    pub windows_options: Option<WindowsOptions>,
+}
+
+/// A container, init container or ephemeral container.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container<'a> {
+    /// `securityContext`.
+    #[serde(default, borrow)]
+    pub security_context: Option<SecurityContext<'a>>,
+    /// `volumeMounts`.
+    #[serde(default, borrow)]
+    pub volume_mounts: Option<Vec<VolumeMount<'a>>>,
+    /// `env`.
+    #[serde(default, borrow)]
+    pub env: Option<Vec<EnvVar<'a>>>,
+}
+
+/// A container's `securityContext`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityContext<'a> {
+    /// `runAsUser`.
+    #[serde(default)]
+    pub run_as_user: Option<i64>,
+    /// `runAsGroup`.
+    #[serde(default)]
+    pub run_as_group: Option<i64>,
+    /// `runAsNonRoot`.
+    #[serde(default)]
+    pub run_as_non_root: Option<bool>,
+    /// `privileged`.
+    #[serde(default)]
+    pub privileged: Option<bool>,
+    /// `allowPrivilegeEscalation`.
+    #[serde(default)]
+    pub allow_privilege_escalation: Option<bool>,
+    /// `procMount`.
+    #[serde(default, borrow)]
+    pub proc_mount: Option<Text<'a>>,
+    /// `windowsOptions`.
+    #[serde(default)]
+    pub windows_options: Option<WindowsOptions>,
+    /// `capabilities`.
+    #[serde(default, borrow)]
+    pub capabilities: Option<Capabilities<'a>>,
+}
+
+impl SecurityContext<'_> {
+    /// `capabilities.add`, empty when unset.
+    pub fn added_capabilities(&self) -> &[Text<'_>] {
+        self.capabilities
+            .as_ref()
+            .and_then(|c| c.add.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// `securityContext.capabilities`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct Capabilities<'a> {
+    /// `add`.
+    #[serde(default, borrow)]
+    pub add: Option<Vec<Text<'a>>>,
+}
+
+/// A container's `volumeMounts[]` entry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMount<'a> {
+    /// `name`.
+    #[serde(default, borrow)]
+    pub name: Text<'a>,
+    /// `mountPath`.
+    #[serde(default, borrow)]
+    pub mount_path: Text<'a>,
+    /// `subPath`.
+    #[serde(default, borrow)]
+    pub sub_path: Option<Text<'a>>,
+    /// `subPathExpr`.
+    #[serde(default, borrow)]
+    pub sub_path_expr: Option<Text<'a>>,
+    /// `readOnly`.
+    #[serde(default)]
+    pub read_only: Option<bool>,
+}
+
+/// A container's `env[]` entry.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar<'a> {
+    /// `name`.
+    #[serde(default, borrow)]
+    pub name: Text<'a>,
+    /// `value`.
+    #[serde(default, borrow)]
+    pub value: Option<Text<'a>>,
+    /// `valueFrom`, only whether it is set.
+    #[serde(default)]
+    pub value_from: Option<IgnoredAny>,
+}
+
+/// `persistentVolumeClaim` of a volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimSource<'a> {
+    /// `claimName`.
+    #[serde(default, borrow)]
+    pub claim_name: Text<'a>,
+    /// `readOnly`.
+    #[serde(default)]
+    pub read_only: Option<bool>,
+}
+
+/// `hostPath` of a volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct HostPath<'a> {
+    /// `path`.
+    #[serde(default, borrow)]
+    pub path: Text<'a>,
+}
+
+/// Inline volume sources that reach storage directly, around homestead's claims.
+pub const INLINE_SOURCES: [&str; 20] = [
+    "nfs",
+    "iscsi",
+    "cephfs",
+    "glusterfs",
+    "rbd",
+    "flexVolume",
+    "cinder",
+    "fc",
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "gcePersistentDisk",
+    "gitRepo",
+    "flocker",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "quobyte",
+    "scaleIO",
+    "storageos",
+    "vsphereVolume",
+];
+
+/// A `volumes[]` entry: its name, the two sources admission reads, and which other
+/// sources are set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Volume<'a> {
+    /// `name`.
+    pub name: Text<'a>,
+    /// `hostPath`.
+    pub host_path: Option<HostPath<'a>>,
+    /// `persistentVolumeClaim`.
+    pub persistent_volume_claim: Option<ClaimSource<'a>>,
+    /// The first inline storage source set (one of [`INLINE_SOURCES`]).
+    pub inline_source: Option<&'static str>,
+    /// True when any other source (`configMap`, `emptyDir`, `projected`, ...) is set.
+    pub other_source: bool,
+}
+
+impl Volume<'_> {
+    /// True when this volume is exactly the claim `claim` and nothing else.
+    pub fn is_only_claim(&self, claim: &str) -> bool {
+        self.host_path.is_none()
+            && self.inline_source.is_none()
+            && !self.other_source
+            && self
+                .persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.claim_name == claim && c.read_only.is_none())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Volume<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct VolumeVisitor;
+        impl<'de> Visitor<'de> for VolumeVisitor {
+            type Value = Volume<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a volume")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut volume = Volume::default();
+                while let Some(BorrowedText(key)) = map.next_key()? {
+                    match key.as_ref() {
+                        "name" => volume.name = map.next_value::<BorrowedText<'de>>()?.0,
+                        "hostPath" => volume.host_path = map.next_value()?,
+                        "persistentVolumeClaim" => {
+                            volume.persistent_volume_claim = map.next_value()?
+                        }
+                        other => {
+                            let set = map.next_value::<Option<IgnoredAny>>()?.is_some();
+                            match INLINE_SOURCES.iter().find(|s| **s == other) {
+                                Some(source) if set => {
+                                    volume.inline_source = volume.inline_source.or(Some(source));
+                                }
+                                Some(_) => {}
+                                None => volume.other_source |= set,
+                            }
+                        }
+                    }
+                }
+                Ok(volume)
+            }
+        }
+        deserializer.deserialize_map(VolumeVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_admission_needs_and_borrows_it() {
+        let json = r#"{
+            "metadata": {"name": "p", "annotations": {"a": "b", "homestead.dev/run-as": "ada"},
+                         "labels": {"homestead.dev/no-datasets": ""}},
+            "spec": {
+                "hostPID": true,
+                "securityContext": {"runAsUser": 1001, "supplementalGroups": [1, 2]},
+                "volumes": [
+                    {"name": "h", "hostPath": {"path": "/scratch", "type": "Directory"}},
+                    {"name": "c", "persistentVolumeClaim": {"claimName": "homestead-shared"}},
+                    {"name": "n", "nfs": {"server": "s", "path": "/"}, "cephfs": {"monitors": []}},
+                    {"name": "e", "emptyDir": {}, "nfs": null}
+                ],
+                "containers": [{
+                    "name": "main", "image": "python:3",
+                    "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"]}},
+                    "volumeMounts": [{"name": "c", "mountPath": "/x", "subPath": "a\/b"}],
+                    "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {}}}]
+                }]
+            }
+        }"#;
+        #[derive(Deserialize)]
+        struct Doc<'a> {
+            #[serde(borrow)]
+            metadata: Metadata<'a>,
+            #[serde(borrow)]
+            spec: PodSpec<'a>,
+        }
+        let doc: Doc = serde_json::from_str(json).unwrap();
+        let run_as = doc.metadata.annotations.unwrap().run_as.unwrap();
+        assert_eq!(run_as, "ada");
+        assert!(matches!(run_as, Cow::Borrowed(_)));
+        assert!(doc.metadata.labels.unwrap().no_datasets);
+        let spec = doc.spec;
+        assert_eq!(spec.host_pid, Some(true));
+        assert_eq!(spec.host_network, None);
+        let sc = spec.security_context.unwrap();
+        assert_eq!(
+            (sc.run_as_user, sc.supplemental_groups),
+            (Some(1001), Some(vec![1, 2]))
+        );
+        let volumes = spec.volumes.unwrap();
+        assert_eq!(volumes[0].host_path.as_ref().unwrap().path, "/scratch");
+        assert!(volumes[1].is_only_claim("homestead-shared"));
+        assert!(!volumes[1].is_only_claim("homestead-data"));
+        assert_eq!(volumes[2].inline_source, Some("nfs"));
+        assert_eq!(
+            (volumes[3].inline_source, volumes[3].other_source),
+            (None, true)
+        );
+        let container = &spec.containers.unwrap()[0];
+        let mount = &container.volume_mounts.as_ref().unwrap()[0];
+        // An escaped string is unescaped into an owned one.
+        assert_eq!(mount.sub_path.as_deref(), Some("a/b"));
+        assert!(matches!(mount.sub_path, Some(Cow::Owned(_))));
+        let env = container.env.as_ref().unwrap();
+        assert_eq!(env[0].value.as_deref(), Some("1"));
+        assert!(env[1].value_from.is_some() && env[1].value.is_none());
+        assert_eq!(
+            container
+                .security_context
+                .as_ref()
+                .unwrap()
+                .added_capabilities(),
+            ["NET_BIND_SERVICE"]
+        );
+    }
+
+    #[test]
+    fn null_means_unset_and_wrong_types_are_errors() {
+        let spec: PodSpec = serde_json::from_str(
+            r#"{"securityContext": null, "volumes": null, "containers": [{"env": null, "securityContext": {"privileged": null}}]}"#,
+        )
+        .unwrap();
+        assert!(spec.security_context.is_none() && spec.volumes.is_none());
+        let c = &spec.containers.unwrap()[0];
+        assert!(c.env.is_none());
+        assert_eq!(c.security_context.as_ref().unwrap().privileged, None);
+        for bad in [
+            r#"{"containers": "x"}"#,
+            r#"{"hostPID": "yes"}"#,
+            r#"{"securityContext": {"runAsUser": "0"}}"#,
+            r#"{"volumes": [{"hostPath": {"path": 1}}]}"#,
+            r#"{"containers": [{"securityContext": {"capabilities": {"add": [1]}}}]}"#,
+        ] {
+            assert!(serde_json::from_str::<PodSpec>(bad).is_err(), "{bad}");
+        }
+        // The run-as annotation must be a string, like every annotation.
+        assert!(
+            serde_json::from_str::<Metadata>(r#"{"annotations": {"homestead.dev/run-as": 5}}"#)
+                .is_err()
+        );
+    }
+}
