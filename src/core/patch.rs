@@ -58,36 +58,58 @@ impl<'a> Pointer<'a> {
         }
     }
 
-    /// Appends the pointer's RFC 6901 text to `out`.
-    pub fn write_to(&self, out: &mut String) {
+    /// Appends the pointer to `out` as a JSON string, quotes included: RFC 6901
+    /// escaping (`~0`, `~1`) of each key, then JSON escaping of the text.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'"');
+        self.write_unquoted(out);
+        out.push(b'"');
+    }
+
+    fn write_unquoted(&self, out: &mut Vec<u8>) {
         if let Some(parent) = self.parent {
-            parent.write_to(out);
+            parent.write_unquoted(out);
         }
         match self.token {
-            Token::Root(escaped) => out.push_str(escaped),
+            Token::Root(escaped) => push_json_text(out, escaped),
             Token::Keys(keys) => {
                 for key in keys {
-                    out.push('/');
+                    out.push(b'/');
                     if key.contains(['~', '/']) {
-                        out.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                        push_json_text(out, &key.replace('~', "~0").replace('/', "~1"));
                     } else {
-                        out.push_str(key);
+                        push_json_text(out, key);
                     }
                 }
             }
             Token::Index(index) => {
-                out.push('/');
-                out.push_str(itoa::Buffer::new().format(index));
+                out.push(b'/');
+                out.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
             }
-            Token::End => out.push_str("/-"),
+            Token::End => out.extend_from_slice(b"/-"),
         }
     }
+}
 
-    /// The pointer's RFC 6901 text.
-    pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        self.write_to(&mut out);
-        out
+/// Appends `text` to `out`, escaped for the inside of a JSON string.
+fn push_json_text(out: &mut Vec<u8>, text: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let plain = |b: u8| b >= 0x20 && b != b'"' && b != b'\\';
+    if text.bytes().all(plain) {
+        out.extend_from_slice(text.as_bytes());
+        return;
+    }
+    for b in text.bytes() {
+        match b {
+            b'"' => out.extend_from_slice(br#"\""#),
+            b'\\' => out.extend_from_slice(br"\\"),
+            b if b < 0x20 => {
+                out.extend_from_slice(br"\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+            b => out.push(b),
+        }
     }
 }
 
@@ -96,9 +118,12 @@ impl<'a> Pointer<'a> {
 pub struct Patch {
     json: Vec<u8>,
     operations: usize,
-    path: String,
     error: Option<serde_json::Error>,
 }
+
+/// Room reserved for a patch when its first operation is written: a pod's patch is
+/// typically 1–4 KB.
+const INITIAL_CAPACITY: usize = 4096;
 
 /// A finished, non-empty JSON Patch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,18 +160,18 @@ impl Patch {
         if self.error.is_some() {
             return;
         }
-        self.json
-            .extend_from_slice(if self.operations == 0 { b"[" } else { b"," });
-        self.json.extend_from_slice(b"{\"op\":\"");
+        if self.operations == 0 {
+            self.json.reserve(INITIAL_CAPACITY);
+            self.json.push(b'[');
+        } else {
+            self.json.push(b',');
+        }
+        self.json.extend_from_slice(br#"{"op":""#);
         self.json.extend_from_slice(op.as_bytes());
-        self.json.extend_from_slice(b"\",\"path\":");
-        self.path.clear();
-        path.write_to(&mut self.path);
-        let written = serde_json::to_writer(&mut self.json, self.path.as_str()).and_then(|()| {
-            self.json.extend_from_slice(b",\"value\":");
-            serde_json::to_writer(&mut self.json, value)
-        });
-        match written {
+        self.json.extend_from_slice(br#"","path":"#);
+        path.write_json(&mut self.json);
+        self.json.extend_from_slice(br#","value":"#);
+        match serde_json::to_writer(&mut self.json, value) {
             Ok(()) => {
                 self.json.push(b'}');
                 self.operations += 1;
@@ -190,6 +215,14 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
+    impl Pointer<'_> {
+        fn text(&self) -> String {
+            let mut json = Vec::new();
+            self.write_json(&mut json);
+            serde_json::from_slice(&json).unwrap()
+        }
+    }
+
     #[test]
     fn pointers_escape_keys_and_chain() {
         let pod = Pointer::root("/spec/template");
@@ -197,14 +230,20 @@ mod tests {
         let containers = spec.keys(&["containers"]);
         let first = containers.index(0);
         assert_eq!(
-            first.keys(&["env"]).end().to_text(),
+            first.keys(&["env"]).end().text(),
             "/spec/template/spec/containers/0/env/-"
         );
         assert_eq!(
             Pointer::root("")
                 .keys(&["metadata", "annotations", "homestead.dev/run-as", "a~b"])
-                .to_text(),
+                .text(),
             "/metadata/annotations/homestead.dev~1run-as/a~0b"
+        );
+        // JSON escaping on top of pointer escaping, for keys that need it.
+        let odd = "q\"b\\s\u{1}\u{1f}/~é";
+        assert_eq!(
+            Pointer::root("/a\"").keys(&[odd]).text(),
+            "/a\"/q\"b\\s\u{1}\u{1f}~1~0é"
         );
     }
 
