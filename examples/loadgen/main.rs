@@ -11,8 +11,15 @@
 //!
 //! With `--spawn BIN` it runs `BIN serve --dev` on the given addresses from the current
 //! directory (certificates in `certs/`, written if missing) and stops it with SIGTERM at
-//! the end. In fixed-rate mode latency is measured from when each request was due, so a
-//! stalled server is not hidden (no coordinated omission).
+//! the end.
+//!
+//! In fixed-rate mode a pacing thread releases requests at their due times (a thread
+//! sleep is precise to tens of microseconds; tokio's timer only to its millisecond
+//! ticks), round-robin over the connections, and each request's latency is measured from
+//! when it fell due: a request that falls due while its connection still waits for the
+//! previous response is charged the wait, so a stalled server is not hidden (no
+//! coordinated omission). How late requests left after falling due is printed as the
+//! send lag, the generator's own share of the figures.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -77,6 +84,8 @@ struct Args {
 
 struct Outcome {
     latencies_us: Vec<u32>,
+    /// Fixed rate: how late each request left after it fell due.
+    send_lag_us: Vec<u32>,
     errors: u64,
 }
 
@@ -191,37 +200,35 @@ async fn run(args: &Args, server_pid: Option<u32>) -> anyhow::Result<()> {
     }];
     let connector = TlsConnector::from(Arc::new(tls));
 
-    let per_connection_interval = args
-        .rate
-        .map(|rate| Duration::from_secs_f64(args.connections as f64 / rate));
     let start = tokio::time::Instant::now();
     let measure_from = start + args.warmup;
     let end = measure_from + args.duration;
     let mut tasks = Vec::new();
-    for c in 0..args.connections {
+    let mut schedules = Vec::new();
+    for _ in 0..args.connections {
         let connector = connector.clone();
         let body = body.clone();
         let addr = args.addr;
         let path = args.path.clone();
         let h2 = args.h2;
-        // Spread fixed-rate schedules so connections do not fire in lockstep.
-        let offset = per_connection_interval
-            .map(|i| i.mul_f64(c as f64 / args.connections as f64))
-            .unwrap_or_default();
+        let schedule = match args.rate {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                schedules.push(tx);
+                Some(rx)
+            }
+            None => None,
+        };
         tasks.push(tokio::spawn(async move {
-            drive(
-                connector,
-                addr,
-                path,
-                body,
-                h2,
-                per_connection_interval,
-                start + offset,
-                measure_from,
-                end,
-            )
-            .await
+            drive(connector, addr, path, body, h2, schedule, measure_from, end).await
         }));
+    }
+    if let Some(rate) = args.rate {
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let (start, end) = (start.into_std(), end.into_std());
+        std::thread::Builder::new()
+            .name("pacer".into())
+            .spawn(move || pace(schedules, start, end, interval))?;
     }
     tokio::time::sleep_until(measure_from).await;
     let server_pid = server_pid.map(|p| p.to_string());
@@ -229,21 +236,18 @@ async fn run(args: &Args, server_pid: Option<u32>) -> anyhow::Result<()> {
     tokio::time::sleep_until(end).await;
     let cpu_after = (server_pid.as_deref().and_then(cpu_time), cpu_time("self"));
     let mut latencies = Vec::new();
+    let mut send_lags = Vec::new();
     let mut errors = 0;
     for task in tasks {
         let outcome = task.await??;
         latencies.extend(outcome.latencies_us);
+        send_lags.extend(outcome.send_lag_us);
         errors += outcome.errors;
     }
     latencies.sort_unstable();
+    send_lags.sort_unstable();
     let seconds = args.duration.as_secs_f64();
-    let pct = |p: f64| -> String {
-        if latencies.is_empty() {
-            return "-".into();
-        }
-        let idx = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        format!("{:.3} ms", f64::from(latencies[idx]) / 1000.0)
-    };
+    let pct = |p: f64| percentile(&latencies, p);
     println!(
         "{} connections, {}, {} body of {} bytes to {}{}",
         args.connections,
@@ -292,6 +296,14 @@ async fn run(args: &Args, server_pid: Option<u32>) -> anyhow::Result<()> {
         pct(0.999),
         pct(1.0)
     );
+    if !send_lags.is_empty() {
+        println!(
+            "send lag (sent - due): p50: {}   p99: {}   max: {}",
+            percentile(&send_lags, 0.5),
+            percentile(&send_lags, 0.99),
+            percentile(&send_lags, 1.0)
+        );
+    }
     Ok(())
 }
 
@@ -302,8 +314,7 @@ async fn drive(
     path: String,
     body: Bytes,
     h2: bool,
-    interval: Option<Duration>,
-    first: tokio::time::Instant,
+    mut schedule: Option<tokio::sync::mpsc::UnboundedReceiver<tokio::time::Instant>>,
     measure_from: tokio::time::Instant,
     end: tokio::time::Instant,
 ) -> anyhow::Result<Outcome> {
@@ -315,6 +326,7 @@ async fn drive(
     let io = TokioIo::new(tls);
     let mut outcome = Outcome {
         latencies_us: Vec::with_capacity(100_000),
+        send_lag_us: Vec::with_capacity(if schedule.is_some() { 100_000 } else { 0 }),
         errors: 0,
     };
     enum Sender {
@@ -332,15 +344,23 @@ async fn drive(
         Sender::H1(sender)
     };
     let uri = format!("https://localhost:{}{}", addr.port(), path);
-    let mut due = first;
     loop {
-        if interval.is_some() {
-            tokio::time::sleep_until(due).await;
-        } else {
-            due = tokio::time::Instant::now();
-        }
+        let due = match &mut schedule {
+            // The pacer stops (and drops its senders) at the end.
+            Some(schedule) => match schedule.recv().await {
+                Some(due) => due,
+                None => break,
+            },
+            None => tokio::time::Instant::now(),
+        };
         if due >= end {
             break;
+        }
+        if schedule.is_some() && due >= measure_from {
+            let lag = due.elapsed().as_micros();
+            outcome
+                .send_lag_us
+                .push(u32::try_from(lag).unwrap_or(u32::MAX));
         }
         let request = Request::post(&uri)
             .header(header::HOST, "localhost")
@@ -385,9 +405,39 @@ async fn drive(
         if !ok && matches!(&sender, Sender::H1(s) if s.is_closed()) {
             bail!("connection closed by the server after: {failure}");
         }
-        if let Some(interval) = interval {
-            due += interval;
-        }
     }
     Ok(outcome)
+}
+
+/// The `p` quantile of sorted microsecond figures, in milliseconds.
+fn percentile(sorted: &[u32], p: f64) -> String {
+    if sorted.is_empty() {
+        return "-".into();
+    }
+    let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    format!("{:.3} ms", f64::from(sorted[idx]) / 1000.0)
+}
+
+/// Releases request `k` at `start + k * interval` to connection `k mod n`, until `end`.
+/// Runs on its own thread: `std::thread::sleep` wakes within tens of microseconds of its
+/// deadline, where tokio's timer rounds up to its next millisecond tick.
+fn pace(
+    connections: Vec<tokio::sync::mpsc::UnboundedSender<tokio::time::Instant>>,
+    start: Instant,
+    end: Instant,
+    interval: Duration,
+) {
+    let mut due = start;
+    for k in 0usize.. {
+        if due >= end {
+            break;
+        }
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let connection = &connections[k % connections.len()];
+        // A connection that failed has dropped its receiver; its share is not sent.
+        let _ = connection.send(tokio::time::Instant::from_std(due));
+        due += interval;
+    }
 }
