@@ -6,6 +6,8 @@
 //!
 //! - [`CertificateAuthority::generate`] / [`CertificateAuthority::from_pem`] — make or load a CA;
 //! - [`CertificateAuthority::issue_serving`] — a serving certificate with the given SANs;
+//! - [`CertificateAuthority::generate_at`] / [`CertificateAuthority::issue_serving_at`] —
+//!   the same at a given time (the in-cluster rotation plans with a time it is passed);
 //! - [`not_after`] — when a PEM certificate expires;
 //! - [`write_files`] — `ca.crt`, `ca.key`, `tls.crt`, `tls.key` into a directory;
 //! - [`CertsArgs`] / [`run`] — the `homestead certs` subcommand.
@@ -37,7 +39,7 @@ pub const TLS_CERT_FILE: &str = "tls.crt";
 pub const TLS_KEY_FILE: &str = "tls.key";
 
 /// Certificates are valid from this long before they were made (clock skew between hosts).
-const BACKDATE: Duration = Duration::from_secs(60 * 60);
+pub const BACKDATE: Duration = Duration::from_secs(60 * 60);
 
 /// What went wrong making, loading or reading a certificate.
 #[derive(Debug, Error)]
@@ -80,6 +82,7 @@ pub enum CertError {
 pub struct CertificateAuthority {
     cert_pem: String,
     key_pem: String,
+    not_after: SystemTime,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -109,39 +112,77 @@ impl std::fmt::Debug for ServingCertificate {
     }
 }
 
-fn validity_window(validity: Duration) -> Result<(OffsetDateTime, OffsetDateTime), CertError> {
+/// Valid from `now` (back-dated by [`BACKDATE`]) for `validity`, but never past `cap`.
+fn validity_window(
+    now: SystemTime,
+    validity: Duration,
+    cap: Option<SystemTime>,
+) -> Result<(OffsetDateTime, OffsetDateTime), CertError> {
     if validity.is_zero() {
         return Err(CertError::Validity(validity));
     }
-    let now = OffsetDateTime::now_utc();
-    let not_before = now - BACKDATE;
-    let not_after = now
-        .checked_add(time::Duration::try_from(validity).map_err(|_| CertError::Validity(validity))?)
+    let not_before = now
+        .checked_sub(BACKDATE)
         .ok_or(CertError::Validity(validity))?;
-    Ok((not_before, not_after))
+    let not_after = now
+        .checked_add(validity)
+        .ok_or(CertError::Validity(validity))?;
+    let not_after = cap.map_or(not_after, |cap| not_after.min(cap));
+    let offset = |t: SystemTime| {
+        OffsetDateTime::from_unix_timestamp(unix_seconds(t))
+            .map_err(|_| CertError::Validity(validity))
+    };
+    Ok((offset(not_before)?, offset(not_after)?))
+}
+
+/// Whole seconds since the epoch (negative before it); X.509 times have second precision.
+fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+/// Hex of the tail of a public key: tells CAs made under the same name apart.
+fn key_tag(key: &KeyPair) -> String {
+    let raw = key.public_key_raw();
+    raw[raw.len().saturating_sub(6)..]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl CertificateAuthority {
-    /// A new CA with a fresh ECDSA P-256 key, named `common_name`, valid for `validity`.
-    pub fn generate(common_name: &str, validity: Duration) -> Result<Self, CertError> {
+    /// A new CA with a fresh ECDSA P-256 key, valid from now for `validity`. Its common
+    /// name is `name` followed by a tag from its public key, so that successive CAs made
+    /// under one name have distinct subjects (a serving certificate names its own).
+    pub fn generate(name: &str, validity: Duration) -> Result<Self, CertError> {
+        Self::generate_at(name, SystemTime::now(), validity)
+    }
+
+    /// As [`generate`](Self::generate), valid from `now` (back-dated one hour) for
+    /// `validity`.
+    pub fn generate_at(name: &str, now: SystemTime, validity: Duration) -> Result<Self, CertError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::default();
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, common_name);
-        name.push(DnType::OrganizationName, "homestead");
-        params.distinguished_name = name;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("{name} {}", key_tag(&key)));
+        dn.push(DnType::OrganizationName, "homestead");
+        params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        (params.not_before, params.not_after) = validity_window(validity)?;
+        (params.not_before, params.not_after) = validity_window(now, validity, None)?;
         let cert = params.self_signed(&key)?;
+        let not_after = not_after_der(cert.der())?;
         let key_pem = key.serialize_pem();
         Ok(Self {
             cert_pem: cert.pem(),
             key_pem,
+            not_after,
             issuer: Issuer::new(params, key),
         })
     }
@@ -156,10 +197,12 @@ impl CertificateAuthority {
         if parsed.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
             return Err(CertError::CaKeyMismatch);
         }
+        let not_after = not_after_der(&der)?;
         let issuer = Issuer::from_ca_cert_der(&der, key).map_err(CertError::CaCert)?;
         Ok(Self {
             cert_pem: cert_pem.to_owned(),
             key_pem: key_pem.to_owned(),
+            not_after,
             issuer,
         })
     }
@@ -174,12 +217,29 @@ impl CertificateAuthority {
         &self.key_pem
     }
 
+    /// When the CA certificate expires.
+    pub fn not_after(&self) -> SystemTime {
+        self.not_after
+    }
+
     /// Issues a serving certificate (fresh ECDSA P-256 key, server-auth) for the given DNS
-    /// names and IP addresses, valid for `validity`.
+    /// names and IP addresses, valid from now for `validity` (never past the CA).
     pub fn issue_serving(
         &self,
         dns_names: &[String],
         ips: &[IpAddr],
+        validity: Duration,
+    ) -> Result<ServingCertificate, CertError> {
+        self.issue_serving_at(dns_names, ips, SystemTime::now(), validity)
+    }
+
+    /// As [`issue_serving`](Self::issue_serving), valid from `now` (back-dated one hour)
+    /// for `validity`, never past the CA's own expiry.
+    pub fn issue_serving_at(
+        &self,
+        dns_names: &[String],
+        ips: &[IpAddr],
+        now: SystemTime,
         validity: Duration,
     ) -> Result<ServingCertificate, CertError> {
         if dns_names.is_empty() && ips.is_empty() {
@@ -220,7 +280,8 @@ impl CertificateAuthority {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
-        (params.not_before, params.not_after) = validity_window(validity)?;
+        (params.not_before, params.not_after) =
+            validity_window(now, validity, Some(self.not_after))?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(ServingCertificate {
             cert_pem: cert.pem(),
@@ -458,6 +519,39 @@ mod tests {
             "{left:?}"
         );
         assert!(not_after(b"not a certificate").is_err());
+    }
+
+    #[test]
+    fn certificates_made_at_a_given_time_never_outlive_their_ca() {
+        let then = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
+        let ca = CertificateAuthority::generate_at("test CA", then, 2 * DAY).unwrap();
+        assert_eq!(ca.not_after(), then + 2 * DAY);
+        let der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert_eq!(
+            parsed.validity().not_before.timestamp(),
+            unix_seconds(then - BACKDATE)
+        );
+        // Asked for 30 days a day later, the serving certificate stops with its CA.
+        let serving = ca
+            .issue_serving_at(&["a.example".into()], &[], then + DAY, 30 * DAY)
+            .unwrap();
+        assert_eq!(
+            not_after(serving.cert_pem.as_bytes()).unwrap(),
+            then + 2 * DAY
+        );
+        // A CA loaded from PEM knows its expiry too.
+        let loaded = CertificateAuthority::from_pem(ca.cert_pem(), ca.key_pem()).unwrap();
+        assert_eq!(loaded.not_after(), ca.not_after());
+        // Two CAs made under one name have distinct subjects.
+        let other = CertificateAuthority::generate_at("test CA", then, DAY).unwrap();
+        let subject = |pem: &str| {
+            let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+            let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+            parsed.subject().to_string()
+        };
+        assert_ne!(subject(ca.cert_pem()), subject(other.cert_pem()));
+        assert!(subject(ca.cert_pem()).contains("CN=test CA "));
     }
 
     #[test]

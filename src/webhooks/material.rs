@@ -1,19 +1,18 @@
-//! Carries out a rotation [`Step`]: makes CAs and serving certificates with rcgen and
-//! gives the new Secret data. No I/O; the time is passed in so tests can move it.
+//! Carries out a rotation [`Step`]: makes CAs and serving certificates (with
+//! [`crate::certs`], at the time it is given) and gives the new Secret data. No I/O; the
+//! time is passed in so tests can move it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use thiserror::Error;
 
+use crate::certs::{CertError, CertificateAuthority};
+
 use super::rotation::{
-    BACKDATE, KEY_CA_BUNDLE, KEY_NEXT_CERT, KEY_NEXT_KEY, KEY_SIGNER_CERT, KEY_SIGNER_KEY,
-    KEY_TLS_CERT, KEY_TLS_KEY, Observed, Policy, Step,
+    KEY_CA_BUNDLE, KEY_NEXT_CERT, KEY_NEXT_KEY, KEY_SIGNER_CERT, KEY_SIGNER_KEY, KEY_TLS_CERT,
+    KEY_TLS_KEY, Observed, Policy, Step,
 };
 
 /// A certificate and its private key, PEM.
@@ -28,9 +27,9 @@ pub struct Pair {
 /// Why certificates could not be made.
 #[derive(Debug, Error)]
 pub enum IssueError {
-    /// rcgen refused (bad name, bad key, ...).
+    /// A certificate could not be made (bad name, bad key, CA and key that do not match).
     #[error("cannot make a certificate: {0}")]
-    Rcgen(#[from] rcgen::Error),
+    Certificate(#[from] CertError),
     /// The step needs a CA the Secret does not hold.
     #[error("cannot {step:?}: the Secret holds no usable {missing}")]
     Missing {
@@ -53,67 +52,31 @@ pub fn pem_certificate(der: &[u8]) -> String {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// Common name of the webhook CAs (each followed by a tag from its key).
+const CA_NAME: &str = "homestead-webhook-ca";
 
 /// Makes a CA valid from `now` (back-dated) for `validity`.
 pub fn make_ca(now: SystemTime, validity: Duration) -> Result<Pair, IssueError> {
-    let key = KeyPair::generate()?;
-    let raw = key.public_key_raw();
-    // The tail of the public key tells CAs apart, so a serving certificate names its own.
-    let tag = hex(&raw[raw.len().saturating_sub(6)..]);
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, format!("homestead-webhook-ca-{tag}"));
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "homestead");
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.not_before = (now - BACKDATE).into();
-    params.not_after = (now + validity).into();
-    let cert = params.self_signed(&key)?;
+    let ca = CertificateAuthority::generate_at(CA_NAME, now, validity)?;
     Ok(Pair {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        cert_pem: ca.cert_pem().to_owned(),
+        key_pem: ca.key_pem().to_owned(),
     })
 }
 
-/// Issues a serving certificate for `names` from `ca`, valid for `validity` but never
-/// past `ca_not_after`.
+/// Issues a serving certificate for the DNS `names` from `ca`, valid from `now` for
+/// `validity` but never past the CA's own expiry.
 pub fn issue_serving(
     ca: &Pair,
-    ca_not_after: SystemTime,
     names: &[String],
     now: SystemTime,
     validity: Duration,
 ) -> Result<Pair, IssueError> {
-    let ca_key = KeyPair::from_pem(&ca.key_pem)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(names.to_vec())?;
-    if let Some(first) = names.first() {
-        params.distinguished_name.push(DnType::CommonName, first);
-    }
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.use_authority_key_identifier_extension = true;
-    params.not_before = (now - BACKDATE).into();
-    params.not_after = (now + validity).min(ca_not_after).into();
-    let cert = params.signed_by(&key, &issuer)?;
+    let ca = CertificateAuthority::from_pem(&ca.cert_pem, &ca.key_pem)?;
+    let serving = ca.issue_serving_at(names, &[], now, validity)?;
     Ok(Pair {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
+        cert_pem: serving.cert_pem,
+        key_pem: serving.key_pem,
     })
 }
 
@@ -200,13 +163,7 @@ pub fn apply(
     match step {
         Step::Create => {
             let ca = make_ca(now, policy.ca_validity)?;
-            let serving = issue_serving(
-                &ca,
-                now + policy.ca_validity,
-                names,
-                now,
-                policy.cert_validity,
-            )?;
+            let serving = issue_serving(&ca, names, now, policy.cert_validity)?;
             out = Material {
                 bundle: vec![ca.cert_pem.clone()],
                 signer: Some(ca),
@@ -215,18 +172,12 @@ pub fn apply(
             };
         }
         Step::RenewServing => {
-            let (signer, info) = material
+            let signer = material
                 .signer
                 .as_ref()
-                .zip(observed.signer.as_ref())
+                .filter(|_| observed.signer.is_some())
                 .ok_or_else(|| missing("signing CA"))?;
-            out.serving = Some(issue_serving(
-                signer,
-                info.not_after,
-                names,
-                now,
-                policy.cert_validity,
-            )?);
+            out.serving = Some(issue_serving(signer, names, now, policy.cert_validity)?);
         }
         Step::AddCa => {
             let next = make_ca(now, policy.ca_validity)?;
@@ -239,18 +190,12 @@ pub fn apply(
             out.next = Some(next);
         }
         Step::SwitchSigner => {
-            let (next, info) = material
+            let next = material
                 .next
                 .as_ref()
-                .zip(observed.next.as_ref())
+                .filter(|_| observed.next.is_some())
                 .ok_or_else(|| missing("next CA"))?;
-            out.serving = Some(issue_serving(
-                next,
-                info.not_after,
-                names,
-                now,
-                policy.cert_validity,
-            )?);
+            out.serving = Some(issue_serving(next, names, now, policy.cert_validity)?);
             out.signer = Some(next.clone());
             out.next = None;
         }

@@ -44,7 +44,7 @@ pub const KEY_NEXT_KEY: &str = "next.key";
 
 /// Certificates are valid from this long before they are made (clock skew between hosts);
 /// the time a certificate was made is its `notBefore` plus this.
-pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
+pub const BACKDATE: Duration = crate::certs::BACKDATE;
 
 /// Lifetimes and the propagation allowance of the rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -611,8 +611,7 @@ mod tests {
         let signer = o.signer.clone().expect("signer");
         let foreign = material::make_ca(start(), 30 * DAY).expect("ca");
         let foreign_serving =
-            material::issue_serving(&foreign, start() + 30 * DAY, &names(), start(), DAY)
-                .expect("serving");
+            material::issue_serving(&foreign, &names(), start(), DAY).expect("serving");
         // The same CA with a serving certificate renewed just before the CA's renewal point.
         let mut aged = Some(data.clone());
         let (steps, _) = settle(&mut aged, &names(), true, signer.renew_at() - HOUR);
@@ -931,8 +930,7 @@ mod tests {
     fn serving_never_outlives_its_signer() {
         let ca: Pair = material::make_ca(start(), 2 * DAY).expect("ca");
         let ca_end = parse_certificates("ca", ca.cert_pem.as_bytes()).expect("ca")[0].not_after;
-        let s = material::issue_serving(&ca, ca_end, &names(), start() + DAY, 30 * DAY)
-            .expect("serving");
+        let s = material::issue_serving(&ca, &names(), start() + DAY, 30 * DAY).expect("serving");
         let s = parse_pair("tls", s.cert_pem.as_bytes(), s.key_pem.as_bytes()).expect("pair");
         assert_eq!(s.not_after, ca_end);
     }
