@@ -14,7 +14,8 @@ use anyhow::Context as _;
 use futures::{StreamExt, stream::BoxStream};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    MutatingWebhook, MutatingWebhookConfiguration, ValidatingWebhook,
+    ValidatingWebhookConfiguration,
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ObjectMeta, PostParams};
@@ -63,12 +64,131 @@ fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Every caBundle in a configuration, by webhook name.
-fn live_bundles<'a>(
-    names_and_configs: impl Iterator<Item = (&'a str, Option<&'a ByteString>)>,
-) -> BTreeMap<String, Vec<u8>> {
-    names_and_configs
-        .map(|(n, b)| (n.to_owned(), b.map(|b| b.0.clone()).unwrap_or_default()))
+/// Each webhook's name and the `caBundle` it carries (empty when it has none).
+fn live_bundles<C: Configuration>(configuration: &C) -> BTreeMap<String, Vec<u8>> {
+    C::webhooks(configuration)
+        .iter()
+        .flatten()
+        .map(|w| {
+            let bundle = C::ca_bundle(w).map(|b| b.0.clone()).unwrap_or_default();
+            (C::name(w).to_owned(), bundle)
+        })
         .collect()
+}
+
+/// What the repair needs of the two webhook configuration kinds, whose webhooks have
+/// different types but the same shape.
+trait Configuration:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+{
+    /// One webhook of the configuration.
+    type Webhook: Clone + PartialEq;
+    /// The kind, for messages and [`Outcome`].
+    const KIND: &'static str;
+    fn webhooks(&self) -> &Option<Vec<Self::Webhook>>;
+    fn webhooks_mut(&mut self) -> &mut Option<Vec<Self::Webhook>>;
+    /// The webhooks as [`desired`] says they should be, without a `caBundle`.
+    fn desired(settings: &Settings) -> Vec<Self::Webhook>;
+    fn name(webhook: &Self::Webhook) -> &str;
+    fn ca_bundle(webhook: &Self::Webhook) -> Option<&ByteString>;
+    fn set_ca_bundle(webhook: &mut Self::Webhook, bundle: Option<ByteString>);
+    /// Fills in what the API server defaults, so live and desired compare equal.
+    fn normalize(webhook: &mut Self::Webhook);
+}
+
+/// Implements [`Configuration`] for a configuration kind whose webhooks have `name` and
+/// `client_config` (both kinds do).
+macro_rules! configuration {
+    ($configuration:ident, $webhook:ident, $desired:path, $normalize:path) => {
+        impl Configuration for $configuration {
+            type Webhook = $webhook;
+            const KIND: &'static str = stringify!($configuration);
+            fn webhooks(&self) -> &Option<Vec<$webhook>> {
+                &self.webhooks
+            }
+            fn webhooks_mut(&mut self) -> &mut Option<Vec<$webhook>> {
+                &mut self.webhooks
+            }
+            fn desired(settings: &Settings) -> Vec<$webhook> {
+                $desired(&settings.registration, None)
+            }
+            fn name(webhook: &$webhook) -> &str {
+                &webhook.name
+            }
+            fn ca_bundle(webhook: &$webhook) -> Option<&ByteString> {
+                webhook.client_config.ca_bundle.as_ref()
+            }
+            fn set_ca_bundle(webhook: &mut $webhook, bundle: Option<ByteString>) {
+                webhook.client_config.ca_bundle = bundle;
+            }
+            fn normalize(webhook: &mut $webhook) {
+                $normalize(webhook);
+            }
+        }
+    };
+}
+
+configuration!(
+    MutatingWebhookConfiguration,
+    MutatingWebhook,
+    desired::mutating,
+    normalize_mutating
+);
+configuration!(
+    ValidatingWebhookConfiguration,
+    ValidatingWebhook,
+    desired::validating,
+    normalize_validating
+);
+
+/// Rewrites configuration `name` (read as `live`) when its webhooks differ from the
+/// desired ones carrying `bundle` (`None`: each keeps the `caBundle` it has).
+async fn repair<C: Configuration>(
+    api: &Api<C>,
+    name: &str,
+    live: Option<C>,
+    bundle: Option<&[u8]>,
+    settings: &Settings,
+    outcome: &mut Outcome,
+) -> anyhow::Result<()> {
+    let Some(mut live) = live else {
+        outcome.missing.push(C::KIND);
+        return Ok(());
+    };
+    let kept_bundle = |webhook: &str| {
+        C::webhooks(&live)
+            .iter()
+            .flatten()
+            .find(|w| C::name(w) == webhook)
+            .and_then(C::ca_bundle)
+            .cloned()
+    };
+    let mut want = C::desired(settings);
+    for w in &mut want {
+        let carried = match bundle {
+            Some(bundle) => Some(ByteString(bundle.to_vec())),
+            None => kept_bundle(C::name(w)),
+        };
+        C::set_ca_bundle(w, carried);
+        C::normalize(w);
+    }
+    let mut have = C::webhooks(&live).clone().unwrap_or_default();
+    have.iter_mut().for_each(C::normalize);
+    if have == want {
+        return Ok(());
+    }
+    *C::webhooks_mut(&mut live) = Some(want);
+    live.meta_mut().managed_fields = None;
+    api.replace(name, &post_params(), &live)
+        .await
+        .with_context(|| format!("repairing {} {name}", C::KIND))?;
+    info!(configuration = name, "repaired {}", C::KIND);
+    outcome.repaired.push(C::KIND);
+    Ok(())
 }
 
 /// Makes the Secret current (`self` mode) and returns the bundle to publish.
@@ -198,21 +318,10 @@ pub async fn reconcile_once(
 
     let mut live = BTreeMap::new();
     if let Some(m) = &mutating {
-        live.extend(live_bundles(
-            m.webhooks
-                .iter()
-                .flatten()
-                .map(|w| (w.name.as_str(), w.client_config.ca_bundle.as_ref())),
-        ));
+        live.extend(live_bundles(m));
     }
     if let Some(v) = &validating {
-        live.extend(live_bundles(v.webhooks.iter().flatten().map(|w| {
-            (
-                // Webhook names are unique per configuration; prefix to keep both.
-                w.name.as_str(),
-                w.client_config.ca_bundle.as_ref(),
-            )
-        })));
+        live.extend(live_bundles(v));
     }
     let published = if mutating.is_some() && validating.is_some() {
         common_bundle(&live)
@@ -230,74 +339,24 @@ pub async fn reconcile_once(
         CertMode::CertManager => None,
     };
 
-    match mutating {
-        None => outcome.missing.push("MutatingWebhookConfiguration"),
-        Some(mut live) => {
-            let bundle_for = |webhook: &str| -> Option<Vec<u8>> {
-                bundle.clone().or_else(|| {
-                    live.webhooks
-                        .iter()
-                        .flatten()
-                        .find(|w| w.name == webhook)
-                        .and_then(|w| w.client_config.ca_bundle.as_ref().map(|b| b.0.clone()))
-                })
-            };
-            let mut want = desired::mutating(&settings.registration, None);
-            for w in &mut want {
-                w.client_config.ca_bundle = bundle_for(&w.name).map(ByteString);
-                normalize_mutating(w);
-            }
-            let mut have = live.webhooks.clone().unwrap_or_default();
-            have.iter_mut().for_each(normalize_mutating);
-            if have != want {
-                live.webhooks = Some(want);
-                live.metadata.managed_fields = None;
-                mutating_api
-                    .replace(name, &post_params(), &live)
-                    .await
-                    .with_context(|| format!("repairing MutatingWebhookConfiguration {name}"))?;
-                info!(
-                    configuration = name,
-                    "repaired MutatingWebhookConfiguration"
-                );
-                outcome.repaired.push("MutatingWebhookConfiguration");
-            }
-        }
-    }
-    match validating {
-        None => outcome.missing.push("ValidatingWebhookConfiguration"),
-        Some(mut live) => {
-            let bundle_for = |webhook: &str| -> Option<Vec<u8>> {
-                bundle.clone().or_else(|| {
-                    live.webhooks
-                        .iter()
-                        .flatten()
-                        .find(|w| w.name == webhook)
-                        .and_then(|w| w.client_config.ca_bundle.as_ref().map(|b| b.0.clone()))
-                })
-            };
-            let mut want = desired::validating(&settings.registration, None);
-            for w in &mut want {
-                w.client_config.ca_bundle = bundle_for(&w.name).map(ByteString);
-                normalize_validating(w);
-            }
-            let mut have = live.webhooks.clone().unwrap_or_default();
-            have.iter_mut().for_each(normalize_validating);
-            if have != want {
-                live.webhooks = Some(want);
-                live.metadata.managed_fields = None;
-                validating_api
-                    .replace(name, &post_params(), &live)
-                    .await
-                    .with_context(|| format!("repairing ValidatingWebhookConfiguration {name}"))?;
-                info!(
-                    configuration = name,
-                    "repaired ValidatingWebhookConfiguration"
-                );
-                outcome.repaired.push("ValidatingWebhookConfiguration");
-            }
-        }
-    }
+    repair(
+        &mutating_api,
+        name,
+        mutating,
+        bundle.as_deref(),
+        settings,
+        &mut outcome,
+    )
+    .await?;
+    repair(
+        &validating_api,
+        name,
+        validating,
+        bundle.as_deref(),
+        settings,
+        &mut outcome,
+    )
+    .await?;
     for kind in &outcome.missing {
         warn!(
             configuration = name,
