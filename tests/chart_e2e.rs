@@ -6,66 +6,26 @@
 //! The API server must reach this machine: `HOMESTEAD_TEST_WEBHOOK_HOST` (default
 //! 127.0.0.1, right for kind/k3d with host networking).
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/cluster.rs"]
+mod cluster;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use cluster::{Serve, client_as, eventually, free_port, kubeconfig_path};
 use homestead::core::resources::{Phase, User};
 
 const NS: &str = "homestead-chart-e2e";
 const USERNAME: &str = "chart-e2e-ada";
 const UID: i64 = 41_001;
-
-fn kubeconfig() -> PathBuf {
-    PathBuf::from(
-        std::env::var("HOMESTEAD_TEST_KUBECONFIG")
-            .expect("set HOMESTEAD_TEST_KUBECONFIG to a kubeconfig with cluster-admin"),
-    )
-}
-
-async fn client_as(user: Option<&str>) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let file = Kubeconfig::read_from(kubeconfig()).expect("kubeconfig");
-    let mut config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig usable");
-    if let Some(user) = user {
-        config.auth_info.impersonate = Some(user.to_owned());
-        config.auth_info.impersonate_groups = Some(vec!["system:authenticated".into()]);
-    }
-    Client::try_from(config).expect("client")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
 
 fn helm(args: &[&str]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/chart/helm_chart.py");
@@ -75,15 +35,6 @@ fn helm(args: &[&str]) {
         .status()
         .expect("python3 with helm-sdkpy");
     assert!(status.success(), "helm {args:?}");
-}
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test]
@@ -110,8 +61,8 @@ async fn chart_installs_registers_the_url_repairs_and_admits() {
         "webhook": {"url": url, "inCluster": false},
         "certs": {"mode": "external", "external": {"caBundle": ca}},
     });
-    let kubeconfig_path = kubeconfig().display().to_string();
-    helm(&["install", &kubeconfig_path, NS, &values.to_string()]);
+    let kubeconfig = kubeconfig_path().display().to_string();
+    helm(&["install", &kubeconfig, NS, &values.to_string()]);
     let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
     assert!(
         crds.get_opt("users.homestead.dev")
@@ -124,7 +75,7 @@ async fn chart_installs_registers_the_url_repairs_and_admits() {
         Command::new(env!("CARGO_BIN_EXE_homestead"))
             .arg("serve")
             .arg("--kubeconfig")
-            .arg(kubeconfig())
+            .arg(kubeconfig_path())
             .arg("--certs-dir")
             .arg(&certs)
             .args(["--listen", &format!("0.0.0.0:{port}")])
@@ -222,7 +173,7 @@ async fn chart_installs_registers_the_url_repairs_and_admits() {
         .delete(USERNAME, &DeleteParams::default())
         .await
         .expect("delete User");
-    helm(&["uninstall", &kubeconfig_path, NS]);
+    helm(&["uninstall", &kubeconfig, NS]);
     let crd = crds.get("users.homestead.dev").await.expect("CRD kept");
     assert_eq!(crd.name_any(), "users.homestead.dev");
 }

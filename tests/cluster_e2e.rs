@@ -8,11 +8,13 @@
 //!
 //! `HOMESTEAD_TEST_KUBECONFIG=~/.kube/config cargo test --test cluster_e2e -- --ignored`
 
+#[path = "support/cluster.rs"]
+mod cluster;
+
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -24,10 +26,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, CustomResourceExt, ResourceExt};
 use serde_json::json;
 
+use cluster::{Serve, client_as, eventually, free_port, kubeconfig_path};
 use homestead::core::resources::{Phase, Session, User};
 
 const MANAGER: &str = "homestead-e2e";
@@ -35,58 +37,6 @@ const USERNAME: &str = "e2e-ada";
 const UID: i64 = 40_001;
 const SESSION: &str = "ee90001-1";
 const SESSION_GID: i64 = 290_001;
-
-fn kubeconfig_path() -> PathBuf {
-    PathBuf::from(
-        std::env::var("HOMESTEAD_TEST_KUBECONFIG")
-            .expect("set HOMESTEAD_TEST_KUBECONFIG to a kubeconfig with cluster-admin"),
-    )
-}
-
-async fn client_as(user: Option<&str>) -> Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let file = Kubeconfig::read_from(kubeconfig_path()).expect("kubeconfig");
-    let mut config = kube::Config::from_custom_kubeconfig(file, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig usable");
-    if let Some(user) = user {
-        config.auth_info.impersonate = Some(user.to_owned());
-        config.auth_info.impersonate_groups = Some(vec!["system:authenticated".into()]);
-    }
-    Client::try_from(config).expect("client")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// The serve process; killed when dropped.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
