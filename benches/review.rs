@@ -7,45 +7,15 @@
 //! thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`), which is what "one core" means on a
 //! machine whose other cores (and share of this one) are busy with something else.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use homestead::core::config::Config;
-use homestead::core::directory::Directory;
-use homestead::core::review::{Admission, Verdict, Webhook, review};
+use homestead::core::review::{Verdict, Webhook, review};
 use serde_json::{Value, json};
-
-const DIRECTORY: &str = r#"
-apiVersion: homestead.dev/v1alpha1
-kind: User
-metadata: {name: ada}
-spec: {username: ada, uid: 1001, gid: 1001, supplementalGroups: [2000, 2001]}
----
-apiVersion: homestead.dev/v1alpha1
-kind: User
-metadata: {name: bob}
-spec: {username: bob, uid: 1002, gid: 1002}
----
-apiVersion: homestead.dev/v1alpha1
-kind: Session
-metadata: {name: cm37235-2}
-spec:
-  proposalCode: cm
-  proposalNumber: 37235
-  visit: 2
-  instrument: i03
-  dataDirectory: /dls/i03/data/2024/cm37235-2
-  gid: 159620
-  members: [ada, bob]
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata:
-  name: imagenet-claim
-  namespace: cm37235-2
-  labels: {homestead.dev/dataset: imagenet}
-"#;
 
 /// A realistic pod: `containers` containers with `env` variables each, a sidecar-ish mix
 /// of probes, ports, resources and config volumes, and `labels` labels.
@@ -155,14 +125,10 @@ fn review_body(object: Value) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let config = Config::default();
-    let (directory, problems) =
-        Directory::from_yaml(&config, DIRECTORY).expect("fixture directory");
-    assert!(problems.is_empty(), "{problems:?}");
-    let admission = Admission {
-        config: &config,
-        directory: &directory,
-    };
+    // The admission tests' directory: ada and bob in session cm37235-2, which has a
+    // dataset claim.
+    let fixture = common::Fixture::new();
+    let admission = fixture.admission();
     // (label, containers, env vars per container, labels)
     let sizes = [("3KB", 1, 12, 6), ("8KB", 3, 19, 14), ("19KB", 6, 28, 30)];
     let mut bodies = Vec::new();
