@@ -120,6 +120,15 @@ pub struct ServeArgs {
         default_value = "homestead"
     )]
     pub lease_namespace: String,
+    /// Name of the leader-election Lease: replicas of one installation share it; two
+    /// installations in one namespace need different names.
+    #[arg(
+        long,
+        env = "HOMESTEAD_LEASE_NAME",
+        value_name = "NAME",
+        default_value = crate::controller::DEFAULT_LEASE_NAME
+    )]
+    pub lease_name: String,
     /// This replica's identity in the Lease [default: $POD_NAME, else $HOSTNAME, else a
     /// name made from the process id].
     #[arg(long, env = "HOMESTEAD_IDENTITY", value_name = "NAME")]
@@ -149,6 +158,8 @@ pub struct ClusterOptions {
     pub reconcile: bool,
     /// Namespace of the Lease.
     pub lease_namespace: String,
+    /// Name of the Lease.
+    pub lease_name: String,
     /// This replica's identity.
     pub identity: String,
     /// Webhook certificate and configuration settings (the leader keeps them when a
@@ -239,6 +250,7 @@ impl Plan {
                 kubeconfig: args.kubeconfig.clone(),
                 reconcile: !args.no_controller,
                 lease_namespace: args.lease_namespace.clone(),
+                lease_name: args.lease_name.clone(),
                 identity: args.identity.clone().unwrap_or_else(default_identity),
                 webhooks: Box::new(crate::webhooks::Settings::from_args(&args.webhooks)?),
             }),
@@ -371,6 +383,7 @@ pub async fn start_directory(
             let metrics = Metrics::default();
             metrics.register(registry);
             let mut settings = ControllerSettings::new(&options.lease_namespace, &options.identity);
+            settings.lease.name.clone_from(&options.lease_name);
             settings.reconcile = options.reconcile;
             let tasks = if options.reconcile {
                 leader_tasks(&state.config, &client, registry, &options.webhooks)

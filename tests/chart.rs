@@ -795,3 +795,54 @@ fn every_container_command_line_parses_with_the_real_cli() {
         }
     }
 }
+
+/// The Lease the serve container is told to use (`HOMESTEAD_LEASE_NAME`), and the names
+/// the Role lets it touch Leases by.
+fn lease_wiring(docs: &[Value]) -> (String, Vec<String>) {
+    let deployment: Deployment = one(docs, "Deployment");
+    let serve = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|p| p.containers)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.args.as_deref() == Some(&["serve".to_owned()][..]))
+        .expect("a serve container");
+    let lease = serve
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "HOMESTEAD_LEASE_NAME")
+        .and_then(|e| e.value.clone())
+        .expect("HOMESTEAD_LEASE_NAME");
+    let named: Vec<String> = of_kind(docs, "Role")
+        .into_iter()
+        .flat_map(|role| role["rules"].as_array().cloned().unwrap_or_default())
+        .filter(|rule| rule["resources"] == json!(["leases"]))
+        .flat_map(|rule| {
+            rule["resourceNames"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect();
+    (lease, named)
+}
+
+#[test]
+fn each_release_has_its_own_lease_and_may_touch_only_it() {
+    for (scenario, _ns, _values, docs) in rendered() {
+        if of_kind(&docs, "Deployment").is_empty() {
+            continue; // webhook.url only: nothing runs in the cluster
+        }
+        let (lease, named) = lease_wiring(&docs);
+        assert_eq!(lease, "homestead-controller", "{scenario}");
+        assert_eq!(named, [lease], "{scenario}");
+    }
+    // A second installation in the same namespace does not share the first one's Lease.
+    let docs = render(&json!({"namespaceOverride": "homestead", "fullnameOverride": "site-b"}));
+    let (lease, named) = lease_wiring(&docs);
+    assert_eq!(lease, "site-b-controller");
+    assert_eq!(named, [lease]);
+}

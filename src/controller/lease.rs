@@ -12,6 +12,9 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+/// The Lease's name unless `--lease-name` says otherwise.
+pub const DEFAULT_LEASE_NAME: &str = "homestead-controller";
+
 /// Where the lease is and who we are.
 #[derive(Debug, Clone)]
 pub struct LeaseSettings {
@@ -32,7 +35,7 @@ impl LeaseSettings {
     pub fn new(namespace: &str, identity: &str) -> Self {
         Self {
             namespace: namespace.to_owned(),
-            name: "homestead-controller".to_owned(),
+            name: DEFAULT_LEASE_NAME.to_owned(),
             identity: identity.to_owned(),
             duration: Duration::from_secs(15),
             renew_every: Duration::from_secs(5),

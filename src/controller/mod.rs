@@ -31,7 +31,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use caches::Caches;
-pub use lease::LeaseSettings;
+pub use lease::{DEFAULT_LEASE_NAME, LeaseSettings};
 pub use metrics::Metrics;
 pub use reconcile::Context;
 

@@ -56,9 +56,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (printf "%s-webhook-tls" (include "homestead.fullname" .)) .Values.certs.secretName }}
 {{- end }}
 
-{{/* The controller's leader-election Lease (a fixed name in homestead's namespace). */}}
+{{/* The controller's leader-election Lease in homestead's namespace, one per release. */}}
 {{- define "homestead.leaseName" -}}
-homestead-controller
+{{- printf "%s-controller" (include "homestead.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* The `--cert-mode` value the binary takes for certs.mode. */}}
@@ -126,6 +126,8 @@ homestead-controller
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+- name: HOMESTEAD_LEASE_NAME
+  value: {{ include "homestead.leaseName" . | quote }}
 - name: HOMESTEAD_CONFIG
   value: /etc/homestead/config/config.yaml
 - name: HOMESTEAD_LISTEN
