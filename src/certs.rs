@@ -38,8 +38,10 @@ pub const TLS_CERT_FILE: &str = "tls.crt";
 /// File name of the serving private key in a certificate directory.
 pub const TLS_KEY_FILE: &str = "tls.key";
 
-/// Certificates are valid from this long before they were made (clock skew between hosts).
-pub const BACKDATE: Duration = Duration::from_secs(60 * 60);
+/// Certificates are valid from this long before they were made (clock skew between
+/// hosts). Five minutes, as the webhook rotation has always used: it reads a
+/// certificate's age from `notBefore` plus this.
+pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
 
 /// What went wrong making, loading or reading a certificate.
 #[derive(Debug, Error)]
@@ -160,7 +162,7 @@ impl CertificateAuthority {
         Self::generate_at(name, SystemTime::now(), validity)
     }
 
-    /// As [`generate`](Self::generate), valid from `now` (back-dated one hour) for
+    /// As [`generate`](Self::generate), valid from `now` (back-dated by [`BACKDATE`]) for
     /// `validity`.
     pub fn generate_at(name: &str, now: SystemTime, validity: Duration) -> Result<Self, CertError> {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
@@ -233,7 +235,7 @@ impl CertificateAuthority {
         self.issue_serving_at(dns_names, ips, SystemTime::now(), validity)
     }
 
-    /// As [`issue_serving`](Self::issue_serving), valid from `now` (back-dated one hour)
+    /// As [`issue_serving`](Self::issue_serving), valid from `now` (back-dated by [`BACKDATE`])
     /// for `validity`, never past the CA's own expiry.
     pub fn issue_serving_at(
         &self,
