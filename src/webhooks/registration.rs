@@ -63,7 +63,6 @@ fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
     data
 }
 
-/// Every caBundle in a configuration, by webhook name.
 /// Each webhook's name and the `caBundle` it carries (empty when it has none).
 fn live_bundles<C: Configuration>(configuration: &C) -> BTreeMap<String, Vec<u8>> {
     C::webhooks(configuration)
@@ -79,7 +78,8 @@ fn live_bundles<C: Configuration>(configuration: &C) -> BTreeMap<String, Vec<u8>
 /// What the repair needs of the two webhook configuration kinds, whose webhooks have
 /// different types but the same shape.
 trait Configuration:
-    kube::Resource<DynamicType = ()>
+    k8s_openapi::Resource
+    + kube::Resource<DynamicType = ()>
     + Clone
     + std::fmt::Debug
     + serde::Serialize
@@ -87,8 +87,6 @@ trait Configuration:
 {
     /// One webhook of the configuration.
     type Webhook: Clone + PartialEq;
-    /// The kind, for messages and [`Outcome`].
-    const KIND: &'static str;
     fn webhooks(&self) -> &Option<Vec<Self::Webhook>>;
     fn webhooks_mut(&mut self) -> &mut Option<Vec<Self::Webhook>>;
     /// The webhooks as [`desired`] says they should be, without a `caBundle`.
@@ -106,7 +104,6 @@ macro_rules! configuration {
     ($configuration:ident, $webhook:ident, $desired:path, $normalize:path) => {
         impl Configuration for $configuration {
             type Webhook = $webhook;
-            const KIND: &'static str = stringify!($configuration);
             fn webhooks(&self) -> &Option<Vec<$webhook>> {
                 &self.webhooks
             }
