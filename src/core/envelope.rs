@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::core::pod::{BorrowedText, Text};
+use crate::core::pod::Text;
 use crate::core::workload::{self, PodKind, PodView};
 
 /// An AdmissionReview as read: `apiVersion`, `kind` and the request.
@@ -157,7 +157,7 @@ impl<'de> Visitor<'de> for EnvelopeSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (mut api_version, mut kind, mut request) = (None, None, None);
-        while let Some(BorrowedText(key)) = map.next_key()? {
+        while let Some(key) = map.next_key::<Text<'de>>()? {
             match key.as_ref() {
                 "apiVersion" => once(&mut api_version, map.next_value()?, "apiVersion")?,
                 "kind" => once(&mut kind, map.next_value()?, "kind")?,
@@ -172,8 +172,8 @@ impl<'de> Visitor<'de> for EnvelopeSeed {
             }
         }
         Ok(Envelope {
-            api_version: api_version.flatten().map(|BorrowedText(t)| t),
-            kind: kind.flatten().map(|BorrowedText(t)| t),
+            api_version: api_version.flatten(),
+            kind: kind.flatten(),
             request: request.flatten(),
         })
     }
@@ -229,13 +229,11 @@ impl<'de> Visitor<'de> for RequestSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Text<'de>>, A::Error> {
-            Ok(map
-                .next_value::<Option<BorrowedText<'de>>>()?
-                .map(|BorrowedText(t)| t))
+            map.next_value::<Option<Text<'de>>>()
         }
         let mut request = Request::default();
         let mut seen = Seen::default();
-        while let Some(BorrowedText(key)) = map.next_key()? {
+        while let Some(key) = map.next_key::<Text<'de>>()? {
             let field = match key.as_ref() {
                 "uid" => {
                     request.uid = text(&mut map)?.unwrap_or_default();

@@ -350,7 +350,7 @@ fn container_ops(
                     let read_only_volume = plan
                         .mounts
                         .iter()
-                        .any(|p| p.read_only && p.volume == m.name && p.path != m.mount_path);
+                        .any(|p| p.read_only && m.name == p.volume && m.mount_path != p.path);
                     if read_only_volume && m.read_only != Some(true) {
                         patch.add(mounts_ptr.index(j).keys(&["readOnly"]), &true);
                     }

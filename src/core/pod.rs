@@ -3,11 +3,11 @@
 //! Admission decides from a few dozen fields of a pod: its security contexts, host
 //! namespaces, volumes, and each container's mounts and environment. Everything else
 //! (images, probes, resources, most of the metadata) is skipped by the parser without
-//! being built, and strings are borrowed from the body unless they hold JSON escapes.
-//! That keeps a review to a handful of allocations however large the pod is.
+//! being built, and strings are borrowed from the body unless they hold JSON escapes
+//! ([`Text`]). What is left to allocate is a few lists (containers, their mounts and env).
 //!
-//! The shapes follow `core/v1` exactly (field names, nesting, `null` meaning unset), so
-//! every field read here means what it means to the API server. The API server decodes
+//! The shapes follow `core/v1` exactly (field names, nesting, `null` meaning unset for an
+//! optional field), so every field read here means what it means to the API server. The API server decodes
 //! objects into its own types before calling webhooks, so the fields not modelled here
 //! are well-formed by the time admission sees them.
 
@@ -20,28 +20,88 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use crate::core::names;
 
 /// A string of the body: borrowed when it has no escapes, owned when it had to be
-/// unescaped.
-pub type Text<'a> = Cow<'a, str>;
+/// unescaped. (A newtype rather than `Cow<str>` because serde only borrows a `Cow` field
+/// it can see syntactically, not one inside an `Option` or a `Vec`.)
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text<'a>(pub Cow<'a, str>);
 
-/// Deserialises a [`Text`] borrowing where it can (for hand-written visitors).
-pub(crate) struct BorrowedText<'a>(pub(crate) Text<'a>);
+impl Text<'_> {
+    /// True when the text points into the request body.
+    pub fn is_borrowed(&self) -> bool {
+        matches!(self.0, Cow::Borrowed(_))
+    }
 
-impl<'de> Deserialize<'de> for BorrowedText<'de> {
+    /// The text as an owned `String`.
+    pub fn into_owned(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Text<'_> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Text<'_> {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Text<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Text<'_> {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == *other.as_str()
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(text: &'a str) -> Self {
+        Text(Cow::Borrowed(text))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct TextVisitor;
         impl<'de> Visitor<'de> for TextVisitor {
-            type Value = BorrowedText<'de>;
+            type Value = Text<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string")
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(BorrowedText(Cow::Borrowed(v)))
+                Ok(Text(Cow::Borrowed(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(BorrowedText(Cow::Owned(v.to_owned())))
+                Ok(Text(Cow::Owned(v.to_owned())))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(BorrowedText(Cow::Owned(v)))
+                Ok(Text(Cow::Owned(v)))
             }
         }
         deserializer.deserialize_str(TextVisitor)
@@ -77,9 +137,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut run_as = None;
-                while let Some(BorrowedText(key)) = map.next_key()? {
+                while let Some(key) = map.next_key::<Text<'de>>()? {
                     if key == names::ANNOTATION_RUN_AS {
-                        run_as = Some(map.next_value::<BorrowedText<'de>>()?.0);
+                        run_as = Some(map.next_value::<Text<'de>>()?);
                     } else {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -108,7 +168,7 @@ impl<'de> Deserialize<'de> for Labels {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut no_datasets = false;
-                while let Some(BorrowedText(key)) = map.next_key()? {
+                while let Some(key) = map.next_key::<Text<'de>>()? {
                     no_datasets |= key == names::LABEL_NO_DATASETS;
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -367,9 +427,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Volume<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut volume = Volume::default();
-                while let Some(BorrowedText(key)) = map.next_key()? {
+                while let Some(key) = map.next_key::<Text<'de>>()? {
                     match key.as_ref() {
-                        "name" => volume.name = map.next_value::<BorrowedText<'de>>()?.0,
+                        "name" => volume.name = map.next_value::<Text<'de>>()?,
                         "hostPath" => volume.host_path = map.next_value()?,
                         "persistentVolumeClaim" => {
                             volume.persistent_volume_claim = map.next_value()?
@@ -429,7 +489,7 @@ mod tests {
         let doc: Doc = serde_json::from_str(json).unwrap();
         let run_as = doc.metadata.annotations.unwrap().run_as.unwrap();
         assert_eq!(run_as, "ada");
-        assert!(matches!(run_as, Cow::Borrowed(_)));
+        assert!(run_as.is_borrowed());
         assert!(doc.metadata.labels.unwrap().no_datasets);
         let spec = doc.spec;
         assert_eq!(spec.host_pid, Some(true));
@@ -452,10 +512,20 @@ mod tests {
         let mount = &container.volume_mounts.as_ref().unwrap()[0];
         // An escaped string is unescaped into an owned one.
         assert_eq!(mount.sub_path.as_deref(), Some("a/b"));
-        assert!(matches!(mount.sub_path, Some(Cow::Owned(_))));
+        assert!(!mount.sub_path.as_ref().unwrap().is_borrowed());
+        // Plain strings are borrowed wherever they sit: in an Option, a Vec, a list entry.
+        assert!(mount.name.is_borrowed() && mount.mount_path.is_borrowed());
         let env = container.env.as_ref().unwrap();
         assert_eq!(env[0].value.as_deref(), Some("1"));
         assert!(env[1].value_from.is_some() && env[1].value.is_none());
+        assert!(env[0].name.is_borrowed() && env[0].value.as_ref().unwrap().is_borrowed());
+        let caps = container
+            .security_context
+            .as_ref()
+            .unwrap()
+            .added_capabilities();
+        assert!(caps[0].is_borrowed());
+        assert!(volumes[0].host_path.as_ref().unwrap().path.is_borrowed());
         assert_eq!(
             container
                 .security_context

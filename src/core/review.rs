@@ -1,7 +1,7 @@
 //! AdmissionReview v1 in, AdmissionReview v1 out: the one entry point of the admission
-//! core. [`review`] parses the envelope (borrowing from the body, and leaving
-//! `object`/`oldObject` raw until the kind is known), decides, and writes the response; it
-//! never does I/O.
+//! core. [`review`] reads the request in one pass (borrowing from the body; a pod is parsed
+//! in place, other objects are kept raw, see [`crate::core::envelope`]), decides, and
+//! writes the response; it never does I/O.
 
 use std::fmt;
 use std::str::FromStr;
@@ -218,7 +218,12 @@ const RESPONSE_HEAD: &[u8] =
 /// once instead of being scanned as a JSON string.
 fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed, ReviewError> {
     let serialize = |e: &dyn fmt::Display| ReviewError::Serialize(e.to_string());
-    let patch = decision.patch.finish().map_err(|e| serialize(&e))?;
+    // A denied request carries no patch, whatever was written before the denial.
+    let patch = if decision.denials.is_empty() {
+        decision.patch.finish().map_err(|e| serialize(&e))?
+    } else {
+        None
+    };
     let mut body = Vec::with_capacity(
         RESPONSE_HEAD.len() + 64 + patch.as_ref().map_or(0, |p| p.json.len() / 3 * 4 + 40),
     );
@@ -301,6 +306,19 @@ fn unreadable(what: &str, e: &serde_json::Error) -> Denial {
 
 fn no_object() -> Denial {
     Denial::new("invalid_object", "object", "the request carries no object")
+}
+
+/// The JSON text of an object of a kind other than a pod. Only pods are parsed in place,
+/// so a parsed pod here would mean the envelope and the kind dispatch disagree: that is
+/// refused, never taken for an absent object.
+fn raw_text<'a>(object: &Object<'a>, what: &str) -> Result<&'a str, Denial> {
+    object.raw().ok_or_else(|| {
+        Denial::new(
+            "invalid_object",
+            what,
+            "was read as a pod where another kind was expected",
+        )
+    })
 }
 
 /// Pods, the ephemeral-containers subresource and workload templates.
@@ -400,9 +418,9 @@ fn decide_namespace(
     }
     let metadata =
         |object: &Option<Object<'_>>, what: &str| -> Result<Option<ObjectMeta>, Denial> {
-            match object.as_ref().and_then(Object::raw) {
+            match object {
                 None => Ok(None),
-                Some(raw) => serde_json::from_str::<MetadataOnly>(raw)
+                Some(object) => serde_json::from_str::<MetadataOnly>(raw_text(object, what)?)
                     .map(|doc| doc.metadata)
                     .map_err(|e| unreadable(what, &e)),
             }
@@ -438,8 +456,12 @@ fn decide_resource(webhook: Webhook, request: &Request<'_>, admission: &Admissio
     if webhook != Webhook::Validate || !matches!(request.operation.as_ref(), "CREATE" | "UPDATE") {
         return Decision::default();
     }
-    let Some(object) = request.object.as_ref().and_then(Object::raw) else {
+    let Some(object) = &request.object else {
         return denied(no_object());
+    };
+    let object = match raw_text(object, "object") {
+        Ok(text) => text,
+        Err(denial) => return denied(denial),
     };
     let denials = if request.kind.kind == "User" {
         match serde_json::from_str::<User>(object) {
