@@ -200,16 +200,28 @@ pub fn user_namespace(config: &Config, spec: &UserSpec) -> Result<String, String
 
 /// The namespace a session manages, from the configured template.
 pub fn session_namespace(config: &Config, spec: &SessionSpec) -> String {
-    let number = i64::try_from(spec.proposal_number).unwrap_or(i64::MAX);
-    let visit = i64::try_from(spec.visit).unwrap_or(i64::MAX);
-    config.namespaces.session.render(|key| match key {
+    config
+        .namespaces
+        .session
+        .render(|key| session_value(config, spec, key))
+}
+
+/// The value of a session's template placeholder (`proposalCode`, `proposalNumber`,
+/// `visit`, `instrument`, `gid`), else of a configured `templateVariables` entry.
+pub fn session_value<'a>(
+    config: &'a Config,
+    spec: &'a SessionSpec,
+    key: &str,
+) -> Option<Value<'a>> {
+    let number = |n: u64| Value::Number(i64::try_from(n).unwrap_or(i64::MAX));
+    match key {
         "proposalCode" => Some(Value::Text(&spec.proposal_code)),
-        "proposalNumber" => Some(Value::Number(number)),
-        "visit" => Some(Value::Number(visit)),
+        "proposalNumber" => Some(number(spec.proposal_number)),
+        "visit" => Some(number(spec.visit)),
         "instrument" => Some(Value::Text(&spec.instrument)),
         "gid" => Some(Value::Number(spec.gid)),
         other => config.variable(other),
-    })
+    }
 }
 
 impl Directory {

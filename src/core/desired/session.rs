@@ -16,7 +16,7 @@ use super::{
     SecretSources, WORKFLOW_SERVICE_ACCOUNT,
 };
 use crate::core::config::Config;
-use crate::core::directory::session_namespace;
+use crate::core::directory::{session_namespace, session_value};
 use crate::core::names::{self, VOLUME_DATA, VOLUME_SHARED};
 use crate::core::resources::{Session, UserSpec};
 use crate::core::template::Value;
@@ -111,16 +111,9 @@ pub fn session_plan(
 
     let slot = &config.storage.session;
     if slot.enabled {
-        let number = i64::try_from(spec.proposal_number).unwrap_or(i64::MAX);
-        let visit = i64::try_from(spec.visit).unwrap_or(i64::MAX);
         let path = slot.path_template.render(|key| match key {
             "dataDirectory" => Some(Value::Text(&spec.data_directory)),
-            "proposalCode" => Some(Value::Text(&spec.proposal_code)),
-            "proposalNumber" => Some(Value::Number(number)),
-            "visit" => Some(Value::Number(visit)),
-            "instrument" => Some(Value::Text(&spec.instrument)),
-            "gid" => Some(Value::Number(spec.gid)),
-            other => config.variable(other),
+            other => session_value(config, spec, other),
         });
         objects.extend(storage_objects(
             &owner,
