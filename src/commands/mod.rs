@@ -16,6 +16,26 @@ use crate::core::config::{Config, ConfigError};
 use crate::core::directory::Directory;
 use crate::embedded;
 
+/// `--directory` and `--config` of the offline commands.
+#[derive(Debug, clap::Args)]
+pub struct Sources {
+    /// Directory file (Users, Sessions, dataset PVCs); the embedded example when unset.
+    #[arg(long, value_name = "FILE", env = "HOMESTEAD_DIRECTORY")]
+    pub directory: Option<PathBuf>,
+    /// Configuration file; the embedded example when unset.
+    #[arg(long, value_name = "FILE", env = "HOMESTEAD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl Sources {
+    /// The configuration, then the directory built with it.
+    pub fn load(&self) -> anyhow::Result<(Config, Directory)> {
+        let config = load_config(self.config.as_ref())?;
+        let directory = load_directory(self.directory.as_ref(), &config)?;
+        Ok((config, directory))
+    }
+}
+
 /// Reads `path`, or standard input when it is `None` or `-`.
 pub fn read_input(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     match path {

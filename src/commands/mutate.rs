@@ -22,12 +22,9 @@ pub struct MutateArgs {
     /// Username of the person creating it, without the configured prefix.
     #[arg(long = "as", value_name = "USERNAME")]
     pub as_user: String,
-    /// Directory file (Users, Sessions, dataset PVCs); the embedded example when unset.
-    #[arg(long, value_name = "FILE", env = "HOMESTEAD_DIRECTORY")]
-    pub directory: Option<PathBuf>,
-    /// Configuration file; the embedded example when unset.
-    #[arg(long, value_name = "FILE", env = "HOMESTEAD_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// Where the configuration and the directory come from.
+    #[command(flatten)]
+    pub sources: super::Sources,
     /// The manifest (YAML or JSON); standard input when unset or `-`.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -181,8 +178,7 @@ fn refused(webhook: Webhook, reviewed: &Reviewed) -> Option<ExitCode> {
 
 /// Runs `homestead mutate`: exit 1 when either webhook refuses the object.
 pub fn run(args: MutateArgs) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(args.config.as_ref())?;
-    let directory = super::load_directory(args.directory.as_ref(), &config)?;
+    let (config, directory) = args.sources.load()?;
     let input = super::read_input(args.file.as_deref())?;
     let text = String::from_utf8(input).context("manifest is not UTF-8 text")?;
     let mut object = parse_manifest(&text)?;

@@ -16,12 +16,9 @@ pub struct ReviewArgs {
     /// Which webhook answers: `mutate` or `validate`.
     #[arg(long, value_name = "mutate|validate")]
     pub webhook: Webhook,
-    /// Directory file (Users, Sessions, dataset PVCs); the embedded example when unset.
-    #[arg(long, value_name = "FILE", env = "HOMESTEAD_DIRECTORY")]
-    pub directory: Option<PathBuf>,
-    /// Configuration file; the embedded example when unset.
-    #[arg(long, value_name = "FILE", env = "HOMESTEAD_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// Where the configuration and the directory come from.
+    #[command(flatten)]
+    pub sources: super::Sources,
     /// The AdmissionReview (JSON); standard input when unset or `-`.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -29,8 +26,7 @@ pub struct ReviewArgs {
 
 /// Runs `homestead review`: exit 0 whenever a response was produced, allowed or not.
 pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(args.config.as_ref())?;
-    let directory = super::load_directory(args.directory.as_ref(), &config)?;
+    let (config, directory) = args.sources.load()?;
     let body = super::read_input(args.file.as_deref())?;
     let admission = Admission {
         config: &config,
