@@ -26,7 +26,7 @@ use crate::core::desired::{
     FINALIZER, Kind, Object, OwnerKind, SecretSources, session_plan, user_plan,
 };
 use crate::core::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_USER};
-use crate::core::resources::{Session, SessionSpec, User, UserSpec};
+use crate::core::resources::{Session, User, UserSpec};
 
 /// What the fake API server answers.
 #[derive(Clone)]
@@ -197,20 +197,7 @@ fn user(name: &str) -> User {
 }
 
 fn session(members: &[&str]) -> Session {
-    let mut s = Session::new(
-        "cm37235-2",
-        SessionSpec {
-            proposal_code: "cm".into(),
-            proposal_number: 37235,
-            visit: 2,
-            instrument: "i03".into(),
-            data_directory: "/dls/i03/data/2024/cm37235-2/".into(),
-            gid: 159620,
-            members: members.iter().map(|m| (*m).to_owned()).collect(),
-            ..Default::default()
-        },
-    );
-    s.metadata.uid = Some("uid-session".into());
+    let mut s = crate::core::desired::testing::session(members);
     s.metadata.generation = Some(2);
     s.finalizers_mut().push(FINALIZER.into());
     s
