@@ -126,6 +126,16 @@ impl Fake {
             .expect("validating")
     }
 
+    fn set_mutating(&mut self, m: MutatingWebhookConfiguration) {
+        let value = serde_json::to_value(m).expect("mutating");
+        self.put_object(&format!("{MUTATING}/{NAME}"), value);
+    }
+
+    fn set_validating(&mut self, v: ValidatingWebhookConfiguration) {
+        let value = serde_json::to_value(v).expect("validating");
+        self.put_object(&format!("{VALIDATING}/{NAME}"), value);
+    }
+
     fn secret(&self) -> Option<Secret> {
         self.objects
             .get(&format!("{SECRETS}/{SECRET}"))
@@ -191,14 +201,8 @@ fn installed() -> Arc<Mutex<Fake>> {
         metadata: meta,
         webhooks: Some(desired::validating(&registration(), None)),
     };
-    fake.put_object(
-        &format!("{MUTATING}/{NAME}"),
-        serde_json::to_value(m).expect("m"),
-    );
-    fake.put_object(
-        &format!("{VALIDATING}/{NAME}"),
-        serde_json::to_value(v).expect("v"),
-    );
+    fake.set_mutating(m);
+    fake.set_validating(v);
     Arc::new(Mutex::new(fake))
 }
 
@@ -303,14 +307,8 @@ async fn edited_selectors_rules_and_ca_bundle_are_repaired() {
             .expect("rules")
             .pop();
         v.webhooks.as_mut().expect("webhooks")[2].failure_policy = Some("Ignore".into());
-        f.put_object(
-            &format!("{MUTATING}/{NAME}"),
-            serde_json::to_value(m).expect("m"),
-        );
-        f.put_object(
-            &format!("{VALIDATING}/{NAME}"),
-            serde_json::to_value(v).expect("v"),
-        );
+        f.set_mutating(m);
+        f.set_validating(v);
     }
     let outcome = reconcile_once(&client, &s, now + Duration::from_secs(60))
         .await
@@ -333,10 +331,7 @@ async fn cert_manager_mode_repairs_rules_but_leaves_ca_bundle_to_cainjector() {
             w.client_config.ca_bundle = Some(k8s_openapi::ByteString(b"INJECTED".to_vec()));
             w.timeout_seconds = Some(30);
         }
-        f.put_object(
-            &format!("{MUTATING}/{NAME}"),
-            serde_json::to_value(m).expect("m"),
-        );
+        f.set_mutating(m);
     }
     let client = client(fake.clone());
     let s = settings(CertMode::CertManager, None);
