@@ -206,6 +206,14 @@ fn installed() -> Arc<Mutex<Fake>> {
     Arc::new(Mutex::new(fake))
 }
 
+/// The installed configurations behind a fake API server, and a client of it.
+fn connected() -> (Arc<Mutex<Fake>>, Client) {
+    install_crypto();
+    let fake = installed();
+    let client = client(fake.clone());
+    (fake, client)
+}
+
 fn bundles(fake: &Fake) -> Vec<Option<Vec<u8>>> {
     let m = fake.mutating().webhooks.unwrap_or_default();
     let v = fake.validating().webhooks.unwrap_or_default();
@@ -224,9 +232,7 @@ fn install_crypto() {
 
 #[tokio::test]
 async fn self_mode_creates_the_secret_and_publishes_its_ca_everywhere() {
-    install_crypto();
-    let fake = installed();
-    let client = client(fake.clone());
+    let (fake, client) = connected();
     let s = settings(CertMode::SelfSigned, None);
     let outcome = reconcile_once(&client, &s, SystemTime::now())
         .await
@@ -265,9 +271,7 @@ async fn self_mode_creates_the_secret_and_publishes_its_ca_everywhere() {
 
 #[tokio::test]
 async fn a_second_pass_writes_nothing() {
-    install_crypto();
-    let fake = installed();
-    let client = client(fake.clone());
+    let (fake, client) = connected();
     let s = settings(CertMode::SelfSigned, None);
     let now = SystemTime::now();
     reconcile_once(&client, &s, now).await.expect("first");
@@ -285,9 +289,7 @@ async fn a_second_pass_writes_nothing() {
 
 #[tokio::test]
 async fn edited_selectors_rules_and_ca_bundle_are_repaired() {
-    install_crypto();
-    let fake = installed();
-    let client = client(fake.clone());
+    let (fake, client) = connected();
     let s = settings(CertMode::SelfSigned, None);
     let now = SystemTime::now();
     reconcile_once(&client, &s, now).await.expect("first");
@@ -362,9 +364,7 @@ async fn cert_manager_mode_repairs_rules_but_leaves_ca_bundle_to_cainjector() {
 
 #[tokio::test]
 async fn external_mode_publishes_the_given_ca() {
-    install_crypto();
-    let fake = installed();
-    let client = client(fake.clone());
+    let (fake, client) = connected();
     let ca = homestead::webhooks::material::make_ca(SystemTime::now(), Duration::from_secs(86400))
         .expect("ca");
     let s = settings(CertMode::External, Some(ca.cert_pem.clone().into_bytes()));
@@ -382,9 +382,7 @@ async fn external_mode_publishes_the_given_ca() {
 
 #[tokio::test]
 async fn a_conflicting_write_fails_the_pass_and_the_next_pass_converges() {
-    install_crypto();
-    let fake = installed();
-    let client = client(fake.clone());
+    let (fake, client) = connected();
     let s = settings(CertMode::SelfSigned, None);
     fake.lock().expect("lock").conflict_next_write = true;
     let err = reconcile_once(&client, &s, SystemTime::now())
@@ -419,9 +417,7 @@ async fn missing_configurations_are_reported_not_recreated() {
 
 #[tokio::test]
 async fn a_ca_rotation_runs_across_passes_and_publishes_each_bundle() {
-    install_crypto();
-    let fake = installed();
-    let client = client(fake.clone());
+    let (fake, client) = connected();
     let s = settings(CertMode::SelfSigned, None);
     let day = Duration::from_secs(86400);
     let t0 = SystemTime::now();
@@ -467,9 +463,7 @@ mod bootstrap {
 
     #[tokio::test]
     async fn creates_a_missing_secret_that_the_leader_then_keeps() {
-        install_crypto();
-        let fake = installed();
-        let client = client(fake.clone());
+        let (fake, client) = connected();
         let s = settings(CertMode::SelfSigned, None);
         let now = SystemTime::now();
         let got = ensure_secret_exists(&client, &s, now).await.expect("init");
@@ -484,9 +478,7 @@ mod bootstrap {
 
     #[tokio::test]
     async fn never_touches_an_existing_secret() {
-        install_crypto();
-        let fake = installed();
-        let client = client(fake.clone());
+        let (fake, client) = connected();
         let s = settings(CertMode::SelfSigned, None);
         reconcile_once(&client, &s, SystemTime::now())
             .await
@@ -501,9 +493,7 @@ mod bootstrap {
 
     #[tokio::test]
     async fn losing_the_race_to_another_replica_is_fine() {
-        install_crypto();
-        let fake = installed();
-        let client = client(fake.clone());
+        let (fake, client) = connected();
         fake.lock().expect("lock").conflict_next_write = true;
         let s = settings(CertMode::SelfSigned, None);
         let got = ensure_secret_exists(&client, &s, SystemTime::now())
@@ -514,9 +504,7 @@ mod bootstrap {
 
     #[tokio::test]
     async fn other_modes_leave_the_secret_to_its_owner() {
-        install_crypto();
-        let fake = installed();
-        let client = client(fake.clone());
+        let (fake, client) = connected();
         for mode in [CertMode::CertManager, CertMode::External] {
             let got = ensure_secret_exists(&client, &settings(mode, None), SystemTime::now())
                 .await
