@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use homestead::core::config::Config;
-use homestead::core::directory::Directory;
-use homestead::core::resources::{Session, SessionSpec, User, UserSpec};
-use homestead::core::review::{Admission, Webhook, review};
+use homestead_core::config::Config;
+use homestead_core::directory::Directory;
+use homestead_core::resources::{Session, SessionSpec, User, UserSpec};
+use homestead_core::review::{Admission, Webhook, review};
 
 fn users(n: usize) -> Vec<User> {
     (0..n)

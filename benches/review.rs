@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use homestead::core::review::{Verdict, Webhook, review};
+use homestead_core::review::{Verdict, Webhook, review};
 use serde_json::{Value, json};
 
 /// A realistic pod: `containers` containers with `env` variables each, a sidecar-ish mix

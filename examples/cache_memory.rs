@@ -19,9 +19,9 @@ use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher::Event;
 
 use homestead::controller::Caches;
-use homestead::core::config::Config;
-use homestead::core::resources::{Phase, ResourceStatus, Session, SessionSpec, User, UserSpec};
 use homestead::state::SharedState;
+use homestead_core::config::Config;
+use homestead_core::resources::{Phase, ResourceStatus, Session, SessionSpec, User, UserSpec};
 
 fn status(namespace: &str) -> ResourceStatus {
     let now = Time(Timestamp::UNIX_EPOCH);

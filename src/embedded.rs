@@ -3,8 +3,8 @@
 //!
 //! The files live in `manifests/examples/`; the tests below keep them loadable.
 
-use crate::core::config::{Config, ConfigError};
-use crate::core::directory::{Directory, DirectoryError, DirectoryProblem};
+use homestead_core::config::{Config, ConfigError};
+use homestead_core::directory::{Directory, DirectoryError, DirectoryProblem};
 
 /// `manifests/examples/config.yaml`: every configuration field, commented.
 pub const EXAMPLE_CONFIG: &str = include_str!("../manifests/examples/config.yaml");
@@ -41,7 +41,7 @@ pub fn example_directory(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::directory::NamespaceOwner;
+    use homestead_core::directory::NamespaceOwner;
 
     #[test]
     fn example_config_parses_and_differs_from_defaults_only_where_commented() {

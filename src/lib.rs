@@ -1,7 +1,8 @@
 //! homestead: an admission webhook and controller that makes every pod in a managed
 //! namespace run as its owner's Unix identity, with their storage mounted.
 //!
-//! - [`core`] — pure: resources, configuration, directory, identity, mutation, validation.
+//! - `homestead_core` (the `core/` crate) — pure: resources, configuration, directory,
+//!   identity, mutation, validation and the planners. This crate is its I/O shell.
 //! - [`state`] — the configuration and directory shared by admission and the controller.
 //! - [`cli`] — the `homestead` command line; [`commands`] — its offline subcommands.
 //! - [`embedded`] — the example configuration, directory and review compiled in.
@@ -15,7 +16,6 @@ pub mod certs;
 pub mod cli;
 pub mod commands;
 pub mod controller;
-pub mod core;
 pub mod embedded;
 pub mod ldap;
 pub mod serve;

@@ -22,11 +22,11 @@ use anyhow::{Context, bail};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
-use crate::core::config::Config;
-use crate::core::directory::Directory;
 use crate::server::{self, CertificateFiles, Limits, Settings, ShutdownTiming, dev};
 use crate::state::SharedState;
 use crate::telemetry::{self, LogFormat};
+use homestead_core::config::Config;
+use homestead_core::directory::Directory;
 
 const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
 const DEFAULT_ADMIN_LISTEN: &str = "0.0.0.0:8080";

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 
-use crate::core::config::Config;
-use crate::core::directory::Directory;
+use homestead_core::config::Config;
+use homestead_core::directory::Directory;
 
 /// The directory admission decides from, replaced whole when its sources change.
 #[derive(Debug)]

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use homestead::core::config::{Config, UnattributedPods};
-use homestead::core::review::{Verdict, Webhook};
+use homestead_core::config::{Config, UnattributedPods};
+use homestead_core::review::{Verdict, Webhook};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

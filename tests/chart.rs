@@ -19,10 +19,10 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-use homestead::core::config::Config;
-use homestead::core::resources::{Session, User};
 use homestead::webhooks::desired::{self, normalize_mutating, normalize_validating};
 use homestead::webhooks::{Settings, WebhookArgs};
+use homestead_core::config::Config;
+use homestead_core::resources::{Session, User};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -21,7 +21,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use cluster::{Serve, client_as, eventually, free_port, kubeconfig_path};
-use homestead::core::resources::{Phase, User};
+use homestead_core::resources::{Phase, User};
 
 const NS: &str = "homestead-chart-e2e";
 const USERNAME: &str = "chart-e2e-ada";

@@ -30,7 +30,7 @@ use kube::{Client, CustomResourceExt, ResourceExt};
 use serde_json::json;
 
 use cluster::{Serve, client_as, eventually, free_port, kubeconfig_path};
-use homestead::core::resources::{Phase, Session, User};
+use homestead_core::resources::{Phase, Session, User};
 
 const MANAGER: &str = "homestead-e2e";
 const USERNAME: &str = "e2e-ada";

@@ -9,9 +9,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
-use homestead::core::resources::{Session, User};
-use homestead::core::review::{Admission, Verdict, Webhook, review};
 use homestead::embedded::{example_config, example_directory};
+use homestead_core::resources::{Session, User};
+use homestead_core::review::{Admission, Verdict, Webhook, review};
 
 fn example(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

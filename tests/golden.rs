@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use homestead::core::review::Webhook;
+use homestead_core::review::Webhook;
 use serde_json::{Value, json};
 
 fn golden(name: &str, request: &Value) {

@@ -10,11 +10,11 @@ mod slapd;
 
 use std::process::Command;
 
-use homestead::core::config::LdapAttributes;
-use homestead::core::resources::User;
 use homestead::ldap::apply::desired_users;
 use homestead::ldap::mapping::{Mapped, SkipReason};
 use homestead::ldap::sync::plan;
+use homestead_core::config::LdapAttributes;
+use homestead_core::resources::User;
 use ldap3::{LdapConnAsync, Scope};
 use slapd::{
     ADMIN_DN, ADMIN_PASSWORD, GROUPS, Options, PEOPLE, READER_DN, READER_PASSWORD, Slapd,
@@ -114,7 +114,7 @@ fn custom_directory(extra_people: &str) -> String {
     .concat()
 }
 
-fn custom_config(slapd: &Slapd) -> homestead::core::config::LdapConfig {
+fn custom_config(slapd: &Slapd) -> homestead_core::config::LdapConfig {
     let mut config = slapd.config();
     config.users.filter = "(objectClass=inetOrgPerson)".into();
     config.groups.filter = "(objectClass=extensibleObject)".into();
@@ -446,7 +446,7 @@ async fn a_person_removed_from_the_directory_is_disabled_not_deleted() {
     let mut existing = before.users.clone();
     existing.push(User::new(
         "zed",
-        homestead::core::resources::UserSpec {
+        homestead_core::resources::UserSpec {
             username: "zed".into(),
             uid: 9000,
             gid: 9000,
@@ -554,7 +554,7 @@ mod cluster {
         cleanup(&api, &all).await;
         let hand = User::new(
             "ldapt-hand",
-            homestead::core::resources::UserSpec {
+            homestead_core::resources::UserSpec {
                 username: "ldapt-hand".into(),
                 uid: 7,
                 gid: 7,

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use homestead::core::review::{Verdict, Webhook, review};
+use homestead_core::review::{Verdict, Webhook, review};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 

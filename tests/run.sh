@@ -104,8 +104,16 @@ ensure_helm
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+log "the core crate stays pure (no I/O crates among its dependencies)"
+impure=$(cargo tree -p homestead-core -e normal --prefix none |
+    grep -oE '^(tokio|hyper|hyper-util|rustls|tokio-rustls|kube-client|kube-runtime|reqwest|ldap3|sqlx|mysql_async) ' | sort -u || true)
+if [ -n "$impure" ]; then
+    log "homestead-core depends on I/O crates: $impure"
+    exit 1
+fi
+
 log "cargo clippy (warnings are errors)"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 if [ -f fuzz/Cargo.toml ]; then
     log "cargo check of the fuzz crate"
@@ -116,12 +124,12 @@ log "helm chart: lint, render every certificate mode, refuse bad values"
 python3 tests/chart/helm_chart.py lint
 
 log "doc tests"
-cargo test --doc
+cargo test --workspace --doc
 
 if cargo nextest --version >/dev/null 2>&1; then
     log "test suite (cargo nextest)"
-    cargo nextest run --no-fail-fast
+    cargo nextest run --workspace --no-fail-fast
 else
     log "test suite (cargo test)"
-    cargo test --no-fail-fast --lib --bins --tests
+    cargo test --workspace --no-fail-fast --lib --bins --tests
 fi

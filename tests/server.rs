@@ -19,11 +19,11 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use homestead::certs::{CertificateAuthority, write_atomic};
-use homestead::core::config::Config;
-use homestead::core::directory::Directory;
 use homestead::embedded::{EXAMPLE_CONFIG, EXAMPLE_DIRECTORY, EXAMPLE_REVIEW};
 use homestead::server::{self, CertificateFiles, Running, Settings};
 use homestead::state::SharedState;
+use homestead_core::config::Config;
+use homestead_core::directory::Directory;
 use prometheus_client::registry::Registry;
 
 const DAY: Duration = Duration::from_secs(86_400);

@@ -10,9 +10,9 @@
 use std::sync::LazyLock;
 
 use base64::Engine as _;
-use homestead::core::config::Config;
-use homestead::core::directory::Directory;
-use homestead::core::review::{Admission, Verdict, Webhook, review};
+use homestead_core::config::Config;
+use homestead_core::directory::Directory;
+use homestead_core::review::{Admission, Verdict, Webhook, review};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 

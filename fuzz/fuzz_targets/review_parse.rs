@@ -5,9 +5,9 @@
 
 use std::sync::LazyLock;
 
-use homestead::core::config::Config;
-use homestead::core::directory::Directory;
-use homestead::core::review::{Admission, Webhook, review};
+use homestead_core::config::Config;
+use homestead_core::directory::Directory;
+use homestead_core::review::{Admission, Webhook, review};
 use libfuzzer_sys::fuzz_target;
 
 static STATE: LazyLock<(Config, Directory)> = LazyLock::new(|| {

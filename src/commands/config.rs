@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::core::config::{Config, ConfigError};
+use homestead_core::config::{Config, ConfigError};
 
 /// Arguments of `homestead config`.
 #[derive(Debug, Args)]

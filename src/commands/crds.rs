@@ -8,7 +8,7 @@ use clap::Args;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use crate::core::resources::{Session, User};
+use homestead_core::resources::{Session, User};
 
 /// Arguments of `homestead crds`.
 #[derive(Debug, Args)]

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::core::config::{Config, ConfigError};
-use crate::core::directory::Directory;
 use crate::embedded;
+use homestead_core::config::{Config, ConfigError};
+use homestead_core::directory::Directory;
 
 /// `--directory` and `--config` of the offline commands.
 #[derive(Debug, clap::Args)]

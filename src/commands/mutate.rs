@@ -10,8 +10,8 @@ use base64::Engine as _;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
-use crate::core::config::Config;
-use crate::core::review::{Admission, Reviewed, Verdict, Webhook, review};
+use homestead_core::config::Config;
+use homestead_core::review::{Admission, Reviewed, Verdict, Webhook, review};
 
 /// Arguments of `homestead mutate`.
 #[derive(Debug, Args)]

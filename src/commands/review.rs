@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::core::review::{Admission, Verdict, Webhook, review};
+use homestead_core::review::{Admission, Verdict, Webhook, review};
 
 /// Arguments of `homestead review`.
 #[derive(Debug, Args)]

@@ -6,10 +6,10 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::{Client, ResourceExt};
 
 use super::Error;
-use crate::core::desired::{
+use homestead_core::desired::{
     FIELD_MANAGER, MANAGED_BY, Object, ObjectKey, OwnerKind, claim_ref_for,
 };
-use crate::core::names::{LABEL_MANAGED_BY, VOLUME_PRIVATE};
+use homestead_core::names::{LABEL_MANAGED_BY, VOLUME_PRIVATE};
 
 fn dynamic_api(client: &Client, key: &ObjectKey) -> Api<DynamicObject> {
     let resource = key.kind.api_resource();

@@ -18,10 +18,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
-use crate::core::directory::Directory;
-use crate::core::names::{LABEL_DATASET, LABEL_MANAGED};
-use crate::core::resources::{Session, User};
 use crate::state::SharedState;
+use homestead_core::directory::Directory;
+use homestead_core::names::{LABEL_DATASET, LABEL_MANAGED};
+use homestead_core::resources::{Session, User};
 
 /// Quiet time after a change before the directory is rebuilt, so a burst of events (the
 /// initial list, a bulk edit) costs one build.
@@ -207,8 +207,8 @@ async fn rebuild_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::config::Config;
-    use crate::core::resources::UserSpec;
+    use homestead_core::config::Config;
+    use homestead_core::resources::UserSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, Time};
     use kube::api::ObjectMeta;
     use kube::runtime::watcher::Event;

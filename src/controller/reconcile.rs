@@ -31,13 +31,13 @@ use super::Error;
 use super::apply::{apply_object, delete_object, prune_member_claims};
 use super::metrics::Metrics;
 use super::status::{Outcome, next_status, should_mark_deploying};
-use crate::core::config::Config;
-use crate::core::desired::{
+use homestead_core::config::Config;
+use homestead_core::desired::{
     FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY, Owner, OwnerKind, Plan, PlanError, SecretSources,
     clone_sources,
 };
-use crate::core::names::LABEL_MANAGED_BY;
-use crate::core::resources::{Phase, ResourceStatus, User};
+use homestead_core::names::LABEL_MANAGED_BY;
+use homestead_core::resources::{Phase, ResourceStatus, User};
 
 /// How often a healthy object is reconciled again even if nothing changed.
 pub const RESYNC: Duration = Duration::from_secs(60 * 60);

@@ -21,12 +21,12 @@ use tower_test::mock::Handle;
 use super::Metrics;
 use super::reconcile::{Context, Owned, backoff, error_policy, reconcile};
 use super::status::{Outcome, next_status};
-use crate::core::config::Config;
-use crate::core::desired::{
+use homestead_core::config::Config;
+use homestead_core::desired::{
     FINALIZER, Kind, Object, OwnerKind, SecretSources, session_plan, user_plan,
 };
-use crate::core::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_USER};
-use crate::core::resources::{Session, User, UserSpec};
+use homestead_core::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_USER};
+use homestead_core::resources::{Session, User, UserSpec};
 
 /// What the fake API server answers.
 #[derive(Clone)]
@@ -197,7 +197,7 @@ fn user(name: &str) -> User {
 }
 
 fn session(members: &[&str]) -> Session {
-    let mut s = crate::core::desired::testing::session(members);
+    let mut s = homestead_core::desired::testing::session(members);
     s.metadata.generation = Some(2);
     s.finalizers_mut().push(FINALIZER.into());
     s

@@ -10,11 +10,11 @@ use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
 
 use super::reconcile::{Context, Owned, run_controller};
-use crate::core::config::Config;
-use crate::core::desired::{OwnerKind, Plan, PlanError, SecretSources, session_plan};
-use crate::core::directory::session_namespace;
-use crate::core::names::object_name;
-use crate::core::resources::{ResourceStatus, Session, User, UserSpec};
+use homestead_core::config::Config;
+use homestead_core::desired::{OwnerKind, Plan, PlanError, SecretSources, session_plan};
+use homestead_core::directory::session_namespace;
+use homestead_core::names::object_name;
+use homestead_core::resources::{ResourceStatus, Session, User, UserSpec};
 
 impl Owned for Session {
     const KIND: OwnerKind = OwnerKind::Session;

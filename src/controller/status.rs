@@ -2,7 +2,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::core::resources::{Phase, ResourceStatus};
+use homestead_core::resources::{Phase, ResourceStatus};
 
 /// Condition saying every object exists and matches.
 pub const CONDITION_READY: &str = "Ready";

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::reconcile::{Context, Owned, run_controller};
-use crate::core::config::Config;
-use crate::core::desired::{OwnerKind, Plan, PlanError, SecretSources, user_plan};
-use crate::core::directory::user_namespace;
-use crate::core::resources::{ResourceStatus, User};
+use homestead_core::config::Config;
+use homestead_core::desired::{OwnerKind, Plan, PlanError, SecretSources, user_plan};
+use homestead_core::directory::user_namespace;
+use homestead_core::resources::{ResourceStatus, User};
 
 impl Owned for User {
     const KIND: OwnerKind = OwnerKind::User;

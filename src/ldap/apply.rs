@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use super::client::fetch;
 use super::mapping::{Mapped, Skipped, map_directory};
 use super::sync::{Plan, check_not_emptied, plan};
-use crate::core::config::LdapConfig;
-use crate::core::resources::User;
+use homestead_core::config::LdapConfig;
+use homestead_core::resources::User;
 
 /// Field manager of every write the LDAP sync makes.
 pub const FIELD_MANAGER: &str = "homestead-ldap";
@@ -214,7 +214,7 @@ pub fn apply_body(user: &User) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::UserSpec;
+    use homestead_core::resources::UserSpec;
 
     #[test]
     fn the_apply_body_holds_only_owned_fields() {

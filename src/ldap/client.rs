@@ -12,7 +12,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use super::mapping::Entry;
-use crate::core::config::{LdapConfig, LdapSearch};
+use homestead_core::config::{LdapConfig, LdapSearch};
 
 /// How long connecting (TCP and TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

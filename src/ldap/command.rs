@@ -9,8 +9,8 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use super::apply::{desired_users, sync_once};
 use super::metrics::LdapMetrics;
 use super::periodic::run_periodic;
-use crate::core::config::{Config, LdapConfig};
-use crate::core::resources::User;
+use homestead_core::config::{Config, LdapConfig};
+use homestead_core::resources::User;
 
 /// Arguments of `homestead ldap-sync`.
 #[derive(Debug, Clone, clap::Args)]

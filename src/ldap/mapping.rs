@@ -25,9 +25,9 @@ use std::fmt;
 use kube::api::ObjectMeta;
 use thiserror::Error;
 
-use crate::core::config::LdapAttributes;
-use crate::core::names::{self, LABEL_SOURCE, NameError};
-use crate::core::resources::{User, UserSpec};
+use homestead_core::config::LdapAttributes;
+use homestead_core::names::{self, LABEL_SOURCE, NameError};
+use homestead_core::resources::{User, UserSpec};
 
 /// Value of the `homestead.dev/source` label on Users the LDAP sync owns.
 pub const SOURCE_LDAP: &str = "ldap";

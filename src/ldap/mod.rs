@@ -15,7 +15,7 @@
 //! ```no_run
 //! # async fn leader(
 //! #     client: kube::Client,
-//! #     config: homestead::core::config::Config,
+//! #     config: homestead_core::config::Config,
 //! #     registry: &mut prometheus_client::registry::Registry,
 //! #     leadership_lost: tokio_util::sync::CancellationToken,
 //! # ) {

@@ -8,7 +8,7 @@ use kube::Client;
 use super::apply::sync_once;
 use super::metrics::LdapMetrics;
 use super::sync::retry_delay;
-use crate::core::config::LdapConfig;
+use homestead_core::config::LdapConfig;
 
 /// The sync as a controller leader task: started each time this replica wins the Lease,
 /// stopped when it loses it.

@@ -18,8 +18,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::core::names::LABEL_SOURCE;
-use crate::core::resources::{User, UserSpec};
+use homestead_core::names::LABEL_SOURCE;
+use homestead_core::resources::{User, UserSpec};
 
 use super::mapping::SOURCE_LDAP;
 
@@ -160,7 +160,7 @@ pub fn retry_delay(failures: u32, interval: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::resources::UserStorage;
+    use homestead_core::resources::UserStorage;
 
     fn ldap_user(name: &str, uid: i64, groups: &[i64]) -> User {
         let mut user = User::new(

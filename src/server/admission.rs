@@ -17,8 +17,8 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tokio::sync::Semaphore;
 
-use crate::core::review::{Admission, Reviewed, Verdict, Webhook, review};
 use crate::state::SharedState;
+use homestead_core::review::{Admission, Reviewed, Verdict, Webhook, review};
 
 use super::Limits;
 use super::metrics::{DenialLabels, RequestLabels, ServerMetrics, StatusLabels, WebhookLabels};

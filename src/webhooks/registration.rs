@@ -28,7 +28,7 @@ use super::desired::{self, normalize_mutating, normalize_validating};
 use super::material::{self, Material};
 use super::rotation::{self, KEY_CA_BUNDLE, Observed};
 use super::{CertMode, Settings};
-use crate::core::names::LABEL_MANAGED_BY;
+use homestead_core::names::LABEL_MANAGED_BY;
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "homestead";

@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use base64::Engine as _;
-use homestead::core::config::Config;
-use homestead::core::directory::Directory;
-use homestead::core::review::{Admission, Reviewed, Webhook, review};
+use homestead_core::config::Config;
+use homestead_core::directory::Directory;
+use homestead_core::review::{Admission, Reviewed, Webhook, review};
 use serde_json::{Value, json};
 
 /// Users ada (member), bob (member), carol (disabled member), dave (not a member), erin

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use homestead::certs::{CA_CERT_FILE, TLS_CERT_FILE, TLS_KEY_FILE};
-use homestead::core::config::{LdapAttributes, LdapConfig, LdapSearch};
+use homestead_core::config::{LdapAttributes, LdapConfig, LdapSearch};
 use tempfile::TempDir;
 
 /// Base DN of the test directory.

@@ -18,7 +18,7 @@ pub use controller::{CloneTarget, ControllerConfig, RbacConfig, SecretClone, Sec
 pub use ldap::{LdapAttributes, LdapConfig, LdapSearch};
 pub use storage::{Backend, CsiSource, StorageConfig, StorageSet};
 
-use crate::core::template::Template;
+use crate::template::Template;
 
 /// Placeholders of user namespace templates (besides `templateVariables`).
 pub const USER_PLACEHOLDERS: &[&str] = &["username", "uid", "gid"];
@@ -225,8 +225,8 @@ impl Config {
     }
 
     /// Value of a site constant for templates.
-    pub fn variable(&self, name: &str) -> Option<crate::core::template::Value<'_>> {
-        use crate::core::template::Value;
+    pub fn variable(&self, name: &str) -> Option<crate::template::Value<'_>> {
+        use crate::template::Value;
         self.template_variables.get(name).map(|v| match v {
             TemplateVariable::Number(n) => Value::Number(*n),
             TemplateVariable::Text(t) => Value::Text(t),
@@ -416,7 +416,7 @@ security:
             "templateVariables: {tenant: 7}\nnamespaces: {user: \"t{tenant:03}-u{uid:06}\"}\n";
         let config = Config::from_yaml(yaml).unwrap();
         let rendered = config.namespaces.user.render(|n| match n {
-            "uid" => Some(crate::core::template::Value::Number(1001)),
+            "uid" => Some(crate::template::Value::Number(1001)),
             other => config.variable(other),
         });
         assert_eq!(rendered, "t007-u001001");

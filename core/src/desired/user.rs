@@ -14,11 +14,11 @@ use super::{
     Kind, OWNER_ROLE_BINDING, Object, ObjectKey, Owner, OwnerKind, Plan, PlanError, QUOTA_NAME,
     SecretSources, USER_CONFIG_MAP, clone_sources,
 };
-use crate::core::config::{Config, StorageConfig};
-use crate::core::directory::user_namespace;
-use crate::core::names::{self, VOLUME_PRIVATE, VOLUME_SHARED};
-use crate::core::resources::{StorageOverride, User, UserSpec};
-use crate::core::template::Value;
+use crate::config::{Config, StorageConfig};
+use crate::directory::user_namespace;
+use crate::names::{self, VOLUME_PRIVATE, VOLUME_SHARED};
+use crate::resources::{StorageOverride, User, UserSpec};
+use crate::template::Value;
 
 /// Everything `user` should have. `sources` holds the clone sources that exist.
 pub fn user_plan(config: &Config, user: &User, sources: &SecretSources) -> Result<Plan, PlanError> {
@@ -282,11 +282,11 @@ pub(super) fn role_binding(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::desired::testing::user;
-    use crate::core::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_USER};
+    use crate::desired::testing::user;
+    use crate::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_USER};
     use k8s_openapi::ByteString;
 
-    use crate::core::desired::test_support::{find, keys};
+    use crate::desired::test_support::{find, keys};
 
     #[test]
     fn default_user_gets_namespace_binding_configmap_and_storage() {
@@ -484,7 +484,7 @@ controller:
     fn per_user_storage_override_and_namespace() {
         let mut u = user("ada", 1001);
         u.spec.namespace = Some("ada-lab".into());
-        u.spec.storage = Some(crate::core::resources::UserStorage {
+        u.spec.storage = Some(crate::resources::UserStorage {
             private: Some(StorageOverride {
                 path: Some("/big/ada".into()),
                 size: Some("1Ti".into()),

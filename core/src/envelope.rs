@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::core::pod::Text;
-use crate::core::workload::{self, PodKind, PodView};
+use crate::pod::Text;
+use crate::workload::{self, PodKind, PodView};
 
 /// An AdmissionReview as read: `apiVersion`, `kind` and the request.
 #[derive(Debug, Default)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{Problem, check_absolute, problem};
-use crate::core::template::Template;
+use crate::template::Template;
 
 /// How a volume is provisioned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,7 +298,7 @@ pub(crate) fn is_quantity(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::config::Config;
+    use crate::config::Config;
 
     #[test]
     fn partial_slots_keep_their_own_defaults() {

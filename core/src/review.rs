@@ -1,6 +1,6 @@
 //! AdmissionReview v1 in, AdmissionReview v1 out: the one entry point of the admission
 //! core. [`review`] reads the request in one pass (borrowing from the body; a pod is parsed
-//! in place, other objects are kept raw, see [`crate::core::envelope`]), decides, and
+//! in place, other objects are kept raw, see [`crate::envelope`]), decides, and
 //! writes the response; it never does I/O.
 
 use std::fmt;
@@ -12,17 +12,17 @@ use thiserror::Error;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::core::config::Config;
-use crate::core::denial::Denial;
-use crate::core::directory::Directory;
-use crate::core::envelope::{self, Object, Request};
-use crate::core::identity::{Attribution, Phase, Requester, Subject, resolve};
-use crate::core::mutation;
-use crate::core::patch::{Patch, PatchJson};
-use crate::core::pod::Text;
-use crate::core::resources::{self, Session, User};
-use crate::core::validation;
-use crate::core::workload::{PodKind, PodView};
+use crate::config::Config;
+use crate::denial::Denial;
+use crate::directory::Directory;
+use crate::envelope::{self, Object, Request};
+use crate::identity::{Attribution, Phase, Requester, Subject, resolve};
+use crate::mutation;
+use crate::patch::{Patch, PatchJson};
+use crate::pod::Text;
+use crate::resources::{self, Session, User};
+use crate::validation;
+use crate::workload::{PodKind, PodView};
 
 /// Which webhook a review is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,12 +2,12 @@
 //! Deployment, StatefulSet, DaemonSet, ReplicaSet or Job has one at `spec.template`, a
 //! CronJob at `spec.jobTemplate.spec.template`.
 //!
-//! Objects are parsed into the borrowed pod model of [`crate::core::pod`], reading only
+//! Objects are parsed into the borrowed pod model of [`crate::pod`], reading only
 //! the path down to the pod; the rest of a workload is skipped without being built.
 
 use serde::{Deserialize, Deserializer};
 
-use crate::core::pod::{Metadata, PodSpec};
+use crate::pod::{Metadata, PodSpec};
 
 /// A kind that carries a pod.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::core::config::{Config, UnattributedPods};
-use crate::core::denial::Denial;
-use crate::core::directory::{Directory, NamespaceOwner, SessionEntry, UserEntry};
-use crate::core::names;
+use crate::config::{Config, UnattributedPods};
+use crate::denial::Denial;
+use crate::directory::{Directory, NamespaceOwner, SessionEntry, UserEntry};
+use crate::names;
 
 /// Who sent a request, as far as identity goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,10 +11,10 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
 use thiserror::Error;
 
-use crate::core::config::Config;
-use crate::core::names::{self, LABEL_DATASET};
-use crate::core::resources::{Session, SessionSpec, User, UserSpec};
-use crate::core::template::Value;
+use crate::config::Config;
+use crate::names::{self, LABEL_DATASET};
+use crate::resources::{Session, SessionSpec, User, UserSpec};
+use crate::template::Value;
 
 /// A person as admission sees them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,9 +37,9 @@ pub use session::session_plan;
 pub use storage::{claim_ref_for, pv_name, storage_objects};
 pub use user::user_plan;
 
-use crate::core::config::SecretRef;
-use crate::core::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_USER};
-use crate::core::resources::{GROUP, VERSION};
+use crate::config::SecretRef;
+use crate::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_USER};
+use crate::resources::{GROUP, VERSION};
 
 /// Value of `app.kubernetes.io/managed-by` on everything homestead creates.
 pub const MANAGED_BY: &str = "homestead";
@@ -168,11 +168,8 @@ pub enum PlanError {
 }
 
 /// The secret clones configured for this kind of owner, as (source, name of the copy).
-pub fn clone_sources(
-    config: &crate::core::config::Config,
-    kind: OwnerKind,
-) -> Vec<(SecretRef, String)> {
-    use crate::core::config::CloneTarget;
+pub fn clone_sources(config: &crate::config::Config, kind: OwnerKind) -> Vec<(SecretRef, String)> {
+    use crate::config::CloneTarget;
     let mut out: Vec<(SecretRef, String)> = config
         .controller
         .secret_clones
@@ -200,12 +197,13 @@ pub fn clone_sources(
     out
 }
 
-#[cfg(test)]
-pub(crate) mod testing {
-    use crate::core::resources::{Session, SessionSpec, User, UserSpec};
+/// User and Session fixtures for tests, here and in the binary crate's tests.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use crate::resources::{Session, SessionSpec, User, UserSpec};
 
     pub fn user(username: &str, uid: i64) -> User {
-        let name = crate::core::names::object_name(username).unwrap();
+        let name = crate::names::object_name(username).unwrap();
         let mut user = User::new(
             &name,
             UserSpec {
@@ -244,7 +242,7 @@ pub(crate) mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::config::Config;
+    use crate::config::Config;
 
     #[test]
     fn owner_labels_and_reference() {

@@ -6,15 +6,13 @@
 
 use serde::Serialize;
 
-use crate::core::config::Config;
-use crate::core::directory::Dataset;
-use crate::core::identity::Identity;
-use crate::core::names;
-use crate::core::patch::{Array, Patch, Pointer};
-use crate::core::pod::{
-    Container, EnvVar, PodSecurityContext, PodSpec, SecurityContext, VolumeMount,
-};
-use crate::core::workload::PodView;
+use crate::config::Config;
+use crate::directory::Dataset;
+use crate::identity::Identity;
+use crate::names;
+use crate::patch::{Array, Patch, Pointer};
+use crate::pod::{Container, EnvVar, PodSecurityContext, PodSpec, SecurityContext, VolumeMount};
+use crate::workload::PodView;
 
 /// `fsGroupChangePolicy` written on every pod: recursive chown of big volumes is an outage.
 pub const FS_GROUP_CHANGE_POLICY: &str = "OnRootMismatch";

@@ -15,11 +15,11 @@ use super::{
     MEMBER_ROLE_BINDING, Object, Owner, OwnerKind, Plan, PlanError, SESSION_CONFIG_MAP,
     SecretSources, WORKFLOW_SERVICE_ACCOUNT,
 };
-use crate::core::config::Config;
-use crate::core::directory::{session_namespace, session_value};
-use crate::core::names::{self, VOLUME_DATA, VOLUME_SHARED};
-use crate::core::resources::{Session, UserSpec};
-use crate::core::template::Value;
+use crate::config::Config;
+use crate::directory::{session_namespace, session_value};
+use crate::names::{self, VOLUME_DATA, VOLUME_SHARED};
+use crate::resources::{Session, UserSpec};
+use crate::template::Value;
 
 /// Everything `session` should have. `members` maps usernames to their `User` specs (a
 /// member's private claim needs their uid and storage); `sources` holds the clone sources
@@ -179,9 +179,9 @@ pub fn session_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::desired::testing::{session, user};
-    use crate::core::desired::{ARTIFACT_SECRET, Kind};
-    use crate::core::names::{LABEL_MANAGED, LABEL_SESSION};
+    use crate::desired::testing::{session, user};
+    use crate::desired::{ARTIFACT_SECRET, Kind};
+    use crate::names::{LABEL_MANAGED, LABEL_SESSION};
     use k8s_openapi::api::core::v1::Secret;
 
     fn members(names: &[(&str, i64)]) -> BTreeMap<String, UserSpec> {
@@ -191,7 +191,7 @@ mod tests {
             .collect()
     }
 
-    use crate::core::desired::test_support::{find, keys};
+    use crate::desired::test_support::{find, keys};
 
     #[test]
     fn session_gets_everything_in_order() {

@@ -5,13 +5,13 @@ use std::path::{Component, Path};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::core::config::Config;
-use crate::core::denial::Denial;
-use crate::core::identity::Identity;
-use crate::core::names;
-use crate::core::pod::{SecurityContext, Volume, VolumeMount};
-use crate::core::resources::{Session, User};
-use crate::core::workload::PodView;
+use crate::config::Config;
+use crate::denial::Denial;
+use crate::identity::Identity;
+use crate::names;
+use crate::pod::{SecurityContext, Volume, VolumeMount};
+use crate::resources::{Session, User};
+use crate::workload::PodView;
 
 /// Every reason `pod` may not run as `identity`; empty when it may.
 pub fn validate_pod(config: &Config, identity: &Identity, pod: &PodView<'_>) -> Vec<Denial> {
@@ -447,7 +447,7 @@ pub fn validate_session(config: &Config, session: &Session) -> Vec<Denial> {
             format!("{code:?} must be lowercase letters and digits"),
         ));
     }
-    let namespace = crate::core::directory::session_namespace(config, spec);
+    let namespace = crate::directory::session_namespace(config, spec);
     if !names::is_dns1123_label(&namespace) {
         denials.push(Denial::new(
             "invalid_object",

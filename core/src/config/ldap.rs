@@ -175,7 +175,7 @@ mod human_duration {
 
 #[cfg(test)]
 mod tests {
-    use crate::core::config::Config;
+    use crate::config::Config;
     use std::time::Duration;
 
     #[test]

@@ -17,7 +17,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::core::names;
+use crate::names;
 
 /// A string of the body: borrowed when it has no escapes, owned when it had to be
 /// unescaped. (A newtype rather than `Cow<str>` because serde only borrows a `Cow` field

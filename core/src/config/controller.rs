@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::{LimitRangeSpec, ResourceQuotaSpec};
 use serde::{Deserialize, Serialize};
 
 use super::{Problem, problem};
-use crate::core::names::is_dns1123_label;
+use crate::names::is_dns1123_label;
 
 /// Controller settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

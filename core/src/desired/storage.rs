@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 
 use super::{Object, Owner};
-use crate::core::config::{Backend, StorageConfig};
+use crate::config::{Backend, StorageConfig};
 
 /// Name of the static PersistentVolume behind `claim` in `namespace`: deterministic, so
 /// re-applying finds the same volume and a deleted claim's volume is found again.
@@ -164,8 +164,8 @@ pub const CLAIM_NAMESPACE_LABEL: &str = "homestead.dev/claim-namespace";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::config::{CsiSource, StorageConfig};
-    use crate::core::desired::OwnerKind;
+    use crate::config::{CsiSource, StorageConfig};
+    use crate::desired::OwnerKind;
 
     fn owner() -> Owner {
         Owner {
