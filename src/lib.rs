@@ -9,7 +9,7 @@
 //! - [`server`] — the TLS admission server, admin endpoints, metrics; [`serve`] its subcommand.
 //! - [`certs`] — the webhook CA and serving certificates; [`telemetry`] — logging.
 //! - [`controller`] — caches feeding the directory; leader-gated User/Session reconcilers.
-//! - [`ldap`] — the LDAP sync keeping Users equal to the site directory.
+//! - [`sources`] — identity sources: the LDAP sync keeping Users equal to the site directory.
 //! - [`webhooks`] — in-cluster certificates (make, store, rotate) and webhook configuration repair.
 
 pub mod certs;
@@ -17,9 +17,9 @@ pub mod cli;
 pub mod commands;
 pub mod controller;
 pub mod embedded;
-pub mod ldap;
 pub mod serve;
 pub mod server;
+pub mod sources;
 pub mod state;
 pub mod telemetry;
 pub mod webhooks;

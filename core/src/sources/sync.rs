@@ -1,145 +1,140 @@
-//! Pure: what to do to make the cluster's Users equal the directory.
+//! The plan every identity source shares: what to write so that the objects a source owns
+//! equal what it read. A source (LDAP → Users, ISPyB → Sessions) says which objects are its
+//! own, which fields it owns and how an object is retired by implementing [`Source`];
+//! [`plan`] does the rest.
 //!
-//! - a desired User that does not exist is created;
-//! - an LDAP-owned User (label `homestead.dev/source=ldap`) whose username, uid, gid,
-//!   supplementalGroups or disabled flag differ is updated (the directory wins: a User that
-//!   was disabled because it left the directory is enabled again when it comes back);
-//! - an LDAP-owned User the directory no longer implies is disabled (`spec.disabled: true`),
-//!   never deleted, so its namespace and data stay;
-//! - a User without the label is never touched, even when the directory has a person
-//!   with the same name: that person is skipped, saying so.
+//! - a desired object that does not exist is created;
+//! - an object the source owns (label `homestead.dev/source=<source>`) whose owned fields
+//!   differ is updated (the source wins: an object retired because it left the source comes
+//!   back when it returns);
+//! - an owned object the source no longer implies is retired (a User disabled, a Session
+//!   ended), never deleted, so its namespace and data stay;
+//! - an object without the label is never touched, even when the source has one of the same
+//!   name: that one is skipped, saying so.
 //!
-//! A plan that would disable every LDAP User because the directory returned no person at
-//! all is refused ([`check_not_emptied`]).
+//! A plan that would retire every owned object because the source returned nothing at all
+//! is refused ([`check_not_emptied`]).
 //!
-//! Only the fields the sync owns are compared; an administrator's namespace or storage
-//! overrides on an LDAP User are kept.
+//! Only the fields the source owns are compared; an administrator's overrides are kept.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use homestead_core::names::LABEL_SOURCE;
-use homestead_core::resources::{User, UserSpec};
+use kube::Resource;
 
-use super::mapping::SOURCE_LDAP;
+use crate::names::LABEL_SOURCE;
+
+/// An identity source, as far as planning is concerned.
+pub trait Source {
+    /// The objects it keeps.
+    type Object: Resource<DynamicType = ()> + Clone;
+    /// Value of the `homestead.dev/source` label on the objects it owns.
+    const NAME: &'static str;
+    /// True when the fields the source owns are equal.
+    fn same_owned_fields(have: &Self::Object, want: &Self::Object) -> bool;
+    /// True when the object is retired already.
+    fn is_retired(object: &Self::Object) -> bool;
+    /// The object that retires `have`: its name, label and owned fields, retired.
+    fn retired(have: &Self::Object) -> Self::Object;
+    /// Why a plan retiring all `count` owned objects after reading nothing is refused.
+    fn emptied(count: usize) -> String;
+}
 
 /// The changes one sync makes.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Plan {
-    /// Users to create (the desired objects).
-    pub create: Vec<User>,
-    /// LDAP Users whose owned fields change (the desired objects).
-    pub update: Vec<User>,
-    /// LDAP Users to disable: their current owned fields with `disabled: true`.
-    pub disable: Vec<User>,
-    /// LDAP Users already equal to the directory (or already disabled).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncPlan<T> {
+    /// Objects to create (the desired objects).
+    pub create: Vec<T>,
+    /// Owned objects whose owned fields change (the desired objects).
+    pub update: Vec<T>,
+    /// Owned objects to retire: their current owned fields, retired.
+    pub retire: Vec<T>,
+    /// Owned objects already equal to the source (or already retired).
     pub unchanged: usize,
-    /// Desired Users not applied: `(name, reason)`.
+    /// Desired objects not applied: `(name, reason)`.
     pub skipped: Vec<(String, String)>,
 }
 
-impl Plan {
-    /// True when nothing is written.
-    pub fn is_empty(&self) -> bool {
-        self.create.is_empty() && self.update.is_empty() && self.disable.is_empty()
+impl<T> Default for SyncPlan<T> {
+    fn default() -> Self {
+        Self {
+            create: Vec::new(),
+            update: Vec::new(),
+            retire: Vec::new(),
+            unchanged: 0,
+            skipped: Vec::new(),
+        }
     }
 }
 
-/// True when the User carries `homestead.dev/source=ldap`.
-pub fn is_from_ldap(user: &User) -> bool {
-    user.metadata
+impl<T> SyncPlan<T> {
+    /// True when nothing is written.
+    pub fn is_empty(&self) -> bool {
+        self.create.is_empty() && self.update.is_empty() && self.retire.is_empty()
+    }
+}
+
+/// True when the object carries `homestead.dev/source=<S::NAME>`.
+pub fn is_owned<S: Source>(object: &S::Object) -> bool {
+    object
+        .meta()
         .labels
         .as_ref()
         .and_then(|l| l.get(LABEL_SOURCE))
-        .is_some_and(|v| v == SOURCE_LDAP)
-}
-
-/// The fields the sync owns are equal.
-fn same_owned_fields(a: &UserSpec, b: &UserSpec) -> bool {
-    a.username == b.username
-        && a.uid == b.uid
-        && a.gid == b.gid
-        && a.supplemental_groups == b.supplemental_groups
-        && a.disabled == b.disabled
+        .is_some_and(|v| v == S::NAME)
 }
 
 /// Plans the changes that make `existing` equal `desired` (both may be in any order; the
 /// plan lists objects by name).
-pub fn plan(desired: &[User], existing: &[User]) -> Plan {
-    let existing: BTreeMap<&str, &User> = existing
-        .iter()
-        .filter_map(|u| u.metadata.name.as_deref().map(|n| (n, u)))
-        .collect();
-    let mut wanted: BTreeMap<&str, &User> = BTreeMap::new();
-    for user in desired {
-        if let Some(name) = user.metadata.name.as_deref() {
-            wanted.insert(name, user);
-        }
-    }
+pub fn plan<S: Source>(desired: &[S::Object], existing: &[S::Object]) -> SyncPlan<S::Object> {
+    let by_name = |objects: &'_ [S::Object]| -> BTreeMap<String, usize> {
+        objects
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| o.meta().name.clone().map(|n| (n, i)))
+            .collect()
+    };
+    let have = by_name(existing);
+    let want = by_name(desired);
+    let kind = S::Object::kind(&());
 
-    let mut plan = Plan::default();
-    for (name, want) in &wanted {
-        match existing.get(name) {
-            None => plan.create.push((*want).clone()),
-            Some(have) if !is_from_ldap(have) => plan.skipped.push((
-                (*name).to_owned(),
+    let mut plan = SyncPlan::default();
+    for (name, &w) in &want {
+        let want = &desired[w];
+        match have.get(name).map(|&h| &existing[h]) {
+            None => plan.create.push(want.clone()),
+            Some(have) if !is_owned::<S>(have) => plan.skipped.push((
+                name.clone(),
                 format!(
-                    "a User named {name:?} exists without the label {LABEL_SOURCE}={SOURCE_LDAP}; \
-                     it is managed by hand and is left alone"
+                    "a {kind} named {name:?} exists without the label {LABEL_SOURCE}={}; \
+                     it is managed by hand and is left alone",
+                    S::NAME
                 ),
             )),
-            Some(have) if same_owned_fields(&have.spec, &want.spec) => plan.unchanged += 1,
-            Some(_) => plan.update.push((*want).clone()),
+            Some(have) if S::same_owned_fields(have, want) => plan.unchanged += 1,
+            Some(_) => plan.update.push(want.clone()),
         }
     }
-    for (name, have) in &existing {
-        if wanted.contains_key(name) || !is_from_ldap(have) {
+    for (name, &h) in &have {
+        let have = &existing[h];
+        if want.contains_key(name) || !is_owned::<S>(have) {
             continue;
         }
-        if have.spec.disabled {
+        if S::is_retired(have) {
             plan.unchanged += 1;
         } else {
-            plan.disable.push(disabled(have));
+            plan.retire.push(S::retired(have));
         }
     }
     plan
 }
 
-/// The object that disables an LDAP User: its name, label and owned fields, `disabled: true`.
-fn disabled(have: &User) -> User {
-    let mut user = User::new(
-        have.metadata.name.as_deref().unwrap_or_default(),
-        UserSpec {
-            username: have.spec.username.clone(),
-            uid: have.spec.uid,
-            gid: have.spec.gid,
-            supplemental_groups: have.spec.supplemental_groups.clone(),
-            disabled: true,
-            namespace: None,
-            storage: None,
-        },
-    );
-    user.metadata.labels = Some(BTreeMap::from([(
-        LABEL_SOURCE.to_owned(),
-        SOURCE_LDAP.to_owned(),
-    )]));
-    user.metadata.annotations = have.metadata.annotations.as_ref().and_then(|a| {
-        a.get(super::mapping::ANNOTATION_LDAP_DN)
-            .map(|dn| BTreeMap::from([(super::mapping::ANNOTATION_LDAP_DN.to_owned(), dn.clone())]))
-    });
-    user
-}
-
-/// Refuses a plan that would disable every LDAP User because the directory returned no
-/// person at all: that is far more likely a wrong `users.base` or `users.filter` (or an
+/// Refuses a plan that would retire every owned object because the source returned nothing
+/// at all (`read` entries): that is far more likely a wrong search base or filter (or an
 /// access rule hiding the entries) than everybody leaving at once.
-pub fn check_not_emptied(persons_read: usize, plan: &Plan) -> Result<(), String> {
-    if persons_read == 0 && !plan.disable.is_empty() {
-        return Err(format!(
-            "the directory returned no person entries; refusing to disable all {} LDAP Users \
-             (check ldap.users.base, ldap.users.filter and what the bind DN may read)",
-            plan.disable.len()
-        ));
+pub fn check_not_emptied<S: Source>(read: usize, plan: &SyncPlan<S::Object>) -> Result<(), String> {
+    if read == 0 && !plan.retire.is_empty() {
+        return Err(S::emptied(plan.retire.len()));
     }
     Ok(())
 }
@@ -160,7 +155,16 @@ pub fn retry_delay(failures: u32, interval: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use homestead_core::resources::UserStorage;
+    use crate::resources::{User, UserSpec, UserStorage};
+    use crate::sources::ldap::{Ldap, SOURCE_LDAP};
+
+    fn plan(desired: &[User], existing: &[User]) -> SyncPlan<User> {
+        super::plan::<Ldap>(desired, existing)
+    }
+
+    fn check_not_emptied(read: usize, plan: &SyncPlan<User>) -> Result<(), String> {
+        super::check_not_emptied::<Ldap>(read, plan)
+    }
 
     fn ldap_user(name: &str, uid: i64, groups: &[i64]) -> User {
         let mut user = User::new(
@@ -205,7 +209,7 @@ mod tests {
         let existing = [ldap_user("bob", 2, &[5])];
         let plan = plan(&desired, &existing);
         assert_eq!(names(&plan.create), ["ada"]);
-        assert!(plan.update.is_empty() && plan.disable.is_empty());
+        assert!(plan.update.is_empty() && plan.retire.is_empty());
         assert_eq!(plan.unchanged, 1);
     }
 
@@ -234,12 +238,12 @@ mod tests {
         let mut have = ldap_user("ada", 1, &[9]);
         have.metadata.resource_version = Some("42".into());
         let plan = plan(&[], &[have]);
-        assert_eq!(names(&plan.disable), ["ada"]);
-        let ada = &plan.disable[0];
+        assert_eq!(names(&plan.retire), ["ada"]);
+        let ada = &plan.retire[0];
         assert!(ada.spec.disabled);
         assert_eq!((ada.spec.uid, ada.spec.gid), (1, 100));
         assert_eq!(ada.spec.supplemental_groups, [9]);
-        assert!(is_from_ldap(ada));
+        assert!(is_owned::<Ldap>(ada));
         assert_eq!(ada.metadata.resource_version, None);
         assert!(plan.create.is_empty() && plan.update.is_empty());
     }
@@ -263,7 +267,7 @@ mod tests {
         let desired = [ldap_user("ada", 99, &[]), ldap_user("bob", 2, &[])];
         let plan = plan(&desired, &existing);
         assert_eq!(names(&plan.create), ["bob"]);
-        assert!(plan.update.is_empty() && plan.disable.is_empty());
+        assert!(plan.update.is_empty() && plan.retire.is_empty());
         assert_eq!(plan.skipped.len(), 1);
         assert_eq!(plan.skipped[0].0, "ada");
         assert!(plan.skipped[0].1.contains("managed by hand"));
