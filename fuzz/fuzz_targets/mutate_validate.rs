@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 use base64::Engine as _;
 use homestead_core::config::Config;
 use homestead_core::directory::Directory;
+use homestead_core::pod_index::PodUsers;
 use homestead_core::review::{Admission, Verdict, Webhook, review};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
@@ -59,7 +60,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (config, directory) = &*STATE;
-    let admission = Admission { config, directory };
+    let pods = PodUsers::default();
+    let admission = Admission {
+        config,
+        directory,
+        pods: &pods,
+    };
     let namespace = if data.len() % 2 == 0 { "cm37235-2" } else { "home-ada" };
 
     let mutated = review(Webhook::Mutate, &body(namespace, &object), &admission)

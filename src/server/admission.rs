@@ -244,6 +244,7 @@ impl AdmissionService {
         let admission = Admission {
             config: &self.state.config,
             directory: &directory,
+            pods: &self.state.pods,
         };
         let reviewed = review(webhook, &body, &admission)
             .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -277,7 +278,9 @@ impl AdmissionService {
             })
             .observe(started.elapsed().as_secs_f64());
         match &summary.verdict {
-            Verdict::Denied { reason, message } => {
+            Verdict::Denied {
+                reason, message, ..
+            } => {
                 self.metrics
                     .denials
                     .get_or_create(&DenialLabels {
