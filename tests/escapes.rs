@@ -1492,9 +1492,14 @@ fn row_13_work_per_request_is_bounded() {
                 Want::Denied("too_large", "limit of 2"),
             ),
             mutate(
-                "the API server's 3 MB of tiny containers: refused without a patch",
+                "1000 containers: refused by the configured limit",
+                request("CREATE", SESSION_NS, "ada", wide_pod(1000, 0)),
+                Want::Denied("too_large", "1000 containers"),
+            ),
+            mutate(
+                "the API server's 3 MB of tiny containers: refused unread",
                 request("CREATE", SESSION_NS, "ada", wide_pod(40_000, 0)),
-                Want::Denied("too_large", "40000 containers"),
+                Want::Denied("invalid_object", "more than 1000 entries"),
             ),
         ],
     );

@@ -268,17 +268,53 @@ pub struct PodSpec<'a> {
     #[serde(default, rename = "hostIPC")]
     pub host_ipc: Option<bool>,
     /// `volumes`.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "bounded")]
     pub volumes: Option<Vec<Volume<'a>>>,
     /// `containers`.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "bounded")]
     pub containers: Option<Vec<Container<'a>>>,
     /// `initContainers`.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "bounded")]
     pub init_containers: Option<Vec<Container<'a>>>,
     /// `ephemeralContainers`.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "bounded")]
     pub ephemeral_containers: Option<Vec<Container<'a>>>,
+}
+
+/// The most entries read of a pod's list of containers (of one kind) or volumes: a pod
+/// with more is refused unread, so no body can make admission build a large pod. (The
+/// configured `security.maxContainers` and `security.maxVolumes` are at most this.)
+pub const MAX_ENTRIES: usize = 1000;
+
+/// A list of at most [`MAX_ENTRIES`] entries (`null` is unset).
+fn bounded<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+        type Value = Option<Vec<T>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {MAX_ENTRIES} entries")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+            while let Some(entry) = seq.next_element()? {
+                if out.len() == MAX_ENTRIES {
+                    return Err(de::Error::custom(format_args!(
+                        "more than {MAX_ENTRIES} entries in one list; homestead reads at most {MAX_ENTRIES}"
+                    )));
+                }
+                out.push(entry);
+            }
+            Ok(Some(out))
+        }
+    }
+    deserializer.deserialize_any(Bounded(std::marker::PhantomData))
 }
 
 /// `windowsOptions` of a security context.
@@ -681,6 +717,7 @@ mod tests {
         for bad in [
             r#"{"containers": "x"}"#,
             r#"{"hostPID": "yes"}"#,
+            r#"{"volumes": {}}"#,
             r#"{"securityContext": {"runAsUser": "0"}}"#,
             r#"{"volumes": [{"hostPath": {"path": 1}}]}"#,
             r#"{"containers": [{"securityContext": {"capabilities": {"add": [1]}}}]}"#,

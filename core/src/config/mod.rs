@@ -164,8 +164,9 @@ pub struct SecurityConfig {
     pub session_data_roots: Vec<String>,
 }
 
-/// The largest `security.maxContainers` and `security.maxVolumes` accepted.
-pub const MAX_LIMIT: usize = 1000;
+/// The largest `security.maxContainers` and `security.maxVolumes` accepted: what the pod
+/// parser reads of one list at most.
+pub const MAX_LIMIT: usize = crate::pod::MAX_ENTRIES;
 
 impl Default for SecurityConfig {
     fn default() -> Self {
