@@ -103,14 +103,24 @@ pub(crate) struct Request<'a> {
 }
 
 impl Request<'_> {
-    /// The pod kind of an object to parse in place: a pod (or a workload's pod template)
-    /// being created. An UPDATE's objects stay raw: whether the pod (or template) changed
-    /// at all is decided from their text before either is read as a pod.
+    /// The pod kind of an object to parse in place: a pod (or a workload's pod template),
+    /// unless the request is already known to be an UPDATE, whose objects stay raw:
+    /// whether the pod (or template) changed at all is decided from their text before
+    /// either is read as a pod. (An UPDATE whose operation comes after its objects is read
+    /// again with every object raw; see [`Request::needs_text`].)
     pub fn in_place_pod_kind(&self) -> Option<PodKind> {
         let kind = PodKind::from_group_kind(&self.kind.group, &self.kind.kind)?;
-        let creates = self.operation == "CREATE"
-            && self.sub_resource.as_deref().unwrap_or_default().is_empty();
-        creates.then_some(kind)
+        let plain = self.sub_resource.as_deref().unwrap_or_default().is_empty();
+        (plain && self.operation != "UPDATE").then_some(kind)
+    }
+
+    /// True when the request is an UPDATE of a pod (or template) whose objects were parsed
+    /// in place, so their text, which an UPDATE is decided from, is missing.
+    pub fn needs_text(&self) -> bool {
+        let in_place = |o: &Option<Object<'_>>| matches!(o, Some(Object::Pod(_)));
+        self.operation == "UPDATE"
+            && self.sub_resource.as_deref().unwrap_or_default().is_empty()
+            && (in_place(&self.object) || in_place(&self.old_object))
     }
 }
 
@@ -127,7 +137,12 @@ enum Objects {
 /// body is text already checked to be UTF-8, once, so strings are not checked again one
 /// by one.
 pub(crate) fn parse(body: &str) -> Result<Envelope<'_>, serde_json::Error> {
-    read(body, Objects::InPlace).or_else(|_| read(body, Objects::Raw))
+    match read(body, Objects::InPlace) {
+        Ok(envelope) if !envelope.request.as_ref().is_some_and(Request::needs_text) => {
+            Ok(envelope)
+        }
+        _ => read(body, Objects::Raw),
+    }
 }
 
 fn read(body: &str, objects: Objects) -> Result<Envelope<'_>, serde_json::Error> {
@@ -397,8 +412,8 @@ mod tests {
                 "an update",
             ),
             (
-                r#"{"kind":{"kind":"Pod"},"object":{"spec":{}},"operation":"CREATE"}"#,
-                "the object comes before its operation",
+                r#"{"kind":{"kind":"Pod"},"object":{"spec":{}},"operation":"UPDATE"}"#,
+                "an update whose operation comes after its object",
             ),
         ] {
             let text = body(request);
