@@ -10,6 +10,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use homestead_core::config::Config;
 use homestead_core::directory::Directory;
+use homestead_core::pod_index::PodUsers;
 use homestead_core::resources::{Session, SessionSpec, User, UserSpec};
 use homestead_core::review::{Admission, Webhook, review};
 
@@ -92,9 +93,11 @@ fn bench(c: &mut Criterion) {
         ("10k_users_1k_sessions", 10_000, 1_000),
     ] {
         let directory = directory(&config, n_users, n_sessions);
+        let pods = PodUsers::default();
         let admission = Admission {
             config: &config,
             directory: &directory,
+            pods: &pods,
         };
         // The same person in both: a user namespace, and (large only) a session namespace.
         let user_ns = pod_review("home-user00007", "user00007");

@@ -2,10 +2,11 @@
 //! and 1,000 Sessions (each cached twice, as the running process does: once by the
 //! admission caches and once by each reconciler's own store), their 11,000 managed
 //! namespaces (metadata only) and 1,000 dataset claims; then the directory is built while
-//! the previous one is still held (as during a swap). Prints the peak resident set
-//! (VmHWM) of the whole process.
+//! the previous one is still held (as during a swap); then the pod index gets 10,000 pods
+//! (their metadata as a watch delivers it, cut down as the running process cuts it).
+//! Prints the resident set (VmRSS) and its peak (VmHWM) of the whole process after each.
 //!
-//! `cargo run --release --example cache_memory [USERS] [SESSIONS]`
+//! `cargo run --release --example cache_memory [USERS] [SESSIONS] [PODS]`
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher::Event;
 
 use homestead::controller::Caches;
+use homestead::controller::pods::{CachedPod, cut_down};
 use homestead::state::SharedState;
 use homestead_core::config::Config;
 use homestead_core::resources::{Phase, ResourceStatus, Session, SessionSpec, User, UserSpec};
@@ -140,6 +142,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n_users: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let n_sessions: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000);
+    let n_pods: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     println!("baseline: VmRSS {} VmHWM {}", vm("VmRSS:"), vm("VmHWM:"));
 
     let (users_store, mut users_writer) = reflector::store();
@@ -226,4 +229,68 @@ fn main() {
         vm("VmRSS:"),
         vm("VmHWM:")
     );
+
+    // The pod index: what a metadata watch of labelled pods delivers, cut down before it
+    // is stored, exactly as src/controller/pods.rs does.
+    let mut writer = state.pods.take_writer().expect("the pod index's writer");
+    writer.apply_watcher_event(&Event::Init);
+    for i in 0..n_pods {
+        let mut pod = pod_metadata(i, n_users.max(1), n_sessions.max(1));
+        cut_down(&mut pod);
+        writer.apply_watcher_event(&Event::InitApply(pod));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    println!(
+        "pod index ({} pods): VmRSS {} VmHWM {}",
+        state.pods.len(),
+        vm("VmRSS:"),
+        vm("VmHWM:")
+    );
+}
+
+/// A pod's metadata as the API server lists it (managedFields included).
+fn pod_metadata(i: usize, users: usize, sessions: usize) -> CachedPod {
+    let user = format!("user{:05}", i % users);
+    let namespace = if i.is_multiple_of(2) {
+        format!("home-{user}")
+    } else {
+        format!("cm{}-1", 30_000 + i % sessions)
+    };
+    let mut m = meta(&format!("analysis-7d9f8c6b5-{i:05}"), 300_000 + i);
+    m.namespace = Some(namespace);
+    m.finalizers = None;
+    m.generate_name = Some("analysis-7d9f8c6b5-".into());
+    m.labels = Some(BTreeMap::from([
+        ("app".into(), "analysis".into()),
+        ("pod-template-hash".into(), "7d9f8c6b5".into()),
+        ("homestead.dev/user".into(), user.clone()),
+    ]));
+    m.annotations = Some(BTreeMap::from([(
+        "homestead.dev/run-as".into(),
+        user.clone(),
+    )]));
+    m.owner_references = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "ReplicaSet".into(),
+            name: "analysis-7d9f8c6b5".into(),
+            uid: format!("6f1c2b1e-0000-4000-9000-{i:012}"),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        },
+    ]);
+    m.managed_fields = Some(vec![
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry {
+            api_version: Some("v1".into()),
+            fields_type: Some("FieldsV1".into()),
+            manager: Some("kube-controller-manager".into()),
+            operation: Some("Update".into()),
+            ..Default::default()
+        },
+    ]);
+    CachedPod {
+        types: None,
+        metadata: m,
+        _phantom: Default::default(),
+    }
 }

@@ -10,6 +10,8 @@ use arc_swap::ArcSwap;
 use homestead_core::config::Config;
 use homestead_core::directory::Directory;
 
+use crate::controller::pods::PodCache;
+
 /// The directory admission decides from, replaced whole when its sources change.
 #[derive(Debug)]
 pub struct DirectoryHandle {
@@ -68,14 +70,18 @@ pub struct SharedState {
     pub config: Arc<Config>,
     /// The directory.
     pub directory: DirectoryHandle,
+    /// Which User each labelled pod runs as (filled by the controller's pod watch; empty
+    /// offline).
+    pub pods: PodCache,
 }
 
 impl SharedState {
-    /// State for `config` with an empty, unsynced directory.
+    /// State for `config` with an empty, unsynced directory and no pods.
     pub fn new(config: Arc<Config>) -> Arc<Self> {
         Arc::new(Self {
             config,
             directory: DirectoryHandle::new(),
+            pods: PodCache::default(),
         })
     }
 }

@@ -329,9 +329,13 @@ fn rbac_grants_no_wildcard_and_only_what_homestead_uses() {
                         "{scenario}: {rule:?}"
                     );
                     assert!(
-                        !["clusterrolebindings", "pods", "nodes", "pods/exec"].contains(r),
+                        !["clusterrolebindings", "nodes", "pods/exec"].contains(r),
                         "{scenario}: {rule:?}"
                     );
+                    // Pods only read (the pod index), never changed.
+                    if *r == "pods" {
+                        assert_eq!(rule.verbs, ["list", "watch"], "{scenario}: {rule:?}");
+                    }
                 }
             }
             if role["kind"] == "Role" {
@@ -401,8 +405,20 @@ fn webhooks_never_select_kube_system_or_the_release_namespace() {
                 }
                 if on_namespaces {
                     assert_eq!(
-                        w["objectSelector"]["matchLabels"]["homestead.dev/managed"], "true",
+                        w["objectSelector"]["matchExpressions"],
+                        json!([{"key": "homestead.dev/managed", "operator": "Exists"}]),
                         "{scenario}: {name}"
+                    );
+                }
+                if name == webhooks::OWNED {
+                    assert!(
+                        selector_excludes(&w["namespaceSelector"], &["kube-system", ns]),
+                        "{scenario}: {name} may select kube-system or {ns}"
+                    );
+                    assert_eq!(
+                        w["objectSelector"]["matchLabels"],
+                        json!({"app.kubernetes.io/managed-by": "homestead"}),
+                        "{scenario}: {name} must select only objects labelled homestead's"
                     );
                 }
                 if scenario == "other namespace" && (namespaced || on_namespaces) {
@@ -435,6 +451,7 @@ fn webhooks_never_select_kube_system_or_the_release_namespace() {
             [
                 webhooks::MUTATE,
                 webhooks::NAMESPACES,
+                webhooks::OWNED,
                 webhooks::RESOURCES,
                 webhooks::VALIDATE
             ],

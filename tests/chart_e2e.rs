@@ -4,7 +4,8 @@
 //! Pod created as that user runs as them; uninstalling keeps the CRDs.
 //!
 //! The API server must reach this machine: `HOMESTEAD_TEST_WEBHOOK_HOST` (default
-//! 127.0.0.1, right for kind/k3d with host networking).
+//! 127.0.0.1, right for kind/k3d with host networking). `HOMESTEAD_TEST_USERNAME` is the
+//! kubeconfig's user, which homestead acts as (default `admin`).
 
 #[path = "support/cluster.rs"]
 mod cluster;
@@ -71,11 +72,24 @@ async fn chart_installs_registers_the_url_repairs_and_admits() {
             .is_some()
     );
 
+    // Out of the cluster homestead acts as the kubeconfig's user, and only homestead may
+    // give namespaces homestead's labels.
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "homesteadUsernames: [{}]\n",
+            std::env::var("HOMESTEAD_TEST_USERNAME").unwrap_or_else(|_| "admin".into())
+        ),
+    )
+    .expect("config");
     let _serve = Serve(
         Command::new(env!("CARGO_BIN_EXE_homestead"))
             .arg("serve")
             .arg("--kubeconfig")
             .arg(kubeconfig_path())
+            .arg("--config")
+            .arg(&config)
             .arg("--certs-dir")
             .arg(&certs)
             .args(["--listen", &format!("0.0.0.0:{port}")])

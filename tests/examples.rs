@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 use homestead::embedded::{example_config, example_directory};
+use homestead_core::pod_index::PodUsers;
 use homestead_core::resources::{Session, User};
 use homestead_core::review::{Admission, Verdict, Webhook, review};
 
@@ -68,9 +69,11 @@ fn mutate(
     });
     let config = example_config().expect("example config");
     let (directory, _) = example_directory(&config).expect("example directory");
+    let pods = PodUsers::default();
     let admission = Admission {
         config: &config,
         directory: &directory,
+        pods: &pods,
     };
     let reviewed = review(
         Webhook::Mutate,

@@ -324,11 +324,221 @@ proptest! {
             }
         }
 
-        // Labels and annotations survive, whatever their keys.
+        // Labels and annotations survive, whatever their keys; homestead adds its stamp.
         let before = unwrap_pod(shape, &object);
-        prop_assert_eq!(&out["metadata"]["labels"], &before["metadata"]["labels"]);
+        let mut labels = before["metadata"]["labels"].as_object().cloned().unwrap_or_default();
+        labels.insert("homestead.dev/user".into(), json!("ada"));
+        prop_assert_eq!(&out["metadata"]["labels"], &Value::Object(labels));
         let mut annotations = before["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
         annotations.insert("homestead.dev/run-as".into(), json!("ada"));
         prop_assert_eq!(&out["metadata"]["annotations"], &Value::Object(annotations));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The oracle of issue 10: whatever a member sends, what homestead admits runs as them.
+
+fn any_volume() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(json!({"configMap": {"name": "cfg"}})),
+        Just(json!({"secret": {"secretName": "s"}})),
+        Just(json!({"emptyDir": {}})),
+        Just(json!({"projected": {"sources": []}})),
+        Just(json!({"downwardAPI": {"items": []}})),
+        Just(json!({"persistentVolumeClaim": {"claimName": "homestead-private-bob"}})),
+        Just(json!({"persistentVolumeClaim": {"claimName": "homestead-shared"}})),
+        Just(json!({"persistentVolumeClaim": {"claimName": "scratch"}})),
+        Just(json!({"hostPath": {"path": "/etc"}})),
+        Just(json!({"hostPath": {"path": "/scratch/ada"}})),
+        Just(json!({"nfs": {"server": "filer", "path": "/export/home/bob"}})),
+        Just(json!({"csi": {"driver": "nfs.csi.k8s.io"}})),
+        Just(json!({"csi": {"driver": "secrets-store.csi.k8s.io"}})),
+        Just(json!({"image": {"reference": "data:1"}})),
+        Just(json!({"futureVolume": {}})),
+        Just(json!({"ephemeral": {"volumeClaimTemplate": {"spec": {}}}})),
+        Just(json!({"ephemeral": {"volumeClaimTemplate": {"spec": {"volumeName": "pv-bob"}}}})),
+        Just(
+            json!({"ephemeral": {"volumeClaimTemplate": {"spec": {"dataSource": {"kind": "PersistentVolumeClaim", "name": "homestead-private-bob"}}}}})
+        ),
+    ]
+}
+
+fn any_id() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        Just(0i64),
+        Just(1001),
+        Just(1002),
+        Just(2000),
+        Just(159620),
+        1i64..200_000
+    ]
+}
+
+fn any_container_security() -> impl Strategy<Value = Value> {
+    (
+        maybe(any_id()),
+        maybe(any_id()),
+        maybe(any::<bool>()),
+        maybe(any::<bool>()),
+        maybe(any::<bool>()),
+    )
+        .prop_map(|(user, group, non_root, escalate, privileged)| {
+            let mut sc = Map::new();
+            for (k, v) in [("runAsUser", user), ("runAsGroup", group)] {
+                if let Some(v) = v {
+                    sc.insert(k.into(), json!(v));
+                }
+            }
+            for (k, v) in [
+                ("runAsNonRoot", non_root),
+                ("allowPrivilegeEscalation", escalate),
+                ("privileged", privileged),
+            ] {
+                if let Some(v) = v {
+                    sc.insert(k.into(), json!(v));
+                }
+            }
+            Value::Object(sc)
+        })
+}
+
+fn any_containers(
+    prefix: &'static str,
+    range: std::ops::Range<usize>,
+) -> impl Strategy<Value = Vec<Value>> {
+    prop::collection::vec(maybe(any_container_security()), range).prop_map(move |scs| {
+        scs.into_iter()
+            .enumerate()
+            .map(|(i, sc)| {
+                let mut c = json!({"name": format!("{prefix}{i}"), "image": "busybox"});
+                if let Some(sc) = sc {
+                    c["securityContext"] = sc;
+                }
+                c
+            })
+            .collect()
+    })
+}
+
+/// Whatever a member could send: any ids and groups, escalation, privilege, any volume.
+fn any_pod() -> impl Strategy<Value = Value> {
+    (
+        (
+            maybe(any_id()),
+            maybe(any_id()),
+            maybe(any_id()),
+            maybe(prop::collection::vec(any_id(), 0..4)),
+        ),
+        prop::collection::vec(any_volume(), 0..4),
+        any_containers("c", 1..3),
+        any_containers("i", 0..2),
+        any_containers("e", 0..2),
+    )
+        .prop_map(|((user, group, fs, supplemental), volumes, containers, init, ephemeral)| {
+            let mut sc = Map::new();
+            for (k, v) in [("runAsUser", user), ("runAsGroup", group), ("fsGroup", fs)] {
+                if let Some(v) = v {
+                    sc.insert(k.into(), json!(v));
+                }
+            }
+            if let Some(s) = supplemental {
+                sc.insert("supplementalGroups".into(), json!(s));
+            }
+            let volumes: Vec<Value> = volumes
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut v)| {
+                    v["name"] = json!(format!("v{i}"));
+                    v
+                })
+                .collect();
+            let mut spec = json!({"securityContext": sc, "containers": containers, "volumes": volumes});
+            if !init.is_empty() {
+                spec["initContainers"] = json!(init);
+            }
+            if !ephemeral.is_empty() {
+                spec["ephemeralContainers"] = json!(ephemeral);
+            }
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "any"}, "spec": spec})
+        })
+}
+
+/// True when `volume` is a source a pod of ada may mount under the test configuration.
+fn allowed_source(volume: &Value) -> bool {
+    let source = volume
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| *k != "name")
+        .map(|(k, v)| (k.as_str(), v))
+        .collect::<Vec<_>>();
+    let [(key, value)] = source[..] else {
+        return false;
+    };
+    match key {
+        "configMap" | "secret" | "emptyDir" | "projected" | "downwardAPI" => true,
+        "persistentVolumeClaim" => value["claimName"] != "homestead-private-bob",
+        "hostPath" => value["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/scratch/")),
+        "csi" => value["driver"] == "secrets-store.csi.k8s.io",
+        "ephemeral" => {
+            let spec = &value["volumeClaimTemplate"]["spec"];
+            spec.get("volumeName").is_none() && spec.get("dataSource").is_none()
+        }
+        _ => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_admitted_pod_leaves_the_identity(pod in any_pod(), ns in namespace()) {
+        let config = homestead_core::config::Config::from_yaml(
+            "security: {allowedHostPaths: [/scratch], allowedCsiDrivers: [secrets-store.csi.k8s.io]}",
+        ).unwrap();
+        let fx = Fixture::with_config(config);
+        let r = request("CREATE", ns, "ada", pod.clone());
+        let reviewed = fx.review(Webhook::Mutate, &r);
+        let mut object = pod;
+        if let Some(patch) = patch_of(&reviewed) {
+            json_patch::patch(&mut object, &patch).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        let validated = fx.review(Webhook::Validate, &request("CREATE", ns, "ada", object.clone()));
+        if validated.summary.verdict != Verdict::Allowed {
+            return Ok(());
+        }
+        // ada in her namespace, or in the session (whose gid joins her groups).
+        let mut groups = vec![1001i64, 2000, 2001];
+        if ns == SESSION_NS {
+            groups.push(159620);
+        }
+        let spec = &object["spec"];
+        let pod_sc = &spec["securityContext"];
+        for field in ["runAsGroup", "fsGroup"] {
+            if let Some(g) = pod_sc[field].as_i64() {
+                prop_assert!(groups.contains(&g), "pod {field} {g}");
+            }
+        }
+        for g in pod_sc["supplementalGroups"].as_array().into_iter().flatten() {
+            prop_assert!(groups.contains(&g.as_i64().unwrap()), "supplemental group {g}");
+        }
+        for list in ["containers", "initContainers", "ephemeralContainers"] {
+            for c in spec[list].as_array().into_iter().flatten() {
+                let sc = &c["securityContext"];
+                let uid = sc["runAsUser"].as_i64().or(pod_sc["runAsUser"].as_i64());
+                prop_assert_eq!(uid, Some(ADA_UID), "{}", c);
+                if let Some(g) = sc["runAsGroup"].as_i64() {
+                    prop_assert!(groups.contains(&g), "container group {g}");
+                }
+                prop_assert_eq!(&sc["allowPrivilegeEscalation"], &json!(false), "{}", c);
+                prop_assert_ne!(&sc["privileged"], &json!(true));
+                prop_assert_ne!(&sc["runAsNonRoot"], &json!(false));
+            }
+        }
+        for v in spec["volumes"].as_array().into_iter().flatten() {
+            prop_assert!(allowed_source(v), "admitted volume {}", v);
+        }
     }
 }

@@ -374,6 +374,54 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     h.running.shutdown().await;
 }
 
+/// curl speaks HTTP/2 as the API server's client does: a stream reset before it has sent
+/// the whole body is an error (exit 92), whatever the server answered.
+#[tokio::test]
+async fn an_oversized_body_over_h2_gets_413_not_a_reset() {
+    let h = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body.json");
+    std::fs::write(&body, vec![b' '; 4 * 1024 * 1024]).unwrap();
+    for chunked in [false, true] {
+        let mut curl = std::process::Command::new("curl");
+        curl.args([
+            "-sk",
+            "--http2",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code} %{http_version}",
+        ])
+        .args(["-H", "Content-Type: application/json"]);
+        if chunked {
+            curl.args(["-H", "Transfer-Encoding: chunked"]);
+        }
+        curl.arg("--data-binary")
+            .arg(format!("@{}", body.display()))
+            .arg(format!(
+                "https://127.0.0.1:{}/mutate",
+                h.running.addr.port()
+            ));
+        let out = tokio::task::spawn_blocking(move || curl.output())
+            .await
+            .unwrap()
+            .expect("curl");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "chunked {chunked}: curl {:?}: {stdout}",
+            out.status
+        );
+        assert!(stdout.ends_with("413 2"), "chunked {chunked}: {stdout}");
+        assert!(
+            stdout.contains("larger than"),
+            "chunked {chunked}: {stdout}"
+        );
+    }
+    good_request_succeeds(&h, "uid-after-h2-large").await;
+    h.running.shutdown().await;
+}
+
 #[tokio::test]
 async fn h2_is_negotiated_by_alpn() {
     let h = start().await;

@@ -264,7 +264,7 @@ async fn self_mode_creates_the_secret_and_publishes_its_ca_everywhere() {
     // Every webhook of both configurations trusts exactly the Secret's bundle.
     let ca = data[KEY_CA_BUNDLE].clone();
     let all = bundles(&fake);
-    assert_eq!(all.len(), 4);
+    assert_eq!(all.len(), 5);
     assert!(all.iter().all(|b| b.as_deref() == Some(ca.as_slice())));
     // And that bundle trusts the serving certificate the replicas load.
     let cas = parse_certificates("ca", &ca).expect("ca");

@@ -180,7 +180,14 @@ impl DirectoryObjects {
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
     users: HashMap<String, Arc<UserEntry>>,
+    /// Users by object name (the `homestead.dev/user` label of pods).
+    names: HashMap<String, Arc<UserEntry>>,
+    /// Users by uid (the first by object name, when the directory has a clash).
+    uids: HashMap<i64, Arc<UserEntry>>,
     namespaces: HashMap<String, NamespaceOwner>,
+    /// Every namespace a User or Session renders, managed yet or not: `User/<name>` or
+    /// `Session/<name>`.
+    holders: HashMap<String, String>,
     datasets: HashMap<String, Vec<Dataset>>,
 }
 
@@ -257,6 +264,9 @@ impl Directory {
                         continue;
                     }
                     let entry = Arc::new(entry);
+                    dir.holders
+                        .entry(entry.namespace.clone())
+                        .or_insert_with(|| format!("User/{}", user.name_any()));
                     if is_managed(&entry.namespace)
                         && let Err(reason) =
                             dir.claim(&entry.namespace, NamespaceOwner::User(entry.clone()))
@@ -264,6 +274,8 @@ impl Directory {
                         problems.push(DirectoryProblem { object, reason });
                         continue;
                     }
+                    dir.names.insert(entry.name.clone(), entry.clone());
+                    dir.uids.entry(entry.uid).or_insert_with(|| entry.clone());
                     dir.users.insert(entry.username.clone(), entry);
                 }
             }
@@ -276,6 +288,9 @@ impl Directory {
             match session_entry(config, session) {
                 Err(reason) => problems.push(DirectoryProblem { object, reason }),
                 Ok(entry) => {
+                    dir.holders
+                        .entry(entry.namespace.clone())
+                        .or_insert_with(|| object.clone());
                     if is_managed(&entry.namespace)
                         && let Err(reason) = dir.claim(
                             &entry.namespace.clone(),
@@ -364,6 +379,22 @@ impl Directory {
     /// A user by username.
     pub fn user(&self, username: &str) -> Option<&Arc<UserEntry>> {
         self.users.get(username)
+    }
+
+    /// A user by object name.
+    pub fn user_by_name(&self, name: &str) -> Option<&Arc<UserEntry>> {
+        self.names.get(name)
+    }
+
+    /// The user with `uid`, if any.
+    pub fn user_with_uid(&self, uid: i64) -> Option<&Arc<UserEntry>> {
+        self.uids.get(&uid)
+    }
+
+    /// The User or Session (`User/<name>`, `Session/<name>`) whose namespace is
+    /// `namespace`, managed yet or not.
+    pub fn namespace_holder(&self, namespace: &str) -> Option<&str> {
+        self.holders.get(namespace).map(String::as_str)
     }
 
     /// Dataset claims of a namespace, sorted by name.
@@ -502,6 +533,13 @@ spec:
             }]
         );
         assert!(dir.namespace("default").is_none());
+        assert_eq!(dir.user_by_name("ada").map(|u| u.uid), Some(1001));
+        assert_eq!(
+            dir.user_with_uid(1001).map(|u| u.name.as_str()),
+            Some("ada")
+        );
+        assert_eq!(dir.namespace_holder("cm37235-2"), Some("Session/cm37235-2"));
+        assert_eq!(dir.namespace_holder("home-ada"), Some("User/ada"));
         let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(

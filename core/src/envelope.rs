@@ -42,6 +42,16 @@ pub(crate) struct GroupVersionKind<'a> {
 pub(crate) struct UserInfo<'a> {
     #[serde(default, borrow)]
     pub username: Text<'a>,
+    /// `groups`; `None` when absent or `null`.
+    #[serde(default, borrow)]
+    pub groups: Option<Vec<Text<'a>>>,
+}
+
+impl UserInfo<'_> {
+    /// The groups, empty when unset.
+    pub fn groups(&self) -> &[Text<'_>] {
+        self.groups.as_deref().unwrap_or_default()
+    }
 }
 
 /// `object` or `oldObject` of a request.
@@ -93,14 +103,24 @@ pub(crate) struct Request<'a> {
 }
 
 impl Request<'_> {
-    /// The pod kind of the object, when it is a pod (or a workload's pod template) that
-    /// admission reads: not a subresource other than `ephemeralcontainers`.
-    pub fn pod_kind(&self) -> Option<PodKind> {
+    /// The pod kind of an object to parse in place: a pod (or a workload's pod template),
+    /// unless the request is already known to be an UPDATE, whose objects stay raw:
+    /// whether the pod (or template) changed at all is decided from their text before
+    /// either is read as a pod. (An UPDATE whose operation comes after its objects is read
+    /// again with every object raw; see [`Request::needs_text`].)
+    pub fn in_place_pod_kind(&self) -> Option<PodKind> {
         let kind = PodKind::from_group_kind(&self.kind.group, &self.kind.kind)?;
-        match (kind, self.sub_resource.as_deref().unwrap_or_default()) {
-            (_, "") | (PodKind::Pod, "ephemeralcontainers") => Some(kind),
-            _ => None,
-        }
+        let plain = self.sub_resource.as_deref().unwrap_or_default().is_empty();
+        (plain && self.operation != "UPDATE").then_some(kind)
+    }
+
+    /// True when the request is an UPDATE of a pod (or template) whose objects were parsed
+    /// in place, so their text, which an UPDATE is decided from, is missing.
+    pub fn needs_text(&self) -> bool {
+        let in_place = |o: &Option<Object<'_>>| matches!(o, Some(Object::Pod(_)));
+        self.operation == "UPDATE"
+            && self.sub_resource.as_deref().unwrap_or_default().is_empty()
+            && (in_place(&self.object) || in_place(&self.old_object))
     }
 }
 
@@ -117,7 +137,12 @@ enum Objects {
 /// body is text already checked to be UTF-8, once, so strings are not checked again one
 /// by one.
 pub(crate) fn parse(body: &str) -> Result<Envelope<'_>, serde_json::Error> {
-    read(body, Objects::InPlace).or_else(|_| read(body, Objects::Raw))
+    match read(body, Objects::InPlace) {
+        Ok(envelope) if !envelope.request.as_ref().is_some_and(Request::needs_text) => {
+            Ok(envelope)
+        }
+        _ => read(body, Objects::Raw),
+    }
 }
 
 fn read(body: &str, objects: Objects) -> Result<Envelope<'_>, serde_json::Error> {
@@ -289,7 +314,7 @@ impl<'de> Visitor<'de> for RequestSeed {
 impl RequestSeed {
     fn object_seed(&self, request: &Request<'_>) -> OptionSeed<ObjectSeed> {
         OptionSeed(ObjectSeed(match self.0 {
-            Objects::InPlace => request.pod_kind(),
+            Objects::InPlace => request.in_place_pod_kind(),
             Objects::Raw => None,
         }))
     }
@@ -379,8 +404,16 @@ mod tests {
                 "not a pod",
             ),
             (
-                r#"{"kind":{"kind":"Pod"},"subResource":"status","object":{"spec":{}}}"#,
-                "a subresource admission does not read",
+                r#"{"kind":{"kind":"Pod"},"operation":"CREATE","subResource":"status","object":{"spec":{}}}"#,
+                "a subresource",
+            ),
+            (
+                r#"{"kind":{"kind":"Pod"},"operation":"UPDATE","object":{"spec":{}}}"#,
+                "an update",
+            ),
+            (
+                r#"{"kind":{"kind":"Pod"},"object":{"spec":{}},"operation":"UPDATE"}"#,
+                "an update whose operation comes after its object",
             ),
         ] {
             let text = body(request);
@@ -395,7 +428,9 @@ mod tests {
 
     #[test]
     fn a_pod_that_does_not_parse_is_kept_raw_for_its_denial() {
-        let text = body(r#"{"kind":{"kind":"Pod"},"object":{"spec":{"containers":"x"}}}"#);
+        let text = body(
+            r#"{"kind":{"kind":"Pod"},"operation":"CREATE","object":{"spec":{"containers":"x"}}}"#,
+        );
         let request = parse(&text).unwrap().request.unwrap();
         let object = request.object.unwrap();
         assert!(object.raw().is_some());

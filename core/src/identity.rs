@@ -7,6 +7,8 @@ use crate::config::{Config, UnattributedPods};
 use crate::denial::Denial;
 use crate::directory::{Directory, NamespaceOwner, SessionEntry, UserEntry};
 use crate::names;
+use crate::review::Webhook;
+use crate::workload::PodKind;
 
 /// Who sent a request, as far as identity goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,13 +17,26 @@ pub enum Requester<'a> {
     Person(&'a str),
     /// One of the configured trusted controllers (attributes by `homestead.dev/run-as`).
     TrustedController(&'a str),
+    /// homestead itself (`homesteadUsernames`).
+    Homestead(&'a str),
+    /// A cluster admin (a member of one of `adminGroups`).
+    Admin(&'a str),
     /// Anything else: service accounts, nodes, other system identities.
     Other(&'a str),
 }
 
 impl<'a> Requester<'a> {
-    /// Classifies `userInfo.username`.
-    pub fn classify(config: &Config, username: &'a str) -> Self {
+    /// Classifies `userInfo.username` and `userInfo.groups`.
+    pub fn classify<G: AsRef<str>>(config: &Config, username: &'a str, groups: &[G]) -> Self {
+        if config.homestead_usernames.iter().any(|h| h == username) {
+            return Requester::Homestead(username);
+        }
+        if groups
+            .iter()
+            .any(|g| config.admin_groups.iter().any(|a| a == g.as_ref()))
+        {
+            return Requester::Admin(username);
+        }
         if config.trusted_controllers.iter().any(|t| t == username) {
             return Requester::TrustedController(username);
         }
@@ -37,8 +52,41 @@ impl<'a> Requester<'a> {
     /// The username as sent (prefix stripped for people).
     pub fn name(&self) -> &'a str {
         match self {
-            Requester::Person(n) | Requester::TrustedController(n) | Requester::Other(n) => n,
+            Requester::Person(n)
+            | Requester::TrustedController(n)
+            | Requester::Homestead(n)
+            | Requester::Admin(n)
+            | Requester::Other(n) => n,
         }
+    }
+
+    /// homestead or a cluster admin: may change, debug and enter anyone's pods.
+    pub fn is_privileged(&self) -> bool {
+        matches!(self, Requester::Homestead(_) | Requester::Admin(_))
+    }
+}
+
+/// True when `requester` may change, debug or enter what runs as `runs_as` (a username)
+/// in the namespace `owner` manages: the person themselves, homestead and cluster admins;
+/// in a user namespace anything but another person (its ServiceAccounts act for the
+/// owner); in a session namespace, when unattributed pods run as the default member, the
+/// non-persons that would run as that member anyway.
+pub fn acts_for(
+    config: &Config,
+    owner: &NamespaceOwner,
+    requester: Requester<'_>,
+    runs_as: &str,
+) -> bool {
+    match requester {
+        Requester::Homestead(_) | Requester::Admin(_) => true,
+        Requester::Person(person) => person == runs_as,
+        Requester::TrustedController(_) | Requester::Other(_) => match owner {
+            NamespaceOwner::User(user) => user.username == runs_as,
+            NamespaceOwner::Session(session) => {
+                config.unattributed_pods == UnattributedPods::DefaultMember
+                    && session.default_member.as_deref() == Some(runs_as)
+            }
+        },
     }
 }
 
@@ -119,21 +167,12 @@ impl Identity {
 /// What is being admitted, as far as identity goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
-    /// A Pod (CREATE or UPDATE).
+    /// A Pod (CREATE, or an UPDATE that changes its spec).
     Pod,
     /// The `pods/ephemeralcontainers` subresource: someone adds a container to a pod.
     EphemeralContainers,
-    /// The pod template of a workload.
+    /// The pod template of a workload (CREATE, or an UPDATE that changes the template).
     Workload,
-}
-
-/// Which webhook is asking: the mutating one may overwrite what the validating one checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Mutation.
-    Mutate,
-    /// Validation of the final object.
-    Validate,
 }
 
 /// Everything identity resolution looks at.
@@ -143,14 +182,19 @@ pub struct Attribution<'a> {
     pub requester: Requester<'a>,
     /// What is admitted.
     pub subject: Subject,
-    /// Which webhook asks.
-    pub phase: Phase,
+    /// Which webhook asks: the mutating one may overwrite what the validating one checks.
+    pub webhook: Webhook,
     /// `homestead.dev/run-as` on the pod or template.
     pub run_as: Option<&'a str>,
-    /// On UPDATE, `homestead.dev/run-as` of the old object (`Some(None)`: it had none);
-    /// `None` on CREATE.
+    /// On a change of an existing object, `homestead.dev/run-as` of the old object
+    /// (`Some(None)`: it had none); `None` on CREATE.
     pub old_run_as: Option<Option<&'a str>>,
+    /// The controller of the object (`metadata.ownerReferences`), as `(group, kind)`.
+    pub controller: Option<(&'a str, &'a str)>,
 }
+
+/// The annotation in messages.
+const RUN_AS_FIELD: &str = "metadata.annotations[\"homestead.dev/run-as\"]";
 
 /// Decides who a pod or template in the managed namespace `namespace` runs as.
 pub fn resolve(
@@ -160,18 +204,30 @@ pub fn resolve(
     owner: &NamespaceOwner,
     who: &Attribution<'_>,
 ) -> Result<Identity, Denial> {
-    let run_as_field = "metadata.annotations[\"homestead.dev/run-as\"]";
     let username: &str = match owner {
         NamespaceOwner::User(user) => {
-            // A user namespace runs everything as its owner; mutation writes the
-            // annotation, so by validation it must say so.
-            if who.phase == Phase::Validate
+            // A user namespace runs everything as its owner. Its ServiceAccounts act for
+            // the owner, but another person never runs anything as them.
+            if let Requester::Person(person) = who.requester
+                && person != user.username
+            {
+                return Err(Denial::new(
+                    "not_owner",
+                    "",
+                    format!(
+                        "namespace {namespace} belongs to {}; {person} may not run or change pods in it (people only run pods as themselves)",
+                        user.username
+                    ),
+                ));
+            }
+            // Mutation writes the annotation, so by validation it must say so.
+            if who.webhook == Webhook::Validate
                 && let Some(run_as) = who.run_as
                 && run_as != user.username
             {
                 return Err(Denial::new(
                     "forged_run_as",
-                    run_as_field,
+                    RUN_AS_FIELD,
                     format!(
                         "{run_as:?} does not own namespace {namespace}; pods here run as {}",
                         user.username
@@ -180,63 +236,83 @@ pub fn resolve(
             }
             &user.username
         }
-        NamespaceOwner::Session(session) => session_username(config, namespace, session, who)?,
+        NamespaceOwner::Session(session) => match who.old_run_as {
+            None => created_by(config, namespace, session, who)?,
+            Some(old) => changed_by(config, namespace, owner, session, who, old)?,
+        },
     };
     let user = checked_user(directory, owner, username)?;
     Identity::new(user, namespace, owner)
 }
 
-/// The member a pod or template in a session namespace runs as.
-fn session_username<'a>(
+/// The member a new pod or template in a session namespace runs as.
+fn created_by<'a>(
     config: &Config,
     namespace: &str,
     session: &'a SessionEntry,
     who: &Attribution<'a>,
 ) -> Result<&'a str, Denial> {
-    let run_as_field = "metadata.annotations[\"homestead.dev/run-as\"]";
-    // A pod's spec cannot change after creation, so an update that keeps the run-as
-    // keeps the identity, whoever sends it (labelling a colleague's pod is fine).
-    if who.subject == Subject::Pod
-        && let (Some(run_as), Some(Some(old))) = (who.run_as, who.old_run_as)
-        && run_as == old
-    {
-        return Ok(run_as);
-    }
     match who.requester {
         Requester::Person(person) => {
-            let overwrites = who.subject == Subject::Workload && who.phase == Phase::Mutate;
+            // A person's workload is stamped with their name whatever it said.
+            let overwrites = who.subject == Subject::Workload && who.webhook == Webhook::Mutate;
             if let Some(run_as) = who.run_as
                 && run_as != person
                 && !overwrites
             {
-                let message = match who.subject {
-                    Subject::EphemeralContainers => {
-                        format!("the pod runs as {run_as:?}; {person} may not add containers to it")
-                    }
-                    _ => format!(
+                return Err(Denial::new(
+                    "forged_run_as",
+                    RUN_AS_FIELD,
+                    format!(
                         "names {run_as:?} but the request comes from {person}; people can only run pods as themselves"
                     ),
-                };
-                return Err(Denial::new("forged_run_as", run_as_field, message));
+                ));
             }
             Ok(person)
         }
-        Requester::TrustedController(_) => match who.run_as {
+        Requester::TrustedController(name) => match who.run_as {
+            Some(run_as) => {
+                let believed = who.controller.is_some_and(|(group, kind)| {
+                    PodKind::from_group_kind(group, kind).is_some_and(PodKind::makes_pods)
+                });
+                if !believed {
+                    let from = who.controller.map_or_else(
+                        || "no controller".to_owned(),
+                        |(group, kind)| {
+                            if group.is_empty() {
+                                format!("a {kind}")
+                            } else {
+                                format!("a {kind} ({group})")
+                            }
+                        },
+                    );
+                    return Err(Denial::new(
+                        "unstamped_controller",
+                        "metadata.ownerReferences",
+                        format!(
+                            "{name} made this from {from}, which homestead does not stamp, so its homestead.dev/run-as {run_as:?} cannot have come from homestead"
+                        ),
+                    ));
+                }
+                Ok(run_as)
+            }
+            None => unattributed(config, namespace, session, who),
+        },
+        Requester::Homestead(_) | Requester::Admin(_) => match who.run_as {
             Some(run_as) => Ok(run_as),
             None => unattributed(config, namespace, session, who),
         },
         Requester::Other(name) => match who.run_as {
             None => unattributed(config, namespace, session, who),
             Some(run_as) => {
-                let unchanged = who.old_run_as == Some(Some(run_as));
                 let defaulted = config.unattributed_pods == UnattributedPods::DefaultMember
                     && session.default_member.as_deref() == Some(run_as);
-                if unchanged || defaulted {
+                if defaulted {
                     Ok(run_as)
                 } else {
                     Err(Denial::new(
                         "forged_run_as",
-                        run_as_field,
+                        RUN_AS_FIELD,
                         format!(
                             "{name} may not set or change it; only people and trusted controllers attribute pods"
                         ),
@@ -245,6 +321,63 @@ fn session_username<'a>(
             }
         },
     }
+}
+
+/// The member a changed pod or template (or a pod that gets an ephemeral container) in a
+/// session namespace runs as: whoever its old stamp names, and only when the requester
+/// acts for them.
+fn changed_by<'a>(
+    config: &Config,
+    namespace: &str,
+    owner: &NamespaceOwner,
+    session: &'a SessionEntry,
+    who: &Attribution<'a>,
+    old: Option<&'a str>,
+) -> Result<&'a str, Denial> {
+    let Some(old) = old else {
+        // Never stamped: attributed as if it were new.
+        return created_by(config, namespace, session, who);
+    };
+    if who.requester.is_privileged() {
+        // homestead and cluster admins may re-stamp.
+        return Ok(who.run_as.unwrap_or(old));
+    }
+    if !acts_for(config, owner, who.requester, old) {
+        let requester = who.requester.name();
+        let (field, message) = match who.subject {
+            Subject::Workload => (
+                "template",
+                format!(
+                    "this workload runs as {old}; only {old} (or a cluster admin) may change its pod template, {requester} may not"
+                ),
+            ),
+            Subject::Pod => (
+                "spec",
+                format!(
+                    "this pod runs as {old}; only {old} (or a cluster admin) may change it, {requester} may not"
+                ),
+            ),
+            Subject::EphemeralContainers => (
+                "spec.ephemeralContainers",
+                format!(
+                    "the pod runs as {old}; only {old} (or a cluster admin) may add containers to it, {requester} may not"
+                ),
+            ),
+        };
+        return Err(Denial::new("not_owner", field, message));
+    }
+    // The stamp of what exists stays; a person's own workload is re-stamped by mutation.
+    let restamped = who.subject == Subject::Workload && who.webhook == Webhook::Mutate;
+    if who.run_as != Some(old) && !restamped {
+        return Err(Denial::new(
+            "forged_run_as",
+            RUN_AS_FIELD,
+            format!(
+                "was {old:?}; the stamp of an existing pod or workload may not be changed or removed"
+            ),
+        ));
+    }
+    Ok(old)
 }
 
 fn unattributed<'a>(
@@ -262,13 +395,16 @@ fn unattributed<'a>(
         Requester::TrustedController(name) => {
             format!("{name} created it from a template without the homestead.dev/run-as annotation")
         }
+        Requester::Homestead(name) | Requester::Admin(name) => {
+            format!("{name} acts for anyone, so it must name the member in homestead.dev/run-as")
+        }
         Requester::Other(name) | Requester::Person(name) => {
             format!("{name:?} is neither a member nor a trusted controller")
         }
     };
     Err(Denial::new(
         "unattributed",
-        "metadata.annotations[\"homestead.dev/run-as\"]",
+        RUN_AS_FIELD,
         format!("cannot tell which member of session namespace {namespace} this runs as: {why}"),
     ))
 }
@@ -315,27 +451,38 @@ mod tests {
     #[test]
     fn requesters_are_classified() {
         let mut config = Config::default();
+        let none: [&str; 0] = [];
+        let classify =
+            |config: &Config, name: &'static str| Requester::classify(config, name, &none);
+        assert_eq!(classify(&config, "ada"), Requester::Person("ada"));
         assert_eq!(
-            Requester::classify(&config, "ada"),
-            Requester::Person("ada")
-        );
-        assert_eq!(
-            Requester::classify(&config, "system:serviceaccount:kube-system:job-controller"),
+            classify(&config, "system:serviceaccount:kube-system:job-controller"),
             Requester::TrustedController("system:serviceaccount:kube-system:job-controller")
         );
+        assert_eq!(
+            classify(
+                &config,
+                "system:serviceaccount:kube-system:replication-controller"
+            ),
+            Requester::TrustedController(
+                "system:serviceaccount:kube-system:replication-controller"
+            )
+        );
         assert!(matches!(
-            Requester::classify(&config, "system:serviceaccount:argo:argo"),
+            classify(&config, "system:serviceaccount:argo:argo"),
             Requester::Other(_)
         ));
+        assert_eq!(
+            classify(&config, "system:serviceaccount:homestead:homestead"),
+            Requester::Homestead("system:serviceaccount:homestead:homestead")
+        );
+        assert_eq!(
+            Requester::classify(&config, "root", &["system:authenticated", "system:masters"]),
+            Requester::Admin("root")
+        );
         config.username_prefix = "oidc:".into();
-        assert_eq!(
-            Requester::classify(&config, "oidc:ada"),
-            Requester::Person("ada")
-        );
-        assert_eq!(Requester::classify(&config, "ada"), Requester::Other("ada"));
-        assert_eq!(
-            Requester::classify(&config, "oidc:"),
-            Requester::Other("oidc:")
-        );
+        assert_eq!(classify(&config, "oidc:ada"), Requester::Person("ada"));
+        assert_eq!(classify(&config, "ada"), Requester::Other("ada"));
+        assert_eq!(classify(&config, "oidc:"), Requester::Other("oidc:"));
     }
 }

@@ -15,6 +15,7 @@ pub mod mutation;
 pub mod names;
 pub mod patch;
 pub mod pod;
+pub mod pod_index;
 pub mod resources;
 pub mod review;
 pub mod sources;

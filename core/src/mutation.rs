@@ -16,6 +16,10 @@ use crate::workload::PodView;
 
 /// `fsGroupChangePolicy` written on every pod: recursive chown of big volumes is an outage.
 pub const FS_GROUP_CHANGE_POLICY: &str = "OnRootMismatch";
+/// `supplementalGroupsPolicy` written on every pod: the groups are exactly the identity's,
+/// never merged with what `/etc/group` in the image lists for the uid. API servers older
+/// than 1.31 (or without the `SupplementalGroupsPolicy` feature) drop the field.
+pub const SUPPLEMENTAL_GROUPS_POLICY: &str = "Strict";
 
 /// A volume homestead mounts, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,14 +36,14 @@ pub struct Mount {
 
 /// Everything a pod of `identity` should have, computed once per pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub struct MutationPlan {
     /// Volumes and their mounts, in order.
     pub mounts: Vec<Mount>,
     /// Environment variables, in order.
     pub env: Vec<(&'static str, String)>,
 }
 
-impl Plan {
+impl MutationPlan {
     /// The plan for `identity`, with `datasets` unless the pod opted out.
     pub fn new(config: &Config, identity: &Identity, datasets: &[Dataset]) -> Self {
         let mut mounts = Vec::with_capacity(3 + datasets.len());
@@ -114,12 +118,12 @@ pub fn mutate(
         return;
     }
     let root = Pointer::root(pod.pointer);
-    run_as(patch, identity, &root, pod);
+    stamp(patch, identity, &root, pod);
     let Some(spec) = &pod.spec else {
         return;
     };
     let datasets = if pod.no_datasets() { &[][..] } else { datasets };
-    let plan = Plan::new(config, identity, datasets);
+    let plan = MutationPlan::new(config, identity, datasets);
     let spec_ptr = root.keys(&["spec"]);
     pod_security(patch, identity, &spec_ptr, spec);
     volumes(patch, &plan, &spec_ptr, spec);
@@ -132,38 +136,82 @@ pub fn mutate(
             container_ops(patch, identity, &plan, &list_ptr.index(i), container);
         }
     }
+    ephemeral_ops(patch, identity, &spec_ptr, spec);
 }
 
-fn run_as(patch: &mut Patch, identity: &Identity, root: &Pointer<'_>, pod: &PodView<'_>) {
+/// Writes the operations that make the ephemeral containers of `pod` run as `identity`
+/// (the `pods/ephemeralcontainers` subresource, where nothing else of a pod may change):
+/// each gets the security context of the other containers, never a privilege escalation.
+pub fn mutate_ephemeral(patch: &mut Patch, identity: &Identity, pod: &PodView<'_>) {
+    if let Some(spec) = &pod.spec {
+        ephemeral_ops(
+            patch,
+            identity,
+            &Pointer::root(pod.pointer).keys(&["spec"]),
+            spec,
+        );
+    }
+}
+
+fn ephemeral_ops(
+    patch: &mut Patch,
+    identity: &Identity,
+    spec_ptr: &Pointer<'_>,
+    spec: &PodSpec<'_>,
+) {
+    let list_ptr = spec_ptr.keys(&["ephemeralContainers"]);
+    for (i, container) in spec.ephemeral_containers.iter().flatten().enumerate() {
+        container_security(patch, identity, &list_ptr.index(i), container);
+    }
+}
+
+/// Writes the stamp: the `homestead.dev/run-as` annotation (the username) and the
+/// `homestead.dev/user` label (the `User` object name, which the pod index reads).
+fn stamp(patch: &mut Patch, identity: &Identity, root: &Pointer<'_>, pod: &PodView<'_>) {
     let username = identity.username();
+    let user = identity.user.name.as_str();
     #[derive(Serialize)]
     struct RunAs<'a> {
         #[serde(rename = "homestead.dev/run-as")]
         run_as: &'a str,
     }
     #[derive(Serialize)]
-    struct WithAnnotations<'a> {
-        annotations: RunAs<'a>,
+    struct User<'a> {
+        #[serde(rename = "homestead.dev/user")]
+        user: &'a str,
     }
-    let run_as = RunAs { run_as: username };
-    match &pod.metadata {
-        None => patch.add(
+    #[derive(Serialize)]
+    struct Stamp<'a> {
+        annotations: RunAs<'a>,
+        labels: User<'a>,
+    }
+    let Some(meta) = &pod.metadata else {
+        patch.add(
             root.keys(&["metadata"]),
-            &WithAnnotations {
-                annotations: run_as,
+            &Stamp {
+                annotations: RunAs { run_as: username },
+                labels: User { user },
             },
+        );
+        return;
+    };
+    match &meta.annotations {
+        None => patch.add(
+            root.keys(&["metadata", "annotations"]),
+            &RunAs { run_as: username },
         ),
-        Some(meta) => match &meta.annotations {
-            None => patch.add(root.keys(&["metadata", "annotations"]), &run_as),
-            Some(annotations) => {
-                if annotations.run_as.as_deref() != Some(username) {
-                    patch.add(
-                        root.keys(&["metadata", "annotations", names::ANNOTATION_RUN_AS]),
-                        username,
-                    );
-                }
-            }
-        },
+        Some(annotations) if annotations.run_as.as_deref() != Some(username) => patch.add(
+            root.keys(&["metadata", "annotations", names::ANNOTATION_RUN_AS]),
+            username,
+        ),
+        Some(_) => {}
+    }
+    match &meta.labels {
+        None => patch.add(root.keys(&["metadata", "labels"]), &User { user }),
+        Some(labels) if labels.user.as_deref() != Some(user) => {
+            patch.add(root.keys(&["metadata", "labels", names::LABEL_USER]), user);
+        }
+        Some(_) => {}
     }
 }
 
@@ -177,6 +225,7 @@ struct PodSecurityOut<'a> {
     fs_group: i64,
     fs_group_change_policy: &'static str,
     supplemental_groups: &'a [i64],
+    supplemental_groups_policy: &'static str,
 }
 
 fn pod_security(
@@ -195,6 +244,7 @@ fn pod_security(
                 fs_group: identity.gid,
                 fs_group_change_policy: FS_GROUP_CHANGE_POLICY,
                 supplemental_groups: &identity.supplemental_groups,
+                supplemental_groups_policy: SUPPLEMENTAL_GROUPS_POLICY,
             },
         );
         return;
@@ -206,6 +256,7 @@ fn pod_security(
         fs_group,
         fs_group_change_policy,
         supplemental_groups,
+        supplemental_groups_policy,
         ..
     } = sc;
     let sc_ptr = spec_ptr.keys(&["securityContext"]);
@@ -231,6 +282,12 @@ fn pod_security(
         patch.add(
             sc_ptr.keys(&["supplementalGroups"]),
             identity.supplemental_groups.as_slice(),
+        );
+    }
+    if supplemental_groups_policy.as_deref() != Some(SUPPLEMENTAL_GROUPS_POLICY) {
+        patch.add(
+            sc_ptr.keys(&["supplementalGroupsPolicy"]),
+            SUPPLEMENTAL_GROUPS_POLICY,
         );
     }
 }
@@ -260,7 +317,7 @@ impl<'a> From<&'a Mount> for VolumeOut<'a> {
     }
 }
 
-fn volumes(patch: &mut Patch, plan: &Plan, spec_ptr: &Pointer<'_>, spec: &PodSpec<'_>) {
+fn volumes(patch: &mut Patch, plan: &MutationPlan, spec_ptr: &Pointer<'_>, spec: &PodSpec<'_>) {
     if plan.mounts.is_empty() {
         return;
     }
@@ -324,7 +381,7 @@ fn mount_is_right(existing: &VolumeMount<'_>, mount: &Mount) -> bool {
 fn container_ops(
     patch: &mut Patch,
     identity: &Identity,
-    plan: &Plan,
+    plan: &MutationPlan,
     ptr: &Pointer<'_>,
     container: &Container<'_>,
 ) {
@@ -357,48 +414,7 @@ fn container_ops(
         }
     }
 
-    // Security context: overwrite what contradicts the identity.
-    let sc_ptr = ptr.keys(&["securityContext"]);
-    match &container.security_context {
-        None => {
-            #[derive(Serialize)]
-            #[serde(rename_all = "camelCase")]
-            struct NoEscalation {
-                allow_privilege_escalation: bool,
-            }
-            patch.add(
-                sc_ptr,
-                &NoEscalation {
-                    allow_privilege_escalation: false,
-                },
-            )
-        }
-        Some(sc) => {
-            let SecurityContext {
-                run_as_user,
-                run_as_group,
-                run_as_non_root,
-                allow_privilege_escalation,
-                ..
-            } = sc;
-            if run_as_user.is_some_and(|u| u != identity.uid()) {
-                patch.add(sc_ptr.keys(&["runAsUser"]), &identity.uid());
-            }
-            if run_as_group.is_some_and(|g| !identity.has_group(g)) {
-                patch.add(sc_ptr.keys(&["runAsGroup"]), &identity.gid);
-            }
-            if *run_as_non_root == Some(false) {
-                patch.add(sc_ptr.keys(&["runAsNonRoot"]), &true);
-            }
-            // The API server refuses allowPrivilegeEscalation=false next to privileged
-            // or CAP_SYS_ADMIN; validation refuses those anyway.
-            let contradicts = sc.privileged == Some(true)
-                || sc.added_capabilities().iter().any(|c| is_sys_admin(c));
-            if allow_privilege_escalation.is_none() && !contradicts {
-                patch.add(sc_ptr.keys(&["allowPrivilegeEscalation"]), &false);
-            }
-        }
-    }
+    container_security(patch, identity, ptr, container);
 
     // Environment.
     let env_ptr = ptr.keys(&["env"]);
@@ -422,6 +438,54 @@ fn container_ops(
                 }
             }
         }
+    }
+}
+
+/// The security context of one container: what contradicts the identity is overwritten
+/// and privilege escalation is switched off where it is unset.
+fn container_security(
+    patch: &mut Patch,
+    identity: &Identity,
+    ptr: &Pointer<'_>,
+    container: &Container<'_>,
+) {
+    let sc_ptr = ptr.keys(&["securityContext"]);
+    let Some(sc) = &container.security_context else {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct NoEscalation {
+            allow_privilege_escalation: bool,
+        }
+        patch.add(
+            sc_ptr,
+            &NoEscalation {
+                allow_privilege_escalation: false,
+            },
+        );
+        return;
+    };
+    let SecurityContext {
+        run_as_user,
+        run_as_group,
+        run_as_non_root,
+        allow_privilege_escalation,
+        ..
+    } = sc;
+    if run_as_user.is_some_and(|u| u != identity.uid()) {
+        patch.add(sc_ptr.keys(&["runAsUser"]), &identity.uid());
+    }
+    if run_as_group.is_some_and(|g| !identity.has_group(g)) {
+        patch.add(sc_ptr.keys(&["runAsGroup"]), &identity.gid);
+    }
+    if *run_as_non_root == Some(false) {
+        patch.add(sc_ptr.keys(&["runAsNonRoot"]), &true);
+    }
+    // The API server refuses allowPrivilegeEscalation=false next to privileged or
+    // CAP_SYS_ADMIN; validation refuses those anyway.
+    let contradicts =
+        sc.privileged == Some(true) || sc.added_capabilities().iter().any(|c| is_sys_admin(c));
+    if allow_privilege_escalation.is_none() && !contradicts {
+        patch.add(sc_ptr.keys(&["allowPrivilegeEscalation"]), &false);
     }
 }
 

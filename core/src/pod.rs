@@ -108,16 +108,24 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// `metadata` of a pod or pod template: the one annotation and the one label admission
-/// reads.
+/// `metadata` of a pod or pod template: the one annotation and the labels admission
+/// reads, and the controller of the object.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct Metadata<'a> {
     /// `annotations`; `None` when absent or `null`.
     #[serde(default, borrow)]
     pub annotations: Option<Annotations<'a>>,
     /// `labels`; `None` when absent or `null`.
-    #[serde(default)]
-    pub labels: Option<Labels>,
+    #[serde(default, borrow)]
+    pub labels: Option<Labels<'a>>,
+    /// The `ownerReferences` entry with `controller: true`, if any.
+    #[serde(
+        default,
+        borrow,
+        rename = "ownerReferences",
+        deserialize_with = "controller_reference"
+    )]
+    pub controller: Option<ControllerRef<'a>>,
 }
 
 /// `metadata.annotations`, of which admission reads `homestead.dev/run-as`.
@@ -151,32 +159,96 @@ impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
     }
 }
 
-/// `metadata.labels`, of which admission reads `homestead.dev/no-datasets`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Labels {
+/// `metadata.labels`, of which admission reads `homestead.dev/no-datasets` and
+/// `homestead.dev/user`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels<'a> {
     /// True when `homestead.dev/no-datasets` is present (with any value).
     pub no_datasets: bool,
+    /// The `homestead.dev/user` value (the `User` the pod runs as), if present.
+    pub user: Option<Text<'a>>,
 }
 
-impl<'de> Deserialize<'de> for Labels {
+impl<'de: 'a, 'a> Deserialize<'de> for Labels<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct LabelsVisitor;
         impl<'de> Visitor<'de> for LabelsVisitor {
-            type Value = Labels;
+            type Value = Labels<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a map of labels")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut no_datasets = false;
+                let mut labels = Labels::default();
                 while let Some(key) = map.next_key::<Text<'de>>()? {
-                    no_datasets |= key == names::LABEL_NO_DATASETS;
-                    map.next_value::<IgnoredAny>()?;
+                    if key == names::LABEL_USER {
+                        labels.user = Some(map.next_value::<Text<'de>>()?);
+                    } else {
+                        labels.no_datasets |= key == names::LABEL_NO_DATASETS;
+                        map.next_value::<IgnoredAny>()?;
+                    }
                 }
-                Ok(Labels { no_datasets })
+                Ok(labels)
             }
         }
         deserializer.deserialize_map(LabelsVisitor)
     }
+}
+
+/// The controller of an object: the `ownerReferences` entry with `controller: true`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControllerRef<'a> {
+    /// `apiVersion`, e.g. `apps/v1`.
+    pub api_version: Text<'a>,
+    /// `kind`, e.g. `ReplicaSet`.
+    pub kind: Text<'a>,
+}
+
+impl ControllerRef<'_> {
+    /// The API group of `apiVersion` (`""` for the core group).
+    pub fn group(&self) -> &str {
+        self.api_version
+            .split_once('/')
+            .map_or("", |(group, _)| group)
+    }
+}
+
+/// Reads `ownerReferences`, keeping only the controller's group-version and kind.
+pub(crate) fn controller_reference<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<ControllerRef<'de>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Reference<'a> {
+        #[serde(default, borrow)]
+        api_version: Text<'a>,
+        #[serde(default, borrow)]
+        kind: Text<'a>,
+        #[serde(default)]
+        controller: Option<bool>,
+    }
+    struct ReferencesVisitor;
+    impl<'de> Visitor<'de> for ReferencesVisitor {
+        type Value = Option<ControllerRef<'de>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of owner references")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(reference) = seq.next_element::<Reference<'de>>()? {
+                if reference.controller == Some(true) && found.is_none() {
+                    found = Some(ControllerRef {
+                        api_version: reference.api_version,
+                        kind: reference.kind,
+                    });
+                }
+            }
+            Ok(found)
+        }
+    }
+    deserializer.deserialize_any(ReferencesVisitor)
 }
 
 /// `spec` of a pod.
@@ -196,17 +268,53 @@ pub struct PodSpec<'a> {
     #[serde(default, rename = "hostIPC")]
     pub host_ipc: Option<bool>,
     /// `volumes`.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "bounded")]
     pub volumes: Option<Vec<Volume<'a>>>,
     /// `containers`.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "bounded")]
     pub containers: Option<Vec<Container<'a>>>,
     /// `initContainers`.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "bounded")]
     pub init_containers: Option<Vec<Container<'a>>>,
     /// `ephemeralContainers`.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "bounded")]
     pub ephemeral_containers: Option<Vec<Container<'a>>>,
+}
+
+/// The most entries read of a pod's list of containers (of one kind) or volumes: a pod
+/// with more is refused unread, so no body can make admission build a large pod. (The
+/// configured `security.maxContainers` and `security.maxVolumes` are at most this.)
+pub const MAX_ENTRIES: usize = 1000;
+
+/// A list of at most [`MAX_ENTRIES`] entries (`null` is unset).
+fn bounded<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+        type Value = Option<Vec<T>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {MAX_ENTRIES} entries")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+            while let Some(entry) = seq.next_element()? {
+                if out.len() == MAX_ENTRIES {
+                    return Err(de::Error::custom(format_args!(
+                        "more than {MAX_ENTRIES} entries in one list; homestead reads at most {MAX_ENTRIES}"
+                    )));
+                }
+                out.push(entry);
+            }
+            Ok(Some(out))
+        }
+    }
+    deserializer.deserialize_any(Bounded(std::marker::PhantomData))
 }
 
 /// `windowsOptions` of a security context.
@@ -240,6 +348,9 @@ pub struct PodSecurityContext<'a> {
     /// `supplementalGroups`.
     #[serde(default)]
     pub supplemental_groups: Option<Vec<i64>>,
+    /// `supplementalGroupsPolicy`.
+    #[serde(default, borrow)]
+    pub supplemental_groups_policy: Option<Text<'a>>,
     /// `windowsOptions`.
     #[serde(default)]
     pub windows_options: Option<WindowsOptions>,
@@ -364,32 +475,77 @@ pub struct HostPath<'a> {
     pub path: Text<'a>,
 }
 
-/// Inline volume sources that reach storage directly, around homestead's claims.
-pub const INLINE_SOURCES: [&str; 20] = [
-    "nfs",
-    "iscsi",
-    "cephfs",
-    "glusterfs",
-    "rbd",
-    "flexVolume",
-    "cinder",
-    "fc",
-    "awsElasticBlockStore",
-    "azureDisk",
-    "azureFile",
-    "gcePersistentDisk",
-    "gitRepo",
-    "flocker",
-    "photonPersistentDisk",
-    "portworxVolume",
-    "quobyte",
-    "scaleIO",
-    "storageos",
-    "vsphereVolume",
+/// Volume sources that stay inside the pod or its namespace and carry no identity of
+/// their own: always allowed.
+pub const SAFE_SOURCES: [&str; 5] = [
+    "configMap",
+    "secret",
+    "downwardAPI",
+    "projected",
+    "emptyDir",
 ];
 
-/// A `volumes[]` entry: its name, the two sources admission reads, and which other
-/// sources are set.
+/// `csi` of a volume: an inline CSI volume.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct CsiSource<'a> {
+    /// `driver`.
+    #[serde(default, borrow)]
+    pub driver: Text<'a>,
+}
+
+/// `ephemeral` of a volume: a claim made for the pod from `volumeClaimTemplate`. Only
+/// what could reach storage that is not new is read: whether the template names a volume
+/// or a data source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EphemeralSource {
+    /// `volumeClaimTemplate.spec.volumeName` is set.
+    pub volume_name: bool,
+    /// `volumeClaimTemplate.spec.dataSource` is set.
+    pub data_source: bool,
+    /// `volumeClaimTemplate.spec.dataSourceRef` is set.
+    pub data_source_ref: bool,
+}
+
+impl<'de> Deserialize<'de> for EphemeralSource {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ClaimSpec<'a> {
+            #[serde(default, borrow)]
+            volume_name: Option<Text<'a>>,
+            #[serde(default)]
+            data_source: Option<IgnoredAny>,
+            #[serde(default)]
+            data_source_ref: Option<IgnoredAny>,
+        }
+        #[derive(Deserialize)]
+        struct Template<'a> {
+            #[serde(default, borrow)]
+            spec: Option<ClaimSpec<'a>>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Ephemeral<'a> {
+            #[serde(default, borrow)]
+            volume_claim_template: Option<Template<'a>>,
+        }
+        let spec = Ephemeral::deserialize(deserializer)?
+            .volume_claim_template
+            .and_then(|t| t.spec);
+        Ok(
+            spec.map_or_else(EphemeralSource::default, |s| EphemeralSource {
+                volume_name: s.volume_name.is_some_and(|n| !n.is_empty()),
+                data_source: s.data_source.is_some(),
+                data_source_ref: s.data_source_ref.is_some(),
+            }),
+        )
+    }
+}
+
+/// A `volumes[]` entry: its name, the sources admission reads, whether a safe source is
+/// set, and the first source that is none of those. Every member other than `name` is a
+/// source, so a source this model does not know (a new Kubernetes field, a typo the API
+/// server would refuse anyway) is reported as `refused`, never skipped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Volume<'a> {
     /// `name`.
@@ -398,18 +554,24 @@ pub struct Volume<'a> {
     pub host_path: Option<HostPath<'a>>,
     /// `persistentVolumeClaim`.
     pub persistent_volume_claim: Option<ClaimSource<'a>>,
-    /// The first inline storage source set (one of [`INLINE_SOURCES`]).
-    pub inline_source: Option<&'static str>,
-    /// True when any other source (`configMap`, `emptyDir`, `projected`, ...) is set.
-    pub other_source: bool,
+    /// `csi`.
+    pub csi: Option<CsiSource<'a>>,
+    /// `ephemeral`.
+    pub ephemeral: Option<EphemeralSource>,
+    /// True when one of [`SAFE_SOURCES`] is set.
+    pub safe_source: bool,
+    /// The first other member that is set (`nfs`, `image`, `gitRepo`, an unknown one).
+    pub refused: Option<Text<'a>>,
 }
 
 impl Volume<'_> {
     /// True when this volume is exactly the claim `claim` and nothing else.
     pub fn is_only_claim(&self, claim: &str) -> bool {
         self.host_path.is_none()
-            && self.inline_source.is_none()
-            && !self.other_source
+            && self.csi.is_none()
+            && self.ephemeral.is_none()
+            && !self.safe_source
+            && self.refused.is_none()
             && self
                 .persistent_volume_claim
                 .as_ref()
@@ -434,14 +596,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Volume<'a> {
                         "persistentVolumeClaim" => {
                             volume.persistent_volume_claim = map.next_value()?
                         }
+                        "csi" => volume.csi = map.next_value()?,
+                        "ephemeral" => volume.ephemeral = map.next_value()?,
                         other => {
                             let set = map.next_value::<Option<IgnoredAny>>()?.is_some();
-                            match INLINE_SOURCES.iter().find(|s| **s == other) {
-                                Some(source) if set => {
-                                    volume.inline_source = volume.inline_source.or(Some(source));
-                                }
-                                Some(_) => {}
-                                None => volume.other_source |= set,
+                            if SAFE_SOURCES.contains(&other) {
+                                volume.safe_source |= set;
+                            } else if set && volume.refused.is_none() {
+                                volume.refused = Some(key);
                             }
                         }
                     }
@@ -461,7 +623,11 @@ mod tests {
     fn reads_what_admission_needs_and_borrows_it() {
         let json = r#"{
             "metadata": {"name": "p", "annotations": {"a": "b", "homestead.dev/run-as": "ada"},
-                         "labels": {"homestead.dev/no-datasets": ""}},
+                         "labels": {"homestead.dev/no-datasets": ""},
+                         "ownerReferences": [
+                             {"apiVersion": "v1", "kind": "Node", "name": "n", "uid": "1"},
+                             {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r", "uid": "2", "controller": true}
+                         ]},
             "spec": {
                 "hostPID": true,
                 "securityContext": {"runAsUser": 1001, "supplementalGroups": [1, 2]},
@@ -491,6 +657,8 @@ mod tests {
         assert_eq!(run_as, "ada");
         assert!(run_as.is_borrowed());
         assert!(doc.metadata.labels.unwrap().no_datasets);
+        let owner = doc.metadata.controller.unwrap();
+        assert_eq!((owner.group(), owner.kind.as_ref()), ("apps", "ReplicaSet"));
         let spec = doc.spec;
         assert_eq!(spec.host_pid, Some(true));
         assert_eq!(spec.host_network, None);
@@ -503,9 +671,9 @@ mod tests {
         assert_eq!(volumes[0].host_path.as_ref().unwrap().path, "/scratch");
         assert!(volumes[1].is_only_claim("homestead-shared"));
         assert!(!volumes[1].is_only_claim("homestead-data"));
-        assert_eq!(volumes[2].inline_source, Some("nfs"));
+        assert_eq!(volumes[2].refused.as_deref(), Some("nfs"));
         assert_eq!(
-            (volumes[3].inline_source, volumes[3].other_source),
+            (volumes[3].refused.as_deref(), volumes[3].safe_source),
             (None, true)
         );
         let container = &spec.containers.unwrap()[0];
@@ -549,6 +717,7 @@ mod tests {
         for bad in [
             r#"{"containers": "x"}"#,
             r#"{"hostPID": "yes"}"#,
+            r#"{"volumes": {}}"#,
             r#"{"securityContext": {"runAsUser": "0"}}"#,
             r#"{"volumes": [{"hostPath": {"path": 1}}]}"#,
             r#"{"containers": [{"securityContext": {"capabilities": {"add": [1]}}}]}"#,

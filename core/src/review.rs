@@ -8,21 +8,25 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use thiserror::Error;
 
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::config::Config;
 use crate::denial::Denial;
 use crate::directory::Directory;
 use crate::envelope::{self, Object, Request};
-use crate::identity::{Attribution, Phase, Requester, Subject, resolve};
+use crate::identity::{Attribution, Requester, Subject, acts_for, resolve};
 use crate::mutation;
+use crate::names;
 use crate::patch::{Patch, PatchJson};
 use crate::pod::Text;
+use crate::pod_index::PodIndex;
 use crate::resources::{self, Session, User};
 use crate::validation;
-use crate::workload::{PodKind, PodView};
+use crate::workload::{self, PodKind, PodView};
 
 /// Which webhook a review is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,13 +70,25 @@ impl FromStr for Webhook {
     }
 }
 
-/// What admission decides from: the configuration and the current directory.
-#[derive(Debug, Clone, Copy)]
+/// What admission decides from: the configuration, the current directory and the index
+/// of pods.
+#[derive(Clone, Copy)]
 pub struct Admission<'a> {
     /// The configuration.
     pub config: &'a Config,
     /// Users, sessions, managed namespaces and dataset claims.
     pub directory: &'a Directory,
+    /// The `User` each pod of the managed namespaces runs as.
+    pub pods: &'a dyn PodIndex,
+}
+
+impl fmt::Debug for Admission<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission")
+            .field("config", self.config)
+            .field("directory", self.directory)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A produced response and what it decided.
@@ -119,6 +135,8 @@ pub enum Verdict {
         reason: &'static str,
         /// The message returned to the client (every reason, joined with `"; "`).
         message: String,
+        /// Each reason on its own (`field: why`), in order.
+        reasons: Vec<String>,
     },
 }
 
@@ -230,12 +248,8 @@ fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed, ReviewE
     body.extend_from_slice(RESPONSE_HEAD);
     serde_json::to_writer(&mut body, request.uid.as_ref()).map_err(|e| serialize(&e))?;
     let verdict = if let Some(first) = decision.denials.first() {
-        let message = decision
-            .denials
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
+        let reasons: Vec<String> = decision.denials.iter().map(ToString::to_string).collect();
+        let message = reasons.join("; ");
         body.extend_from_slice(br#","allowed":false,"status":"#);
         let status = StatusOut {
             code: 403,
@@ -246,6 +260,7 @@ fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed, ReviewE
         Verdict::Denied {
             reason: first.reason,
             message,
+            reasons,
         }
     } else if let Some(PatchJson { json, operations }) = patch {
         body.extend_from_slice(br#","allowed":true,"patchType":"JSONPatch","patch":""#);
@@ -286,12 +301,21 @@ fn decide(webhook: Webhook, request: &Request<'_>, admission: &Admission<'_>) ->
     match (kind.group.as_ref(), kind.kind.as_ref()) {
         (resources::GROUP, "User" | "Session") => decide_resource(webhook, request, admission),
         ("", "Namespace") => decide_namespace(webhook, request, admission),
+        ("", "PersistentVolumeClaim") => decide_claim(webhook, request, admission),
+        (SNAPSHOT_GROUP, "VolumeSnapshot") => decide_snapshot(webhook, request, admission),
+        (
+            "",
+            "PodExecOptions" | "PodAttachOptions" | "PodPortForwardOptions" | "PodProxyOptions",
+        ) => decide_connect(webhook, request, admission),
         (group, name) => match PodKind::from_group_kind(group, name) {
             Some(pod_kind) => decide_pod(webhook, request, admission, pod_kind),
-            None => Decision::default(),
+            None => decide_labels(webhook, request, admission),
         },
     }
 }
+
+/// API group of VolumeSnapshots.
+const SNAPSHOT_GROUP: &str = "snapshot.storage.k8s.io";
 
 fn denied(denial: Denial) -> Decision {
     Decision {
@@ -308,17 +332,104 @@ fn no_object() -> Denial {
     Denial::new("invalid_object", "object", "the request carries no object")
 }
 
-/// The JSON text of an object of a kind other than a pod. Only pods are parsed in place,
-/// so a parsed pod here would mean the envelope and the kind dispatch disagree: that is
-/// refused, never taken for an absent object.
+/// The JSON text of an object that was not parsed in place (anything but a pod or
+/// template being created). A parsed pod where text is needed would mean the envelope
+/// and the dispatch disagree: that is refused, never taken for an absent object.
 fn raw_text<'a>(object: &Object<'a>, what: &str) -> Result<&'a str, Denial> {
     object.raw().ok_or_else(|| {
         Denial::new(
             "invalid_object",
             what,
-            "was read as a pod where another kind was expected",
+            "was read as a pod where its text was expected",
         )
     })
+}
+
+fn requester<'a>(config: &Config, request: &'a Request<'_>) -> Requester<'a> {
+    Requester::classify(
+        config,
+        &request.user_info.username,
+        request.user_info.groups(),
+    )
+}
+
+/// Refuses a pod (or template) with more containers or volumes than configured, before
+/// anything else is done with it.
+fn too_large(config: &Config, pod: &PodView<'_>) -> Option<Denial> {
+    let limits = &config.security;
+    let containers = pod.containers().count();
+    if containers > limits.max_containers {
+        return Some(Denial::new(
+            "too_large",
+            format!("{}spec.containers", pod.field),
+            format!(
+                "{containers} containers (containers, initContainers and ephemeralContainers together) exceed the limit of {} (security.maxContainers)",
+                limits.max_containers
+            ),
+        ));
+    }
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .map_or(0, Vec::len);
+    (volumes > limits.max_volumes).then(|| {
+        Denial::new(
+            "too_large",
+            format!("{}spec.volumes", pod.field),
+            format!(
+                "{volumes} volumes exceed the limit of {} (security.maxVolumes)",
+                limits.max_volumes
+            ),
+        )
+    })
+}
+
+/// True when an UPDATE leaves the guarded part (a Pod's spec, a workload's template) as
+/// it was.
+fn unchanged<'a>(kind: PodKind, new: &Object<'a>, old: &Object<'a>) -> Result<bool, Denial> {
+    fn read<'a>(
+        kind: PodKind,
+        object: &Object<'a>,
+        what: &str,
+    ) -> Result<Option<&'a RawValue>, Denial> {
+        let text = raw_text(object, what)?;
+        workload::guarded_text(kind, text).map_err(|e| unreadable(what, &e))
+    }
+    let (new, old) = (read(kind, new, "object")?, read(kind, old, "oldObject")?);
+    workload::same_json(new, old).map_err(|e| unreadable("object", &e))
+}
+
+/// On a Pod UPDATE: homestead's stamp and label stay as they were, unless homestead or a
+/// cluster admin changes them.
+fn stamp_kept(requester: Requester<'_>, new: &PodView<'_>, old: &PodView<'_>) -> Vec<Denial> {
+    if requester.is_privileged() {
+        return Vec::new();
+    }
+    let mut denials = Vec::new();
+    if new.run_as() != old.run_as() {
+        denials.push(Denial::new(
+            "forged_run_as",
+            "metadata.annotations[\"homestead.dev/run-as\"]",
+            format!(
+                "was {:?}; only homestead may change the identity of a pod, {} may not",
+                old.run_as().unwrap_or_default(),
+                requester.name()
+            ),
+        ));
+    }
+    if new.user_label() != old.user_label() {
+        denials.push(Denial::new(
+            "forged_run_as",
+            format!("metadata.labels[\"{}\"]", names::LABEL_USER),
+            format!(
+                "was {:?}; only homestead may change whose pod this is, {} may not",
+                old.user_label().unwrap_or_default(),
+                requester.name()
+            ),
+        ));
+    }
+    denials
 }
 
 /// Pods, the ephemeral-containers subresource and workload templates.
@@ -328,7 +439,9 @@ fn decide_pod(
     admission: &Admission<'_>,
     pod_kind: PodKind,
 ) -> Decision {
-    let Admission { config, directory } = *admission;
+    let Admission {
+        config, directory, ..
+    } = *admission;
     let Some(namespace) = request.namespace.as_deref() else {
         return Decision::default();
     };
@@ -357,23 +470,51 @@ fn decide_pod(
         Ok(pod) => pod,
         Err(e) => return denied(unreadable("object", &e)),
     };
+    if let Some(denial) = too_large(config, &pod) {
+        return denied(denial);
+    }
     let old = match (update, &request.old_object) {
+        (false, _) => None,
+        (true, None) => {
+            return denied(Denial::new(
+                "invalid_object",
+                "oldObject",
+                "an update carries no old object",
+            ));
+        }
         (true, Some(old)) => match old.pod(pod_kind) {
-            Ok(old) => Some(old),
+            Ok(pod) => Some((old, pod)),
             Err(e) => return denied(unreadable("oldObject", &e)),
         },
-        _ => None,
     };
-    let phase = match webhook {
-        Webhook::Mutate => Phase::Mutate,
-        Webhook::Validate => Phase::Validate,
-    };
+    let requester = requester(config, request);
+    // An update that leaves the pod's spec (a workload's template) as it was changes
+    // nobody's identity, whoever sends it: labels, replicas, status, autoscalers.
+    if let Some((old_object, old_pod)) = &old
+        && subject != Subject::EphemeralContainers
+    {
+        match unchanged(pod_kind, object, old_object) {
+            Ok(true) if subject == Subject::Pod => {
+                return Decision {
+                    denials: stamp_kept(requester, &pod, old_pod),
+                    ..Decision::default()
+                };
+            }
+            Ok(true) => return Decision::default(),
+            Ok(false) => {}
+            Err(denial) => return denied(denial),
+        }
+    }
     let attribution = Attribution {
-        requester: Requester::classify(config, &request.user_info.username),
+        requester,
         subject,
-        phase,
+        webhook,
         run_as: pod.run_as(),
-        old_run_as: old.as_deref().map(PodView::run_as),
+        old_run_as: old.as_ref().map(|(_, old)| old.run_as()),
+        controller: pod
+            .controller
+            .as_ref()
+            .map(|c| (c.group(), c.kind.as_ref())),
     };
     let identity = match resolve(config, directory, namespace, owner, &attribution) {
         Ok(identity) => identity,
@@ -383,22 +524,97 @@ fn decide_pod(
         identity: Some(identity.username().to_owned()),
         ..Decision::default()
     };
-    match webhook {
-        // A pod's spec is fixed once created, and ephemeral containers are not mutated:
-        // only pod creations and workload templates are patched.
-        Webhook::Mutate if subject == Subject::Workload || (subject == Subject::Pod && !update) => {
-            mutation::mutate(
-                &mut decision.patch,
-                config,
-                &identity,
-                directory.datasets(namespace),
-                &pod,
-            );
+    match (webhook, subject) {
+        // A template a trusted controller copies from a workload homestead stamped (a
+        // Deployment's ReplicaSet, a CronJob's Job) is left as it is: its controller
+        // compares it with its own, and its pods are mutated when they are created.
+        (Webhook::Mutate, Subject::Workload)
+            if !update && matches!(requester, Requester::TrustedController(_)) => {}
+        (Webhook::Mutate, Subject::Workload) => mutation::mutate(
+            &mut decision.patch,
+            config,
+            &identity,
+            directory.datasets(namespace),
+            &pod,
+        ),
+        // A pod's spec is fixed once created: only creations are patched.
+        (Webhook::Mutate, Subject::Pod) if !update => mutation::mutate(
+            &mut decision.patch,
+            config,
+            &identity,
+            directory.datasets(namespace),
+            &pod,
+        ),
+        (Webhook::Mutate, Subject::Pod) => {}
+        (Webhook::Mutate, Subject::EphemeralContainers) => {
+            mutation::mutate_ephemeral(&mut decision.patch, &identity, &pod);
         }
-        Webhook::Mutate => {}
-        Webhook::Validate => decision.denials = validation::validate_pod(config, &identity, &pod),
+        (Webhook::Validate, _) => {
+            decision.denials = validation::validate_pod(config, &identity, &pod);
+            if let (Subject::Pod, Some((_, old))) = (subject, &old) {
+                decision.denials.extend(stamp_kept(requester, &pod, old));
+            }
+        }
     }
     decision
+}
+
+/// `exec`, `attach`, `port-forward` and `proxy` into a pod of a managed namespace: only by
+/// whoever may act for the user the pod runs as (validate only). The review carries only
+/// the options, so the pod's user comes from the pod index; an unknown pod is refused.
+fn decide_connect(webhook: Webhook, request: &Request<'_>, admission: &Admission<'_>) -> Decision {
+    let Admission {
+        config,
+        directory,
+        pods,
+    } = *admission;
+    if webhook != Webhook::Validate || request.operation != "CONNECT" {
+        return Decision::default();
+    }
+    let Some(namespace) = request.namespace.as_deref() else {
+        return Decision::default();
+    };
+    let Some(owner) = directory.namespace(namespace) else {
+        return Decision::default();
+    };
+    let pod = request.name.as_deref().unwrap_or_default();
+    let what = request.sub_resource.as_deref().unwrap_or("connect");
+    let requester = requester(config, request);
+    let Some(label) = pods.user_of(namespace, pod) else {
+        if requester.is_privileged() {
+            return Decision::default();
+        }
+        return denied(Denial::new(
+            "unknown_pod",
+            "name",
+            format!(
+                "homestead does not know which user pod {pod:?} runs as (it has no homestead.dev/user label, or is not in homestead's cache yet), so {what} into it is refused"
+            ),
+        ));
+    };
+    let Some(user) = directory.user_by_name(&label) else {
+        return denied(Denial::new(
+            "unknown_user",
+            "name",
+            format!("pod {pod:?} runs as User {label:?}, which is not in the directory"),
+        ));
+    };
+    if acts_for(config, owner, requester, &user.username) {
+        return Decision {
+            identity: Some(user.username.clone()),
+            ..Decision::default()
+        };
+    }
+    denied(Denial::new(
+        "not_owner",
+        "name",
+        format!(
+            "pod {pod:?} runs as {}; only {} (or a cluster admin) may {what} into it, {} may not",
+            user.username,
+            user.username,
+            requester.name()
+        ),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -407,30 +623,40 @@ struct MetadataOnly {
     metadata: Option<ObjectMeta>,
 }
 
-/// Namespace UPDATE/DELETE (validate only).
+/// The metadata of a raw object (`None` when there is no object).
+fn metadata(object: Option<&Object<'_>>, what: &str) -> Result<Option<ObjectMeta>, Denial> {
+    match object {
+        None => Ok(None),
+        Some(object) => serde_json::from_str::<MetadataOnly>(raw_text(object, what)?)
+            .map(|doc| doc.metadata)
+            .map_err(|e| unreadable(what, &e)),
+    }
+}
+
+/// The metadata of `oldObject` and `object`.
+fn both_metadata(
+    request: &Request<'_>,
+) -> Result<(Option<ObjectMeta>, Option<ObjectMeta>), Denial> {
+    Ok((
+        metadata(request.old_object.as_ref(), "oldObject")?,
+        metadata(request.object.as_ref(), "object")?,
+    ))
+}
+
+/// Namespace CREATE/UPDATE/DELETE (validate only).
 fn decide_namespace(
     webhook: Webhook,
     request: &Request<'_>,
     admission: &Admission<'_>,
 ) -> Decision {
-    if webhook != Webhook::Validate || !matches!(request.operation.as_ref(), "UPDATE" | "DELETE") {
+    if webhook != Webhook::Validate
+        || !matches!(request.operation.as_ref(), "CREATE" | "UPDATE" | "DELETE")
+    {
         return Decision::default();
     }
-    let metadata =
-        |object: &Option<Object<'_>>, what: &str| -> Result<Option<ObjectMeta>, Denial> {
-            match object {
-                None => Ok(None),
-                Some(object) => serde_json::from_str::<MetadataOnly>(raw_text(object, what)?)
-                    .map(|doc| doc.metadata)
-                    .map_err(|e| unreadable(what, &e)),
-            }
-        };
-    let (old, new) = match (
-        metadata(&request.old_object, "oldObject"),
-        metadata(&request.object, "object"),
-    ) {
-        (Ok(old), Ok(new)) => (old, new),
-        (Err(denial), _) | (_, Err(denial)) => return denied(denial),
+    let (old, new) = match both_metadata(request) {
+        Ok(both) => both,
+        Err(denial) => return denied(denial),
     };
     let name = request
         .name
@@ -440,13 +666,133 @@ fn decide_namespace(
     let managed_in_directory = admission.directory.namespace(name).is_some();
     Decision {
         denials: validation::validate_namespace(
-            admission.config,
-            &request.user_info.username,
+            requester(admission.config, request),
             &request.operation,
             managed_in_directory,
             old.as_ref(),
             new.as_ref(),
         ),
+        ..Decision::default()
+    }
+}
+
+/// Any other object carrying homestead's labels (validate only): only homestead adds,
+/// changes or removes them.
+fn decide_labels(webhook: Webhook, request: &Request<'_>, admission: &Admission<'_>) -> Decision {
+    if webhook != Webhook::Validate || !matches!(request.operation.as_ref(), "CREATE" | "UPDATE") {
+        return Decision::default();
+    }
+    let requester = requester(admission.config, request);
+    if matches!(requester, Requester::Homestead(_)) {
+        return Decision::default();
+    }
+    match both_metadata(request) {
+        Ok((old, new)) => Decision {
+            denials: validation::homestead_labels_changed(old.as_ref(), new.as_ref())
+                .into_iter()
+                .map(|key| validation::label_denial(key, requester.name()))
+                .collect(),
+            ..Decision::default()
+        },
+        Err(denial) => denied(denial),
+    }
+}
+
+/// PersistentVolumeClaim CREATE/UPDATE/DELETE in managed namespaces (validate only).
+fn decide_claim(webhook: Webhook, request: &Request<'_>, admission: &Admission<'_>) -> Decision {
+    let Admission {
+        config, directory, ..
+    } = *admission;
+    if webhook != Webhook::Validate {
+        return Decision::default();
+    }
+    let Some(namespace) = request.namespace.as_deref() else {
+        return Decision::default();
+    };
+    let Some(owner) = directory.namespace(namespace) else {
+        return Decision::default();
+    };
+    let read = |object: Option<&Object<'_>>,
+                what: &str|
+     -> Result<Option<PersistentVolumeClaim>, Denial> {
+        match object {
+            None => Ok(None),
+            Some(object) => serde_json::from_str(raw_text(object, what)?)
+                .map(Some)
+                .map_err(|e| unreadable(what, &e)),
+        }
+    };
+    let (old, new) = match (
+        read(request.old_object.as_ref(), "oldObject"),
+        read(request.object.as_ref(), "object"),
+    ) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(denial), _) | (_, Err(denial)) => return denied(denial),
+    };
+    let name = request
+        .name
+        .as_deref()
+        .or_else(|| new.as_ref().and_then(|c| c.metadata.name.as_deref()))
+        .or_else(|| old.as_ref().and_then(|c| c.metadata.name.as_deref()))
+        .unwrap_or_default();
+    Decision {
+        denials: validation::validate_claim(
+            owner,
+            requester(config, request),
+            &request.operation,
+            name,
+            old.as_ref(),
+            new.as_ref(),
+        ),
+        ..Decision::default()
+    }
+}
+
+/// VolumeSnapshot CREATE/UPDATE in managed namespaces (validate only).
+fn decide_snapshot(webhook: Webhook, request: &Request<'_>, admission: &Admission<'_>) -> Decision {
+    let Admission {
+        config, directory, ..
+    } = *admission;
+    if webhook != Webhook::Validate || !matches!(request.operation.as_ref(), "CREATE" | "UPDATE") {
+        return Decision::default();
+    }
+    let Some(namespace) = request.namespace.as_deref() else {
+        return Decision::default();
+    };
+    let Some(owner) = directory.namespace(namespace) else {
+        return Decision::default();
+    };
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Source {
+        #[serde(default)]
+        persistent_volume_claim_name: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Spec {
+        #[serde(default)]
+        source: Option<Source>,
+    }
+    #[derive(Deserialize)]
+    struct Snapshot {
+        #[serde(default)]
+        spec: Option<Spec>,
+    }
+    let Some(object) = &request.object else {
+        return denied(no_object());
+    };
+    let snapshot = match raw_text(object, "object").and_then(|text| {
+        serde_json::from_str::<Snapshot>(text).map_err(|e| unreadable("object", &e))
+    }) {
+        Ok(snapshot) => snapshot,
+        Err(denial) => return denied(denial),
+    };
+    let claim = snapshot
+        .spec
+        .and_then(|s| s.source)
+        .and_then(|s| s.persistent_volume_claim_name);
+    Decision {
+        denials: validation::validate_snapshot(owner, requester(config, request), claim.as_deref()),
         ..Decision::default()
     }
 }
@@ -463,14 +809,17 @@ fn decide_resource(webhook: Webhook, request: &Request<'_>, admission: &Admissio
         Ok(text) => text,
         Err(denial) => return denied(denial),
     };
+    let Admission {
+        config, directory, ..
+    } = *admission;
     let denials = if request.kind.kind == "User" {
         match serde_json::from_str::<User>(object) {
-            Ok(user) => validation::validate_user(&user),
+            Ok(user) => validation::validate_user(config, directory, &user),
             Err(e) => vec![unreadable("object", &e)],
         }
     } else {
         match serde_json::from_str::<Session>(object) {
-            Ok(session) => validation::validate_session(admission.config, &session),
+            Ok(session) => validation::validate_session(config, directory, &session),
             Err(e) => vec![unreadable("object", &e)],
         }
     };
@@ -494,6 +843,7 @@ mod tests {
         let admission = Admission {
             config: &config,
             directory: &directory,
+            pods: &crate::pod_index::PodUsers::default(),
         };
         let err = review(Webhook::Mutate, b"not json", &admission).unwrap_err();
         assert!(matches!(err, ReviewError::NotJson(_)), "{err}");
@@ -524,6 +874,7 @@ mod tests {
         let admission = Admission {
             config: &config,
             directory: &directory,
+            pods: &crate::pod_index::PodUsers::default(),
         };
         let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"abc-123","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"default","userInfo":{"username":"ada"},"object":{"metadata":{"name":"p"}}}}"#;
         let reviewed = review(Webhook::Validate, body, &admission).unwrap();

@@ -3,11 +3,13 @@
 
 use std::path::{Component, Path};
 
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::config::Config;
 use crate::denial::Denial;
-use crate::identity::Identity;
+use crate::directory::{Directory, NamespaceOwner};
+use crate::identity::{Identity, Requester};
 use crate::names;
 use crate::pod::{SecurityContext, Volume, VolumeMount};
 use crate::resources::{Session, User};
@@ -89,49 +91,32 @@ pub fn validate_pod(config: &Config, identity: &Identity, pod: &PodView<'_>) -> 
     }
 
     // Containers of every sort.
-    let containers = spec
-        .containers
-        .iter()
-        .flatten()
-        .map(|c| ("containers", c.security_context.as_ref(), &c.volume_mounts))
-        .enumerate()
-        .chain(
-            spec.init_containers
-                .iter()
-                .flatten()
-                .map(|c| {
-                    (
-                        "initContainers",
-                        c.security_context.as_ref(),
-                        &c.volume_mounts,
-                    )
-                })
-                .enumerate(),
-        )
-        .chain(
-            spec.ephemeral_containers
-                .iter()
-                .flatten()
-                .map(|c| {
-                    (
-                        "ephemeralContainers",
-                        c.security_context.as_ref(),
-                        &c.volume_mounts,
-                    )
-                })
-                .enumerate(),
-        );
-    for (i, (list, sc, mounts)) in containers {
-        let path = format!("{prefix}spec.{list}[{i}]");
+    for (list, i, container) in pod.containers() {
         check_container(
             &mut denials,
             config,
             identity,
-            &path,
+            &format!("{prefix}spec.{list}[{i}]"),
             pod_uid,
-            sc,
-            mounts.as_deref().unwrap_or_default(),
+            container.security_context.as_ref(),
+            container.volume_mounts.as_deref().unwrap_or_default(),
         );
+    }
+
+    // The label the pod index reads: a pod must name its user; a template, if it names one,
+    // the right one (templates stamped before the label existed have none).
+    let user = identity.user.name.as_str();
+    match pod.user_label() {
+        Some(label) if label == user => {}
+        None if !pod.pointer.is_empty() => {}
+        label => denials.push(Denial::new(
+            "forged_run_as",
+            format!("{prefix}metadata.labels[\"{}\"]", names::LABEL_USER),
+            format!(
+                "is {:?}; this runs as User {user:?}",
+                label.unwrap_or_default()
+            ),
+        )),
     }
     denials
 }
@@ -201,6 +186,9 @@ fn check_container(
         )),
         None => {}
     }
+    if sc.is_none() {
+        denials.push(no_escalation(&field("allowPrivilegeEscalation")));
+    }
     if let Some(sc) = sc {
         if sc.run_as_non_root == Some(false) {
             denials.push(Denial::new(
@@ -225,6 +213,9 @@ fn check_container(
                 field("allowPrivilegeEscalation"),
                 "privilege escalation is not allowed",
             ));
+        }
+        if sc.allow_privilege_escalation.is_none() {
+            denials.push(no_escalation(&field("allowPrivilegeEscalation")));
         }
         if sc.proc_mount.as_deref().is_some_and(|m| m != "Default") {
             denials.push(Denial::new(
@@ -261,26 +252,35 @@ fn check_container(
         }
     }
     for (i, mount) in mounts.iter().enumerate() {
-        if let Some(sub) = &mount.sub_path
-            && sub.split(['/', '\\']).any(|part| part == "..")
-        {
-            denials.push(Denial::new(
-                "sub_path",
-                format!("{path}.volumeMounts[{i}].subPath"),
-                format!("{sub:?} must not contain '..'"),
-            ));
-        }
-        if let Some(sub) = &mount.sub_path_expr
-            && sub.contains("..")
-        {
-            denials.push(Denial::new(
-                "sub_path",
-                format!("{path}.volumeMounts[{i}].subPathExpr"),
-                format!("{sub:?} must not contain '..'"),
-            ));
+        for (name, sub) in [
+            ("subPath", &mount.sub_path),
+            ("subPathExpr", &mount.sub_path_expr),
+        ] {
+            if let Some(sub) = sub
+                && sub.split(['/', '\\']).any(|part| part == "..")
+            {
+                denials.push(Denial::new(
+                    "sub_path",
+                    format!("{path}.volumeMounts[{i}].{name}"),
+                    format!("{sub:?} must not contain '..' as a path element"),
+                ));
+            }
         }
     }
 }
+
+/// A container whose `allowPrivilegeEscalation` is not explicitly false: a setuid binary
+/// in its image could regain privileges.
+fn no_escalation(field: &str) -> Denial {
+    Denial::new(
+        "privilege_escalation",
+        field,
+        "must be false (explicitly): without it a setuid binary in the image can regain privileges",
+    )
+}
+
+/// The volume sources a pod may use, for messages.
+const ALLOWED_SOURCES: &str = "configMap, secret, downwardAPI, projected, emptyDir, persistentVolumeClaim, ephemeral, hostPath (under security.allowedHostPaths) and csi (drivers in security.allowedCsiDrivers)";
 
 fn check_volume(
     denials: &mut Vec<Denial>,
@@ -289,6 +289,13 @@ fn check_volume(
     path: &str,
     volume: &Volume<'_>,
 ) {
+    if let Some(source) = &volume.refused {
+        denials.push(Denial::new(
+            "volume_source",
+            format!("{path}.{source}"),
+            format!("{source} volumes are not allowed; a pod may use {ALLOWED_SOURCES}"),
+        ));
+    }
     if let Some(host) = &volume.host_path
         && !host_path_allowed(&config.security.allowed_host_paths, &host.path)
     {
@@ -298,12 +305,45 @@ fn check_volume(
             format!("hostPath {:?} is not under an allowed prefix", host.path),
         ));
     }
-    if let Some(source) = volume.inline_source {
+    if let Some(csi) = &volume.csi
+        && !config
+            .security
+            .allowed_csi_drivers
+            .iter()
+            .any(|d| d == &*csi.driver)
+    {
         denials.push(Denial::new(
-            "inline_volume",
-            format!("{path}.{source}"),
-            format!("inline {source} volumes are not allowed; use a PersistentVolumeClaim"),
+            "volume_source",
+            format!("{path}.csi.driver"),
+            format!(
+                "inline CSI driver {:?} is not in security.allowedCsiDrivers",
+                csi.driver
+            ),
         ));
+    }
+    if let Some(ephemeral) = &volume.ephemeral {
+        let spec = format!("{path}.ephemeral.volumeClaimTemplate.spec");
+        for (set, field, what) in [
+            (ephemeral.volume_name, "volumeName", "name a volume"),
+            (
+                ephemeral.data_source,
+                "dataSource",
+                "clone a claim or snapshot",
+            ),
+            (
+                ephemeral.data_source_ref,
+                "dataSourceRef",
+                "clone a claim or snapshot",
+            ),
+        ] {
+            if set {
+                denials.push(Denial::new(
+                    "ephemeral_claim",
+                    format!("{spec}.{field}"),
+                    format!("an ephemeral claim may not {what}; it must be new, empty storage"),
+                ));
+            }
+        }
     }
     if let Some(pvc) = &volume.persistent_volume_claim {
         let prefix = format!("{}-", names::VOLUME_PRIVATE);
@@ -333,45 +373,291 @@ pub fn host_path_allowed(allowed: &[String], path: &str) -> bool {
         .any(|prefix| path.starts_with(Path::new(prefix)))
 }
 
-/// Namespace UPDATE/DELETE: only homestead may drop or change the labels of a managed
-/// namespace, or delete it.
-pub fn validate_namespace(
-    config: &Config,
-    requester: &str,
-    operation: &str,
-    managed_in_directory: bool,
+/// The labels only homestead writes: they make a namespace (or an object) homestead's.
+pub const HOMESTEAD_LABELS: [&str; 3] = [
+    names::LABEL_MANAGED,
+    names::LABEL_USER,
+    names::LABEL_SESSION,
+];
+
+/// The homestead labels that differ between `old` and `new` (a missing object has no
+/// labels): [`HOMESTEAD_LABELS`], and `app.kubernetes.io/managed-by` when either side says
+/// `homestead`.
+pub fn homestead_labels_changed(
     old: Option<&ObjectMeta>,
     new: Option<&ObjectMeta>,
-) -> Vec<Denial> {
+) -> Vec<&'static str> {
     let label = |meta: Option<&ObjectMeta>, key: &str| {
         meta.and_then(|m| m.labels.as_ref())
             .and_then(|l| l.get(key))
             .cloned()
     };
-    let managed = label(old, names::LABEL_MANAGED).as_deref() == Some("true")
-        || (old.is_none() && managed_in_directory);
-    if !managed || config.homestead_usernames.iter().any(|h| h == requester) {
+    let mut changed: Vec<&'static str> = HOMESTEAD_LABELS
+        .into_iter()
+        .filter(|key| label(old, key) != label(new, key))
+        .collect();
+    let (old_by, new_by) = (
+        label(old, names::LABEL_MANAGED_BY),
+        label(new, names::LABEL_MANAGED_BY),
+    );
+    let homestead = Some(crate::desired::MANAGED_BY.to_owned());
+    if old_by != new_by && (old_by == homestead || new_by == homestead) {
+        changed.push(names::LABEL_MANAGED_BY);
+    }
+    changed
+}
+
+/// The denial of a homestead label set, changed or removed by `requester`.
+pub fn label_denial(key: &str, requester: &str) -> Denial {
+    Denial::new(
+        "homestead_label",
+        format!("metadata.labels[\"{key}\"]"),
+        format!("only homestead may set, change or remove this label; {requester} may not"),
+    )
+}
+
+/// Namespace CREATE/UPDATE/DELETE: only homestead may give a namespace homestead's labels,
+/// change or remove them, or delete a managed namespace.
+pub fn validate_namespace(
+    requester: Requester<'_>,
+    operation: &str,
+    managed_in_directory: bool,
+    old: Option<&ObjectMeta>,
+    new: Option<&ObjectMeta>,
+) -> Vec<Denial> {
+    if matches!(requester, Requester::Homestead(_)) {
         return Vec::new();
     }
+    let who = requester.name();
     match operation {
-        "DELETE" => vec![Denial::new(
-            "managed_namespace",
-            "metadata.name",
-            format!("only homestead may delete a managed namespace; {requester} may not"),
-        )],
-        "UPDATE" => [names::LABEL_MANAGED, names::LABEL_USER, names::LABEL_SESSION]
-            .into_iter()
-            .filter(|key| label(old, key) != label(new, key))
-            .map(|key| {
-                Denial::new(
+        "DELETE" => {
+            let managed = old
+                .and_then(|m| m.labels.as_ref())
+                .and_then(|l| l.get(names::LABEL_MANAGED))
+                .is_some_and(|v| v == "true")
+                || (old.is_none() && managed_in_directory);
+            if managed {
+                vec![Denial::new(
                     "managed_namespace",
-                    format!("metadata.labels[\"{key}\"]"),
-                    format!("only homestead may change this label of a managed namespace; {requester} may not"),
-                )
-            })
+                    "metadata.name",
+                    format!("only homestead may delete a managed namespace; {who} may not"),
+                )]
+            } else {
+                Vec::new()
+            }
+        }
+        "CREATE" | "UPDATE" => homestead_labels_changed(old, new)
+            .into_iter()
+            .map(|key| label_denial(key, who))
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// Who may delete a claim homestead manages besides homestead: Kubernetes deleting the
+/// claim's namespace, or the claim because its owner (the User or Session) is gone.
+pub const CLAIM_CLEANERS: &[&str] = &[
+    "system:serviceaccount:kube-system:namespace-controller",
+    "system:serviceaccount:kube-system:generic-garbage-collector",
+    "system:kube-controller-manager",
+];
+
+/// Who binds claims to volumes (writes `spec.volumeName` of a pending claim) besides
+/// homestead and cluster admins.
+pub const VOLUME_BINDERS: &[&str] = &[
+    "system:serviceaccount:kube-system:persistent-volume-binder",
+    "system:kube-controller-manager",
+];
+
+/// True for the claim names homestead makes: `homestead-private`, `homestead-shared`,
+/// `homestead-data` and `homestead-private-<member>`, and every other `homestead-` name.
+pub fn is_homestead_claim(name: &str) -> bool {
+    name.starts_with("homestead-")
+}
+
+/// The private claim of a session member, or `None` for any other claim.
+fn private_claim_owner(name: &str) -> Option<&str> {
+    name.strip_prefix(names::VOLUME_PRIVATE)
+        .and_then(|rest| rest.strip_prefix('-'))
+}
+
+/// True when `requester` may read the private claim `claim` of the namespace `owner`
+/// manages by cloning or snapshotting it: in a user namespace whoever works there acts
+/// for its owner; in a session namespace only the member the claim is for.
+fn may_copy_claim(owner: &NamespaceOwner, requester: Requester<'_>, claim: &str) -> bool {
+    if requester.is_privileged() {
+        return true;
+    }
+    match (owner, private_claim_owner(claim)) {
+        (_, None) | (NamespaceOwner::User(_), _) => true,
+        (NamespaceOwner::Session(_), Some(member)) => match requester {
+            Requester::Person(person) => names::object_name(person).is_ok_and(|n| n == member),
+            _ => false,
+        },
+    }
+}
+
+/// PersistentVolumeClaim CREATE/UPDATE/DELETE in the managed namespace `owner` manages:
+/// no binding to a chosen volume, no copy of another member's private claim, the dataset
+/// label only by homestead or an admin and never on homestead's claims, and homestead's
+/// claims made and deleted only by homestead.
+pub fn validate_claim(
+    owner: &NamespaceOwner,
+    requester: Requester<'_>,
+    operation: &str,
+    name: &str,
+    old: Option<&PersistentVolumeClaim>,
+    new: Option<&PersistentVolumeClaim>,
+) -> Vec<Denial> {
+    let who = requester.name();
+    let homestead = matches!(requester, Requester::Homestead(_));
+    let ours = is_homestead_claim(name);
+    if operation == "DELETE" {
+        if ours && !homestead && !CLAIM_CLEANERS.contains(&who) {
+            return vec![Denial::new(
+                "managed_claim",
+                "metadata.name",
+                format!(
+                    "{name:?} is a claim homestead manages; only homestead deletes it, {who} may not"
+                ),
+            )];
+        }
+        return Vec::new();
+    }
+    if !matches!(operation, "CREATE" | "UPDATE") {
+        return Vec::new();
+    }
+    let Some(new) = new else {
+        return Vec::new();
+    };
+    let mut denials = Vec::new();
+    if ours && operation == "CREATE" && !homestead {
+        denials.push(Denial::new(
+            "managed_claim",
+            "metadata.name",
+            format!("claims named homestead-... are homestead's; {who} may not create {name:?}"),
+        ));
+    }
+    let dataset = |c: Option<&PersistentVolumeClaim>| {
+        c.and_then(|c| c.metadata.labels.as_ref())
+            .and_then(|l| l.get(names::LABEL_DATASET))
+            .cloned()
+    };
+    let field = format!("metadata.labels[\"{}\"]", names::LABEL_DATASET);
+    if dataset(Some(new)) != dataset(old) && !requester.is_privileged() {
+        denials.push(Denial::new(
+            "dataset_label",
+            field.as_str(),
+            format!(
+                "only homestead or a cluster admin may set, change or remove it; {who} may not"
+            ),
+        ));
+    }
+    if ours && dataset(Some(new)).is_some() {
+        denials.push(Denial::new(
+            "dataset_label",
+            field.as_str(),
+            format!("{name:?} is a claim homestead manages; it is never a dataset"),
+        ));
+    }
+    let spec = new.spec.as_ref();
+    let volume = |c: Option<&PersistentVolumeClaim>| {
+        c.and_then(|c| c.spec.as_ref())
+            .and_then(|s| s.volume_name.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let binds = volume(Some(new));
+    if binds.is_some()
+        && binds != volume(old)
+        && !requester.is_privileged()
+        && !VOLUME_BINDERS.contains(&who)
+    {
+        denials.push(Denial::new(
+            "claim_volume",
+            "spec.volumeName",
+            format!(
+                "{who} may not bind a claim to a chosen volume ({:?}); volumes are bound by homestead, an admin or Kubernetes",
+                binds.unwrap_or_default()
+            ),
+        ));
+    }
+    // A claim's data sources are fixed once it exists: only creations are read.
+    let sources = [
+        (
+            "dataSource",
+            spec.and_then(|s| s.data_source.as_ref()).map(|d| {
+                (
+                    d.api_group.as_deref(),
+                    d.kind.as_str(),
+                    d.name.as_str(),
+                    None,
+                )
+            }),
+        ),
+        (
+            "dataSourceRef",
+            spec.and_then(|s| s.data_source_ref.as_ref()).map(|d| {
+                (
+                    d.api_group.as_deref(),
+                    d.kind.as_str(),
+                    d.name.as_str(),
+                    d.namespace.as_deref(),
+                )
+            }),
+        ),
+    ];
+    for (field, source) in sources {
+        let Some((group, kind, source_name, namespace)) = source else {
+            continue;
+        };
+        if operation != "CREATE" || requester.is_privileged() {
+            continue;
+        }
+        if namespace.is_some_and(|ns| !ns.is_empty()) {
+            denials.push(Denial::new(
+                "foreign_claim",
+                format!("spec.{field}.namespace"),
+                "a claim may not copy data from another namespace",
+            ));
+        } else if group.unwrap_or_default().is_empty()
+            && kind == "PersistentVolumeClaim"
+            && !may_copy_claim(owner, requester, source_name)
+        {
+            denials.push(Denial::new(
+                "foreign_claim",
+                format!("spec.{field}.name"),
+                format!(
+                    "{source_name:?} is another member's private claim; {who} may not clone it"
+                ),
+            ));
+        }
+    }
+    denials
+}
+
+/// VolumeSnapshot CREATE/UPDATE in the managed namespace `owner` manages: a snapshot is
+/// readable (restorable) by everyone in the namespace, so in a session namespace only
+/// homestead or an admin snapshots a member's private claim.
+pub fn validate_snapshot(
+    owner: &NamespaceOwner,
+    requester: Requester<'_>,
+    claim: Option<&str>,
+) -> Vec<Denial> {
+    let Some(claim) = claim else {
+        return Vec::new();
+    };
+    let private = private_claim_owner(claim).is_some();
+    if private && matches!(owner, NamespaceOwner::Session(_)) && !requester.is_privileged() {
+        return vec![Denial::new(
+            "foreign_claim",
+            "spec.source.persistentVolumeClaimName",
+            format!(
+                "{claim:?} is a member's private claim; every member could restore a snapshot of it, so {} may not take one",
+                requester.name()
+            ),
+        )];
+    }
+    Vec::new()
 }
 
 fn check_positive(denials: &mut Vec<Denial>, field: &str, id: i64) {
@@ -403,8 +689,44 @@ fn check_object_name(denials: &mut Vec<Denial>, meta: &ObjectMeta, field: &str, 
     }
 }
 
-/// A `User` as written: positive ids, a username that maps to `metadata.name`.
-pub fn validate_user(user: &User) -> Vec<Denial> {
+/// True for namespaces no User or Session may have: `default`, `kube-*` and homestead's own.
+pub fn is_system_namespace(config: &Config, namespace: &str) -> bool {
+    namespace == "default"
+        || namespace.starts_with("kube-")
+        || config.homestead_namespaces().any(|ns| ns == namespace)
+}
+
+/// Refuses a namespace that is a system one or already another User's or Session's.
+fn check_namespace_free(
+    denials: &mut Vec<Denial>,
+    config: &Config,
+    directory: &Directory,
+    field: &str,
+    namespace: &str,
+    object: &str,
+) {
+    if is_system_namespace(config, namespace) {
+        denials.push(Denial::new(
+            "namespace_taken",
+            field,
+            format!(
+                "namespace {namespace:?} is a system namespace (default, kube-*, homestead's own)"
+            ),
+        ));
+    } else if let Some(other) = directory.namespace_holder(namespace)
+        && other != object
+    {
+        denials.push(Denial::new(
+            "namespace_taken",
+            field,
+            format!("namespace {namespace:?} is already {other}'s"),
+        ));
+    }
+}
+
+/// A `User` as written: positive ids, a username that maps to `metadata.name`, a uid no
+/// other User has, a namespace that is neither a system one nor another's.
+pub fn validate_user(config: &Config, directory: &Directory, user: &User) -> Vec<Denial> {
     let mut denials = Vec::new();
     let spec = &user.spec;
     check_object_name(
@@ -427,12 +749,41 @@ pub fn validate_user(user: &User) -> Vec<Denial> {
             format!("{ns:?} is not a valid namespace name"),
         ));
     }
+    let name = user.metadata.name.as_deref().unwrap_or_default();
+    if let Some(other) = directory.user_with_uid(spec.uid)
+        && other.name != name
+    {
+        denials.push(Denial::new(
+            "uid_taken",
+            "spec.uid",
+            format!(
+                "uid {} is already User/{}'s ({}); one uid is one person",
+                spec.uid, other.name, other.username
+            ),
+        ));
+    }
+    if let Ok(namespace) = crate::directory::user_namespace(config, spec) {
+        let field = if spec.namespace.is_some() {
+            "spec.namespace"
+        } else {
+            "spec.username"
+        };
+        check_namespace_free(
+            &mut denials,
+            config,
+            directory,
+            field,
+            &namespace,
+            &format!("User/{name}"),
+        );
+    }
     denials
 }
 
-/// A `Session` as written: a proposal code and namespace that make a name, an absolute
-/// data directory, a positive gid, members that are usernames.
-pub fn validate_session(config: &Config, session: &Session) -> Vec<Denial> {
+/// A `Session` as written: a proposal code and namespace that make a name (neither a
+/// system namespace nor another's), an absolute data directory under the configured roots,
+/// a positive gid, members that are usernames.
+pub fn validate_session(config: &Config, directory: &Directory, session: &Session) -> Vec<Denial> {
     let mut denials = Vec::new();
     let spec = &session.spec;
     let code = &spec.proposal_code;
@@ -455,12 +806,39 @@ pub fn validate_session(config: &Config, session: &Session) -> Vec<Denial> {
             format!("the session namespace {namespace:?} is not a valid namespace name"),
         ));
     }
+    check_namespace_free(
+        &mut denials,
+        config,
+        directory,
+        "spec",
+        &namespace,
+        &format!(
+            "Session/{}",
+            session.metadata.name.as_deref().unwrap_or_default()
+        ),
+    );
     let dir = &spec.data_directory;
+    let roots = &config.security.session_data_roots;
     if !dir.starts_with('/') || dir.split('/').any(|p| p == "..") {
         denials.push(Denial::new(
             "invalid_object",
             "spec.dataDirectory",
             format!("{dir:?} must be an absolute path without '..'"),
+        ));
+    } else if dir.trim_end_matches('/').is_empty() {
+        denials.push(Denial::new(
+            "data_directory",
+            "spec.dataDirectory",
+            "\"/\" would give the session the whole file system",
+        ));
+    } else if !roots.is_empty() && !host_path_allowed(roots, dir) {
+        denials.push(Denial::new(
+            "data_directory",
+            "spec.dataDirectory",
+            format!(
+                "{dir:?} is not under a data root ({}; security.sessionDataRoots)",
+                roots.join(", ")
+            ),
         ));
     }
     check_positive(&mut denials, "spec.gid", spec.gid);

@@ -4,8 +4,9 @@
 //!
 //! Namespaced rules only select namespaces labelled `homestead.dev/managed=true` and
 //! never `kube-system`, homestead's own namespace or any other excluded one; Users and
-//! Sessions (cluster-scoped) have their own entry; managed Namespaces are matched by
-//! their own label.
+//! Sessions (cluster-scoped) have their own entry; Namespaces are matched by their own
+//! `homestead.dev/managed` label (whatever its value), and any other object by
+//! `app.kubernetes.io/managed-by=homestead`: only homestead writes those labels.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,8 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
-use crate::names::LABEL_MANAGED;
+use crate::desired::MANAGED_BY;
+use crate::names::{LABEL_MANAGED, LABEL_MANAGED_BY};
 
 /// Name of the mutating webhook (pods and pod templates).
 pub const MUTATE: &str = "mutate.homestead.dev";
@@ -23,8 +25,10 @@ pub const MUTATE: &str = "mutate.homestead.dev";
 pub const VALIDATE: &str = "validate.homestead.dev";
 /// Name of the validating webhook for Users and Sessions.
 pub const RESOURCES: &str = "resources.homestead.dev";
-/// Name of the validating webhook for managed Namespaces.
+/// Name of the validating webhook for Namespaces carrying `homestead.dev/managed`.
 pub const NAMESPACES: &str = "namespaces.homestead.dev";
+/// Name of the validating webhook for objects labelled managed by homestead.
+pub const OWNED: &str = "owned.homestead.dev";
 /// Path of the mutating endpoint.
 pub const MUTATE_PATH: &str = "/mutate";
 /// Path of the validating endpoint.
@@ -142,6 +146,7 @@ fn rule(
     }
 }
 
+/// Every kind that carries a pod template, CREATE and UPDATE.
 fn workload_rules() -> Vec<RuleWithOperations> {
     vec![
         rule(
@@ -158,16 +163,32 @@ fn workload_rules() -> Vec<RuleWithOperations> {
             &["jobs", "cronjobs"],
             "Namespaced",
         ),
+        rule(
+            "",
+            "v1",
+            &["CREATE", "UPDATE"],
+            &["replicationcontrollers", "podtemplates"],
+            "Namespaced",
+        ),
     ]
 }
 
-fn pods_create() -> RuleWithOperations {
-    rule("", "v1", &["CREATE"], &["pods"], "Namespaced")
+fn ephemeral_containers() -> RuleWithOperations {
+    rule(
+        "",
+        "v1",
+        &["UPDATE"],
+        &["pods/ephemeralcontainers"],
+        "Namespaced",
+    )
 }
 
 /// The webhooks of the MutatingWebhookConfiguration.
 pub fn mutating(reg: &Registration, ca_bundle: Option<&[u8]>) -> Vec<MutatingWebhook> {
-    let mut rules = vec![pods_create()];
+    let mut rules = vec![
+        rule("", "v1", &["CREATE"], &["pods"], "Namespaced"),
+        ephemeral_containers(),
+    ];
     rules.extend(workload_rules());
     vec![MutatingWebhook {
         name: MUTATE.into(),
@@ -201,16 +222,33 @@ pub fn validating(reg: &Registration, ca_bundle: Option<&[u8]>) -> Vec<Validatin
         match_conditions: None,
     };
     let mut pod_rules = vec![
-        pods_create(),
+        rule("", "v1", &["CREATE", "UPDATE"], &["pods"], "Namespaced"),
+        ephemeral_containers(),
         rule(
             "",
             "v1",
-            &["UPDATE"],
-            &["pods/ephemeralcontainers"],
+            &["CONNECT"],
+            &["pods/exec", "pods/attach", "pods/portforward", "pods/proxy"],
             "Namespaced",
         ),
     ];
     pod_rules.extend(workload_rules());
+    pod_rules.extend([
+        rule(
+            "",
+            "v1",
+            &["CREATE", "UPDATE", "DELETE"],
+            &["persistentvolumeclaims"],
+            "Namespaced",
+        ),
+        rule(
+            "snapshot.storage.k8s.io",
+            "v1",
+            &["CREATE", "UPDATE"],
+            &["volumesnapshots"],
+            "Namespaced",
+        ),
+    ]);
     let pods = ValidatingWebhook {
         namespace_selector: Some(reg.managed_namespaces()),
         ..base(VALIDATE, pod_rules)
@@ -231,24 +269,42 @@ pub fn validating(reg: &Registration, ca_bundle: Option<&[u8]>) -> Vec<Validatin
             match_expressions: Some(vec![reg.not_excluded()]),
         }),
         object_selector: Some(LabelSelector {
-            match_labels: Some(BTreeMap::from([(
-                LABEL_MANAGED.to_owned(),
-                "true".to_owned(),
-            )])),
-            match_expressions: None,
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: LABEL_MANAGED.to_owned(),
+                operator: "Exists".into(),
+                values: None,
+            }]),
         }),
         ..base(
             NAMESPACES,
             vec![rule(
                 "",
                 "v1",
-                &["UPDATE", "DELETE"],
+                &["CREATE", "UPDATE", "DELETE"],
                 &["namespaces"],
                 "Cluster",
             )],
         )
     };
-    vec![pods, resources, namespaces]
+    let owned = ValidatingWebhook {
+        namespace_selector: Some(LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![reg.not_excluded()]),
+        }),
+        object_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                LABEL_MANAGED_BY.to_owned(),
+                MANAGED_BY.to_owned(),
+            )])),
+            match_expressions: None,
+        }),
+        ..base(
+            OWNED,
+            vec![rule("*", "*", &["CREATE", "UPDATE"], &["*"], "*")],
+        )
+    };
+    vec![pods, resources, namespaces, owned]
 }
 
 fn normalize_selector(s: &mut Option<LabelSelector>) {
@@ -427,7 +483,7 @@ mod tests {
             w.object_selector = w
                 .object_selector
                 .take()
-                .filter(|s| s.match_labels.is_some());
+                .filter(|s| s.match_labels.is_some() || s.match_expressions.is_some());
             for r in w.rules.iter_mut().flatten() {
                 if r.scope.as_deref() == Some("*") {
                     r.scope = None;

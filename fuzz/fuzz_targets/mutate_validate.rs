@@ -2,8 +2,9 @@
 //! in a user namespace). Oracle:
 //! - a patch always applies to the object it was made for;
 //! - admitting the patched object again yields no patch;
-//! - whatever validation allows runs every container as the identity's uid, never root,
-//!   and never privileged.
+//! - whatever validation allows runs every container (of every kind) as the identity's
+//!   uid, never root, never privileged, never able to escalate, with only the identity's
+//!   groups, and mounts only sources on the allow-list (issue 10).
 
 #![no_main]
 
@@ -12,6 +13,7 @@ use std::sync::LazyLock;
 use base64::Engine as _;
 use homestead_core::config::Config;
 use homestead_core::directory::Directory;
+use homestead_core::pod_index::PodUsers;
 use homestead_core::review::{Admission, Verdict, Webhook, review};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
@@ -59,7 +61,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (config, directory) = &*STATE;
-    let admission = Admission { config, directory };
+    let pods = PodUsers::default();
+    let admission = Admission {
+        config,
+        directory,
+        pods: &pods,
+    };
     let namespace = if data.len() % 2 == 0 { "cm37235-2" } else { "home-ada" };
 
     let mutated = review(Webhook::Mutate, &body(namespace, &object), &admission)
@@ -80,7 +87,21 @@ fuzz_target!(|data: &[u8]| {
     // The object was accepted: check it really runs as ada. (An object that does not
     // parse as a Pod was refused above, so the fields read here are well-typed.)
     let spec = &object["spec"];
-    let pod_uid = spec["securityContext"]["runAsUser"].as_i64();
+    let pod_sc = &spec["securityContext"];
+    let pod_uid = pod_sc["runAsUser"].as_i64();
+    let groups: &[i64] = if namespace == "cm37235-2" {
+        &[1001, 2000, 159620]
+    } else {
+        &[1001, 2000]
+    };
+    let in_groups = |g: &Value| g.as_i64().is_some_and(|g| groups.contains(&g));
+    for field in ["runAsGroup", "fsGroup"] {
+        let g = &pod_sc[field];
+        assert!(g.is_null() || in_groups(g), "accepted pod {field} {g}");
+    }
+    for g in pod_sc["supplementalGroups"].as_array().into_iter().flatten() {
+        assert!(in_groups(g), "accepted supplemental group {g}");
+    }
     for list in ["containers", "initContainers", "ephemeralContainers"] {
         for c in spec[list].as_array().into_iter().flatten() {
             let sc = &c["securityContext"];
@@ -88,6 +109,37 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(uid, Some(ADA_UID), "accepted container runs as {uid:?}: {c}");
             assert_ne!(sc["privileged"], json!(true), "accepted privileged container");
             assert_ne!(sc["runAsNonRoot"], json!(false));
+            assert_eq!(sc["allowPrivilegeEscalation"], json!(false), "may escalate: {c}");
+            let g = &sc["runAsGroup"];
+            assert!(g.is_null() || in_groups(g), "accepted container group {g}");
+        }
+    }
+    // The default configuration allows no hostPath and no inline CSI driver.
+    const ALLOWED: [&str; 7] = [
+        "configMap",
+        "secret",
+        "downwardAPI",
+        "projected",
+        "emptyDir",
+        "persistentVolumeClaim",
+        "ephemeral",
+    ];
+    for v in spec["volumes"].as_array().into_iter().flatten() {
+        for (key, value) in v.as_object().into_iter().flatten() {
+            if key == "name" || value.is_null() {
+                continue;
+            }
+            assert!(ALLOWED.contains(&key.as_str()), "accepted a {key} volume: {v}");
+            if key == "persistentVolumeClaim" {
+                assert_ne!(value["claimName"], json!("homestead-private-bob"), "{v}");
+            }
+            if key == "ephemeral" {
+                let claim = &value["volumeClaimTemplate"]["spec"];
+                for field in ["volumeName", "dataSource", "dataSourceRef"] {
+                    let set = &claim[field];
+                    assert!(set.is_null() || set == "", "accepted an ephemeral {field}: {v}");
+                }
+            }
         }
     }
     assert_ne!(spec["hostPID"], json!(true));

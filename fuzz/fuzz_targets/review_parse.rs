@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 
 use homestead_core::config::Config;
 use homestead_core::directory::Directory;
+use homestead_core::pod_index::PodUsers;
 use homestead_core::review::{Admission, Webhook, review};
 use libfuzzer_sys::fuzz_target;
 
@@ -19,7 +20,12 @@ static STATE: LazyLock<(Config, Directory)> = LazyLock::new(|| {
 
 fuzz_target!(|data: &[u8]| {
     let (config, directory) = &*STATE;
-    let admission = Admission { config, directory };
+    let pods = PodUsers::default();
+    let admission = Admission {
+        config,
+        directory,
+        pods: &pods,
+    };
     for webhook in [Webhook::Mutate, Webhook::Validate] {
         if let Ok(reviewed) = review(webhook, data, &admission) {
             let out: serde_json::Value =

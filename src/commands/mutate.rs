@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
 use homestead_core::config::Config;
+use homestead_core::pod_index::PodUsers;
 use homestead_core::review::{Admission, Reviewed, Verdict, Webhook, review};
 
 /// Arguments of `homestead mutate`.
@@ -53,6 +54,8 @@ const KINDS: &[(&str, &str, &str)] = &[
     ("ReplicaSet", "apps/v1", "replicasets"),
     ("Job", "batch/v1", "jobs"),
     ("CronJob", "batch/v1", "cronjobs"),
+    ("ReplicationController", "v1", "replicationcontrollers"),
+    ("PodTemplate", "v1", "podtemplates"),
 ];
 
 /// Parses one manifest, YAML or JSON.
@@ -166,11 +169,14 @@ fn run_webhook(
 }
 
 fn refused(webhook: Webhook, reviewed: &Reviewed) -> Option<ExitCode> {
-    let Verdict::Denied { reason, message } = &reviewed.summary.verdict else {
+    let Verdict::Denied {
+        reason, reasons, ..
+    } = &reviewed.summary.verdict
+    else {
         return None;
     };
     eprintln!("homestead: the {webhook} webhook refused the object ({reason}):");
-    for line in message.split("; ") {
+    for line in reasons {
         eprintln!("  {line}");
     }
     Some(ExitCode::FAILURE)
@@ -182,9 +188,11 @@ pub fn run(args: MutateArgs) -> anyhow::Result<ExitCode> {
     let input = super::read_input(args.file.as_deref())?;
     let text = String::from_utf8(input).context("manifest is not UTF-8 text")?;
     let mut object = parse_manifest(&text)?;
+    let pods = PodUsers::default();
     let admission = Admission {
         config: &config,
         directory: &directory,
+        pods: &pods,
     };
 
     let request = build_review(

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
+use homestead_core::pod_index::PodUsers;
 use homestead_core::review::{Admission, Verdict, Webhook, review};
 
 /// Arguments of `homestead review`.
@@ -28,9 +29,11 @@ pub struct ReviewArgs {
 pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
     let (config, directory) = args.sources.load()?;
     let body = super::read_input(args.file.as_deref())?;
+    let pods = PodUsers::default();
     let admission = Admission {
         config: &config,
         directory: &directory,
+        pods: &pods,
     };
     let reviewed = review(args.webhook, &body, &admission).context("cannot review the input")?;
     let mut stdout = std::io::stdout().lock();

@@ -3,6 +3,7 @@
 //! background tasks (LDAP sync, webhook certificates).
 //!
 //! - [`caches`]: reflectors → the directory admission reads.
+//! - [`pods`]: the pod index admission reads for `exec`, `attach`, `port-forward`.
 //! - [`reconcile`]: the shared reconcile loop; [`user`] and [`session`] plug into it.
 //! - [`apply`]: server-side apply, deletes, claim pruning.
 //! - [`status`]: the status a reconcile leaves.
@@ -13,6 +14,7 @@ pub mod apply;
 pub mod caches;
 pub mod lease;
 pub mod metrics;
+pub mod pods;
 pub mod reconcile;
 #[cfg(test)]
 mod scenarios;
@@ -121,9 +123,14 @@ pub async fn run(
         metrics.clone(),
         token.child_token(),
     );
+    let pods_task = {
+        let (client, state, token) = (client.clone(), state.clone(), token.child_token());
+        tokio::spawn(async move { pods::run(client, &state.pods, token).await })
+    };
     if !settings.reconcile {
         tracing::info!("controller disabled: caches only");
         caches_task.await?;
+        pods_task.await?;
         return Ok(());
     }
     let (leader_tx, mut leader_rx) = watch::channel(false);
@@ -184,5 +191,6 @@ pub async fn run(
     }
     let _ = lease_task.await;
     let _ = caches_task.await;
+    let _ = pods_task.await;
     Ok(())
 }

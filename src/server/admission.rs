@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use tokio::sync::Semaphore;
 
 use crate::state::SharedState;
@@ -200,11 +200,15 @@ impl AdmissionService {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
+        let deadline = tokio::time::Instant::from_std(started) + self.request_timeout;
         if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            // Read what is sent (and drop it) so the client sees the 413.
+            if declared.is_some_and(|n| n <= 2 * self.max_body_bytes as u64) {
+                let _ = self.read_body(request.into_body(), deadline).await;
+            }
             return Err(self.too_large());
         }
 
-        let deadline = tokio::time::Instant::from_std(started) + self.request_timeout;
         let Ok(permit) = tokio::time::timeout_at(deadline, self.slots.acquire()).await else {
             return Err(Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -217,38 +221,72 @@ impl AdmissionService {
         let _permit = permit.map_err(|_| {
             Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down")
         })?;
-        let body = Limited::new(request.into_body(), self.max_body_bytes);
-        let body = match tokio::time::timeout_at(deadline, body.collect()).await {
-            Err(_) => {
-                return Err(Refusal::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!(
-                        "request body not received within {}",
-                        humantime::format_duration(self.request_timeout)
-                    ),
-                ));
-            }
-            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                return Err(self.too_large());
-            }
-            Ok(Err(e)) => {
-                return Err(Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("reading the request body: {e}"),
-                ));
-            }
-            Ok(Ok(collected)) => collected.to_bytes(),
-        };
+        let body = self.read_body(request.into_body(), deadline).await?;
 
         let directory = self.state.directory.load();
         let admission = Admission {
             config: &self.state.config,
             directory: &directory,
+            pods: &self.state.pods,
         };
         let reviewed = review(webhook, &body, &admission)
             .map_err(|e| Refusal::new(StatusCode::BAD_REQUEST, e.to_string()))?;
         self.record(webhook, &reviewed, started);
         Ok(json_response(StatusCode::OK, Bytes::from(reviewed.body)))
+    }
+
+    /// Reads the body within the limit. A body over the limit is read on and dropped, up
+    /// to as much again, before the 413 is sent: an HTTP/2 client still sending when its
+    /// response ends gets its stream reset, and never sees the answer.
+    async fn read_body<B>(&self, body: B, deadline: tokio::time::Instant) -> Result<Bytes, Refusal>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let mut body = std::pin::pin!(body);
+        let mut buffer = bytes::BytesMut::new();
+        let mut received = 0usize;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+                Err(_) if received > self.max_body_bytes => return Err(self.too_large()),
+                Err(_) => {
+                    return Err(Refusal::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "request body not received within {}",
+                            humantime::format_duration(self.request_timeout)
+                        ),
+                    ));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(_))) if received > self.max_body_bytes => {
+                    return Err(self.too_large());
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(Refusal::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("reading the request body: {e}"),
+                    ));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            received = received.saturating_add(data.len());
+            if received > 2 * self.max_body_bytes {
+                return Err(self.too_large());
+            }
+            if received > self.max_body_bytes {
+                buffer = bytes::BytesMut::new();
+            } else {
+                buffer.extend_from_slice(&data);
+            }
+        }
+        if received > self.max_body_bytes {
+            return Err(self.too_large());
+        }
+        Ok(buffer.freeze())
     }
 
     fn too_large(&self) -> Refusal {
@@ -277,7 +315,9 @@ impl AdmissionService {
             })
             .observe(started.elapsed().as_secs_f64());
         match &summary.verdict {
-            Verdict::Denied { reason, message } => {
+            Verdict::Denied {
+                reason, message, ..
+            } => {
                 self.metrics
                     .denials
                     .get_or_create(&DenialLabels {

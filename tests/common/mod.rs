@@ -5,6 +5,7 @@
 use base64::Engine as _;
 use homestead_core::config::Config;
 use homestead_core::directory::Directory;
+use homestead_core::pod_index::PodUsers;
 use homestead_core::review::{Admission, Reviewed, Webhook, review};
 use serde_json::{Value, json};
 
@@ -56,10 +57,12 @@ pub const SESSION_NS: &str = "cm37235-2";
 /// The fixture's user namespace of ada.
 pub const ADA_NS: &str = "home-ada";
 
-/// Config and directory of the fixture.
+/// Config, directory and pod index of the fixture: ada's pod `analysis` and bob's pod
+/// `bobs` in the session namespace, ada's `notebook` in her own namespace.
 pub struct Fixture {
     pub config: Config,
     pub directory: Directory,
+    pub pods: PodUsers,
 }
 
 impl Fixture {
@@ -70,13 +73,23 @@ impl Fixture {
     pub fn with_config(config: Config) -> Self {
         let (directory, problems) = Directory::from_yaml(&config, DIRECTORY).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
-        Self { config, directory }
+        let pods = PodUsers::new([
+            (SESSION_NS, "analysis", "ada"),
+            (SESSION_NS, "bobs", "bob"),
+            (ADA_NS, "notebook", "ada"),
+        ]);
+        Self {
+            config,
+            directory,
+            pods,
+        }
     }
 
     pub fn admission(&self) -> Admission<'_> {
         Admission {
             config: &self.config,
             directory: &self.directory,
+            pods: &self.pods,
         }
     }
 

@@ -28,6 +28,69 @@ pub struct ControllerConfig {
     pub artifact_secret: Option<SecretRef>,
     /// Delete a User's or Session's namespace when it is deleted (PVs are always kept).
     pub delete_namespaces: bool,
+    /// The Pod Security Admission levels every managed namespace is labelled with.
+    pub pod_security: PodSecurityConfig,
+}
+
+/// A Pod Security Standard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PodSecurityLevel {
+    /// Unrestricted.
+    Privileged,
+    /// Prevents known privilege escalations (host namespaces, hostPath, privileged, ...).
+    Baseline,
+    /// Hardened: baseline plus non-root, no capabilities, a seccomp profile.
+    Restricted,
+}
+
+impl PodSecurityLevel {
+    /// The label value: `privileged`, `baseline` or `restricted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodSecurityLevel::Privileged => "privileged",
+            PodSecurityLevel::Baseline => "baseline",
+            PodSecurityLevel::Restricted => "restricted",
+        }
+    }
+}
+
+/// The Pod Security Admission modes of managed namespaces; an unset (`null`) mode gets no
+/// label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PodSecurityConfig {
+    /// Pods that violate this level are refused (`pod-security.kubernetes.io/enforce`).
+    pub enforce: Option<PodSecurityLevel>,
+    /// Violations are warned about to the client (`pod-security.kubernetes.io/warn`).
+    pub warn: Option<PodSecurityLevel>,
+    /// Violations are written to the audit log (`pod-security.kubernetes.io/audit`).
+    pub audit: Option<PodSecurityLevel>,
+}
+
+impl Default for PodSecurityConfig {
+    fn default() -> Self {
+        Self {
+            enforce: Some(PodSecurityLevel::Baseline),
+            warn: Some(PodSecurityLevel::Restricted),
+            audit: Some(PodSecurityLevel::Restricted),
+        }
+    }
+}
+
+impl PodSecurityConfig {
+    /// The namespace labels: `pod-security.kubernetes.io/<mode>` → level.
+    pub fn labels(&self) -> impl Iterator<Item = (String, &'static str)> + '_ {
+        [
+            ("enforce", self.enforce),
+            ("warn", self.warn),
+            ("audit", self.audit),
+        ]
+        .into_iter()
+        .filter_map(|(mode, level)| {
+            level.map(|l| (format!("pod-security.kubernetes.io/{mode}"), l.as_str()))
+        })
+    }
 }
 
 impl Default for ControllerConfig {
@@ -40,6 +103,7 @@ impl Default for ControllerConfig {
             secret_clones: Vec::new(),
             artifact_secret: None,
             delete_namespaces: true,
+            pod_security: PodSecurityConfig::default(),
         }
     }
 }

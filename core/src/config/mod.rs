@@ -14,7 +14,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use controller::{CloneTarget, ControllerConfig, RbacConfig, SecretClone, SecretRef};
+pub use controller::{
+    CloneTarget, ControllerConfig, PodSecurityConfig, PodSecurityLevel, RbacConfig, SecretClone,
+    SecretRef,
+};
 pub use ldap::{LdapAttributes, LdapConfig, LdapSearch};
 pub use storage::{Backend, CsiSource, StorageConfig, StorageSet};
 
@@ -69,6 +72,9 @@ pub struct Config {
     /// they may delete a managed namespace or change its `homestead.dev/managed`,
     /// `homestead.dev/user` and `homestead.dev/session` labels.
     pub homestead_usernames: Vec<String>,
+    /// Groups whose members are cluster admins: they may change, debug and enter anyone's
+    /// pods and workloads (keeping their stamp) and set the dataset label on claims.
+    pub admin_groups: Vec<String>,
     /// Controller settings (RBAC roles, service accounts, quotas, secret clones, ...).
     pub controller: ControllerConfig,
     /// Directory synchronisation; absent means no LDAP sync.
@@ -137,14 +143,42 @@ pub enum UnattributedPods {
     DefaultMember,
 }
 
-/// Security allow-lists.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Security allow-lists and limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SecurityConfig {
     /// hostPath volumes are refused unless their path is one of these or below one.
     pub allowed_host_paths: Vec<String>,
     /// Capabilities containers may add (e.g. `NET_BIND_SERVICE`); all others are refused.
     pub allowed_capabilities: Vec<String>,
+    /// CSI drivers pods may use inline (`volumes[].csi`); all others are refused. List
+    /// only drivers whose inline volumes cannot reach another identity's data.
+    pub allowed_csi_drivers: Vec<String>,
+    /// Containers of every kind a pod (or template) may have; more is refused before any
+    /// work is done, so no request can cost the webhook much memory.
+    pub max_containers: usize,
+    /// Volumes a pod (or template) may have; more is refused the same way.
+    pub max_volumes: usize,
+    /// A Session's `dataDirectory` must be one of these or below one; empty: any absolute
+    /// path but `/`.
+    pub session_data_roots: Vec<String>,
+}
+
+/// The largest `security.maxContainers` and `security.maxVolumes` accepted: what the pod
+/// parser reads of one list at most.
+pub const MAX_LIMIT: usize = crate::pod::MAX_ENTRIES;
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            allowed_host_paths: Vec::new(),
+            allowed_capabilities: Vec::new(),
+            allowed_csi_drivers: Vec::new(),
+            max_containers: 64,
+            max_volumes: 128,
+            session_data_roots: Vec::new(),
+        }
+    }
 }
 
 /// The built-in Kubernetes identities that create pods and workloads from templates.
@@ -155,8 +189,12 @@ pub const DEFAULT_TRUSTED_CONTROLLERS: &[&str] = &[
     "system:serviceaccount:kube-system:daemon-set-controller",
     "system:serviceaccount:kube-system:job-controller",
     "system:serviceaccount:kube-system:cronjob-controller",
+    "system:serviceaccount:kube-system:replication-controller",
     "system:kube-controller-manager",
 ];
+
+/// Groups whose members are cluster admins by default.
+pub const DEFAULT_ADMIN_GROUPS: &[&str] = &["system:masters"];
 
 /// The ServiceAccount homestead runs as when installed by its chart.
 pub const DEFAULT_HOMESTEAD_USERNAME: &str = "system:serviceaccount:homestead:homestead";
@@ -176,6 +214,10 @@ impl Default for Config {
             unattributed_pods: UnattributedPods::default(),
             security: SecurityConfig::default(),
             homestead_usernames: vec![DEFAULT_HOMESTEAD_USERNAME.to_owned()],
+            admin_groups: DEFAULT_ADMIN_GROUPS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             controller: ControllerConfig::default(),
             ldap: None,
         }
@@ -243,6 +285,16 @@ impl Config {
         }
     }
 
+    /// The namespaces homestead itself runs in: those of its ServiceAccount usernames
+    /// (`system:serviceaccount:<namespace>:<name>`).
+    pub fn homestead_namespaces(&self) -> impl Iterator<Item = &str> {
+        self.homestead_usernames.iter().filter_map(|u| {
+            u.strip_prefix("system:serviceaccount:")
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(namespace, _)| namespace)
+        })
+    }
+
     /// Every problem in this configuration; empty when it is usable.
     pub fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
@@ -301,6 +353,32 @@ impl Config {
                 &mut problems,
             );
         }
+        for (i, root) in self.security.session_data_roots.iter().enumerate() {
+            let path = format!("security.sessionDataRoots[{i}]");
+            check_absolute(&path, root, &mut problems);
+            if root.trim_end_matches('/').is_empty() {
+                problems.push(problem(&path, "\"/\" would allow every directory".into()));
+            }
+        }
+        for (path, value) in [
+            ("security.maxContainers", self.security.max_containers),
+            ("security.maxVolumes", self.security.max_volumes),
+        ] {
+            if !(1..=MAX_LIMIT).contains(&value) {
+                problems.push(problem(
+                    path,
+                    format!("{value} must be between 1 and {MAX_LIMIT}"),
+                ));
+            }
+        }
+        for (i, driver) in self.security.allowed_csi_drivers.iter().enumerate() {
+            if driver.trim().is_empty() {
+                problems.push(problem(
+                    &format!("security.allowedCsiDrivers[{i}]"),
+                    "is empty".into(),
+                ));
+            }
+        }
         for (i, cap) in self.security.allowed_capabilities.iter().enumerate() {
             let ok = !cap.is_empty()
                 && !cap.starts_with("CAP_")
@@ -327,6 +405,11 @@ impl Config {
                 "homesteadUsernames",
                 "needs at least one username (homestead's own ServiceAccount)".into(),
             ));
+        }
+        for (i, group) in self.admin_groups.iter().enumerate() {
+            if group.trim().is_empty() {
+                problems.push(problem(&format!("adminGroups[{i}]"), "is empty".into()));
+            }
         }
         for (i, name) in self.homestead_usernames.iter().enumerate() {
             if name.trim().is_empty() {

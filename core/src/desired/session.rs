@@ -48,7 +48,7 @@ pub fn session_plan(
         name: session.name_any(),
         uid: session.uid().unwrap_or_default(),
     };
-    let mut objects = vec![namespace_object(&owner, &namespace)];
+    let mut objects = vec![namespace_object(config, &owner, &namespace)];
     let mut problems = Vec::new();
 
     let data = BTreeMap::from([
@@ -255,6 +255,49 @@ mod tests {
                 .annotations
                 .is_some()
         );
+    }
+
+    #[test]
+    fn namespaces_carry_the_configured_pod_security_levels() {
+        let labels = |yaml: &str| {
+            let config = Config::from_yaml(yaml).unwrap();
+            let plan = session_plan(
+                &config,
+                &session(&["enu43627"]),
+                &members(&[("enu43627", 1001)]),
+                &SecretSources::new(),
+            )
+            .unwrap();
+            let Object::Namespace(ns) = &plan.objects[0] else {
+                panic!()
+            };
+            ns.metadata
+                .labels
+                .clone()
+                .unwrap()
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("pod-security.kubernetes.io/"))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let psa = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (format!("pod-security.kubernetes.io/{k}"), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            labels(""),
+            psa(&[
+                ("audit", "restricted"),
+                ("enforce", "baseline"),
+                ("warn", "restricted")
+            ])
+        );
+        assert_eq!(
+            labels("controller: {podSecurity: {enforce: restricted, warn: null, audit: null}}"),
+            psa(&[("enforce", "restricted")])
+        );
+        assert!(Config::from_yaml("controller: {podSecurity: {enforce: strict}}").is_err());
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub fn user_plan(config: &Config, user: &User, sources: &SecretSources) -> Resul
         name: user.name_any(),
         uid: user.uid().unwrap_or_default(),
     };
-    let mut objects = vec![namespace_object(&owner, &namespace)];
+    let mut objects = vec![namespace_object(config, &owner, &namespace)];
     let mut absent = Vec::new();
     let mut problems = Vec::new();
 
@@ -230,11 +230,21 @@ pub(super) fn common_objects(
 /// Annotation on a cloned Secret naming its source.
 pub const CLONED_FROM: &str = "homestead.dev/cloned-from";
 
-pub(super) fn namespace_object(owner: &Owner, namespace: &str) -> Object {
+/// The namespace of `owner`: homestead's labels and the configured Pod Security
+/// Admission levels.
+pub(super) fn namespace_object(config: &Config, owner: &Owner, namespace: &str) -> Object {
+    let mut labels = owner.namespace_labels();
+    labels.extend(
+        config
+            .controller
+            .pod_security
+            .labels()
+            .map(|(key, level)| (key, level.to_owned())),
+    );
     Object::Namespace(Namespace {
         metadata: ObjectMeta {
             name: Some(namespace.to_owned()),
-            labels: Some(owner.namespace_labels()),
+            labels: Some(labels),
             ..Default::default()
         },
         spec: None,
@@ -313,6 +323,9 @@ mod tests {
         assert_eq!(labels[LABEL_MANAGED], "true");
         assert_eq!(labels[LABEL_USER], "ada");
         assert_eq!(labels[LABEL_MANAGED_BY], "homestead");
+        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "baseline");
+        assert_eq!(labels["pod-security.kubernetes.io/warn"], "restricted");
+        assert_eq!(labels["pod-security.kubernetes.io/audit"], "restricted");
         assert!(ns.metadata.owner_references.is_none());
         for o in &plan.objects[1..] {
             let meta = o.meta();
