@@ -26,7 +26,7 @@ pub enum Command {
     /// Show what admission does to a Pod or workload manifest created by a person.
     Mutate(commands::mutate::MutateArgs),
     /// Write a webhook CA and a serving certificate signed by it.
-    Certs(crate::certs::CertsArgs),
+    Certs(commands::certs::CertsArgs),
     /// Print the User and Session CustomResourceDefinitions as YAML.
     Crds(commands::crds::CrdsArgs),
     /// Work with configuration files.
@@ -43,7 +43,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => Ok(crate::serve::run(*args)),
-        Command::Certs(args) => Ok(crate::certs::run(args)),
+        Command::Certs(args) => Ok(commands::certs::run(args)),
         Command::Review(args) => commands::review::run(args),
         Command::Mutate(args) => commands::mutate::run(args),
         Command::Crds(args) => commands::crds::run(args),

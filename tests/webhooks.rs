@@ -17,7 +17,7 @@ use kube::api::ObjectMeta;
 use kube::client::Body;
 use serde_json::{Value, json};
 
-use homestead::certs::{CertificateAuthority, Rcgen};
+use homestead::certs::{CertificateAuthority, Ring};
 use homestead::webhooks::{CertMode, Settings, reconcile_once};
 use homestead_core::certs::parse_certificates;
 use homestead_core::certs::rotation::{Policy, Step};
@@ -257,7 +257,7 @@ async fn self_mode_creates_the_secret_and_publishes_its_ca_everywhere() {
         .into_iter()
         .map(|(k, v)| (k, v.0))
         .collect();
-    let observed = Observed::from_secret(Some(&data), &Rcgen);
+    let observed = Observed::from_secret(Some(&data), &Ring);
     assert!(observed.problems.is_empty(), "{:?}", observed.problems);
     let serving = observed.serving.expect("serving");
     assert_eq!(serving.names, [format!("{NAME}.{NS}.svc")]);

@@ -2,6 +2,7 @@
 //! Shared here: reading a file or standard input, and loading the configuration and the
 //! directory (the embedded examples unless a file is given).
 
+pub mod certs;
 pub mod config;
 pub mod crds;
 pub mod mutate;

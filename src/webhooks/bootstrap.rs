@@ -17,7 +17,7 @@ use kube::{Api, Client};
 use tracing::info;
 
 use super::{CertMode, Settings, WebhookArgs};
-use crate::certs::Rcgen;
+use crate::certs::Ring;
 use homestead_core::certs::rotation::{self, Step};
 use homestead_core::certs::secret::{Material, Observed};
 
@@ -71,7 +71,7 @@ pub async fn ensure_secret_exists(
         &settings.names,
         now,
         &settings.policy,
-        &Rcgen,
+        &Ring,
     )?;
     let secret = super::registration::new_secret(settings, fresh.to_secret_data());
     match secrets

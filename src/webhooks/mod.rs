@@ -2,7 +2,7 @@
 //!
 //! - `homestead_core::certs::rotation` — pure: given the certificate Secret and the time,
 //!   what to change next (create, renew the serving certificate, add a CA, switch signer,
-//!   drop the old CA), carried out with [`crate::certs::Rcgen`];
+//!   drop the old CA), carried out with [`crate::certs::Ring`];
 //! - `homestead_core::webhooks` — pure: the webhooks exactly as the chart installs them;
 //! - [`bootstrap`] — `homestead webhook-secret`, the init container that creates the
 //!   Secret before the first server starts;

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{CertMode, Settings};
-use crate::certs::Rcgen;
+use crate::certs::Ring;
 use homestead_core::certs::rotation::{self, Step};
 use homestead_core::certs::secret::{KEY_CA_BUNDLE, Material, Observed};
 use homestead_core::names::LABEL_MANAGED_BY;
@@ -203,7 +203,7 @@ async fn ensure_secret(
         .with_context(|| format!("reading Secret {}/{}", settings.namespace, settings.secret))?;
     for _ in 0..MAX_STEPS {
         let data = current.as_ref().map(secret_data);
-        let observed = Observed::from_secret(data.as_ref(), &Rcgen);
+        let observed = Observed::from_secret(data.as_ref(), &Ring);
         for problem in &observed.problems {
             warn!(secret = %settings.secret, "{problem}");
         }
@@ -230,7 +230,7 @@ async fn ensure_secret(
             &settings.names,
             now,
             &settings.policy,
-            &Rcgen,
+            &Ring,
         )?;
         let written = match current {
             Some(mut secret) => {
