@@ -751,7 +751,7 @@ fn every_container_command_line_parses_with_the_real_cli() {
         for container in containers {
             let args = container.args.clone().unwrap_or_default();
             let sub = args.first().cloned().expect("a subcommand");
-            let root = homestead::cli::Cli::command();
+            let root = homestead::commands::Cli::command();
             let command = root
                 .find_subcommand(&sub)
                 .unwrap_or_else(|| panic!("{scenario}: no subcommand {sub}"))
@@ -781,7 +781,7 @@ fn every_container_command_line_parses_with_the_real_cli() {
                     None => unused.push(env.name.clone()),
                 }
             }
-            if let Err(e) = homestead::cli::Cli::try_parse_from(&argv) {
+            if let Err(e) = homestead::commands::Cli::try_parse_from(&argv) {
                 panic!(
                     "{scenario}: container {} does not parse: {e}\n{argv:?}",
                     container.name

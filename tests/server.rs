@@ -59,7 +59,7 @@ fn issue(ca: &CertificateAuthority, files: &CertificateFiles) {
 }
 
 async fn start_with(state: Arc<SharedState>, tune: impl FnOnce(&mut Settings)) -> Harness {
-    server::install_crypto_provider();
+    homestead::certs::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let files = CertificateFiles::in_dir(dir.path());
     let ca = CertificateAuthority::generate("test CA", DAY).unwrap();

@@ -66,6 +66,14 @@ pub enum CertError {
     Validity(Duration),
 }
 
+/// Installs ring as the process-wide rustls crypto provider (once, at start-up; later
+/// calls are no-ops). Everything that speaks TLS — the admission server, the Kubernetes
+/// client, the LDAP client — uses it.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The process's rustls crypto provider: the one installed at start-up (ring), or ring
 /// when none is (tests, library use).
 pub fn crypto_provider() -> Arc<CryptoProvider> {

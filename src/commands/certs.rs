@@ -38,7 +38,7 @@ pub struct CertsArgs {
 }
 
 /// Runs `homestead certs`.
-pub fn run(args: CertsArgs) -> ExitCode {
+pub fn run(args: CertsArgs) -> anyhow::Result<ExitCode> {
     let validity = Duration::from_secs(u64::from(args.days) * 24 * 60 * 60);
     let (dns, ip) = if args.dns.is_empty() && args.ip.is_empty() {
         (
@@ -48,21 +48,14 @@ pub fn run(args: CertsArgs) -> ExitCode {
     } else {
         (args.dns, args.ip)
     };
-    match generate_into(&args.out, &dns, &ip, validity) {
-        Ok(paths) => {
-            for path in [
-                &paths.ca_cert,
-                &paths.ca_key,
-                &paths.tls_cert,
-                &paths.tls_key,
-            ] {
-                println!("wrote {}", path.display());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("homestead certs: {e:#}");
-            ExitCode::FAILURE
-        }
+    let paths = generate_into(&args.out, &dns, &ip, validity)?;
+    for path in [
+        &paths.ca_cert,
+        &paths.ca_key,
+        &paths.tls_cert,
+        &paths.tls_key,
+    ] {
+        println!("wrote {}", path.display());
     }
+    Ok(ExitCode::SUCCESS)
 }

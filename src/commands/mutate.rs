@@ -24,7 +24,7 @@ pub struct MutateArgs {
     pub as_user: String,
     /// Where the configuration and the directory come from.
     #[command(flatten)]
-    pub sources: super::Sources,
+    pub sources: super::inputs::Sources,
     /// The manifest (YAML or JSON); standard input when unset or `-`.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -179,7 +179,7 @@ fn refused(webhook: Webhook, reviewed: &Reviewed) -> Option<ExitCode> {
 /// Runs `homestead mutate`: exit 1 when either webhook refuses the object.
 pub fn run(args: MutateArgs) -> anyhow::Result<ExitCode> {
     let (config, directory) = args.sources.load()?;
-    let input = super::read_input(args.file.as_deref())?;
+    let input = super::inputs::read_input(args.file.as_deref())?;
     let text = String::from_utf8(input).context("manifest is not UTF-8 text")?;
     let mut object = parse_manifest(&text)?;
     let admission = Admission {

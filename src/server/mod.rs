@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::SharedState;
 
-pub use tls::{CertificateFiles, install_crypto_provider};
+pub use tls::CertificateFiles;
 
 /// Limits that keep one client from hurting the others.
 #[derive(Debug, Clone)]
@@ -212,7 +212,6 @@ pub async fn start(
     state: Arc<SharedState>,
     mut registry: Registry,
 ) -> anyhow::Result<Running> {
-    install_crypto_provider();
     let metrics = metrics::ServerMetrics::register(&mut registry);
     let certificate = Arc::new(
         tls::ReloadingCertificate::load(settings.certificate.clone())

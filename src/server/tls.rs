@@ -24,12 +24,6 @@ use thiserror::Error;
 use crate::certs::{self, MaterialError, TLS_CERT_FILE, TLS_KEY_FILE};
 use homestead_core::certs::parse_der;
 
-/// Installs ring as the process-wide rustls crypto provider (once; later calls are no-ops).
-pub fn install_crypto_provider() {
-    // Err means a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Where the serving certificate and key are read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateFiles {
@@ -309,7 +303,6 @@ mod tests {
 
     #[test]
     fn reloads_a_complete_pair_and_refuses_a_half_written_one() {
-        install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let files = CertificateFiles::in_dir(dir.path());
         let ca = CertificateAuthority::generate("ca", DAY).unwrap();
@@ -344,7 +337,6 @@ mod tests {
 
     #[test]
     fn start_up_needs_a_valid_pair() {
-        install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let files = CertificateFiles::in_dir(dir.path());
         assert!(matches!(
