@@ -28,11 +28,10 @@ use super::{CertMode, Settings};
 use crate::certs::Ring;
 use homestead_core::certs::rotation::{self, Step};
 use homestead_core::certs::secret::{KEY_CA_BUNDLE, Material, Observed};
+use homestead_core::desired::FIELD_MANAGER;
 use homestead_core::names::LABEL_MANAGED_BY;
 use homestead_core::webhooks::{self, normalize_mutating, normalize_validating};
 
-/// Field manager of every write.
-pub const FIELD_MANAGER: &str = "homestead";
 /// Longest time between two passes when nothing happens.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// Most rotation steps applied in one pass (a fresh start needs one; a full rotation three).

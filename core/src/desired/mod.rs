@@ -43,7 +43,10 @@ use crate::resources::{GROUP, VERSION};
 
 /// Value of `app.kubernetes.io/managed-by` on everything homestead creates.
 pub const MANAGED_BY: &str = "homestead";
-/// The one field manager of every server-side apply.
+/// The field manager of every write homestead makes for its own objects: the controller's
+/// objects and status, the webhook configurations and the certificate Secret. Each identity
+/// source writes under its own ([`crate::sources::Source::FIELD_MANAGER`]), so that what a
+/// source owns stays apart from what the controller owns.
 pub const FIELD_MANAGER: &str = "homestead";
 /// Finalizer on `User`s and `Session`s.
 pub const FINALIZER: &str = "homestead.dev/cleanup";

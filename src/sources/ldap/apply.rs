@@ -13,10 +13,8 @@ use super::client::fetch;
 use homestead_core::config::LdapConfig;
 use homestead_core::resources::User;
 use homestead_core::sources::ldap::{EntryKind, Ldap, Mapped, Skipped, map_directory};
-use homestead_core::sources::{SyncPlan, check_not_emptied, plan};
+use homestead_core::sources::{Source as _, SyncPlan, check_not_emptied, plan};
 
-/// Field manager of every write the LDAP sync makes.
-pub const FIELD_MANAGER: &str = "homestead-ldap";
 /// Writes in flight at once.
 const CONCURRENT_WRITES: usize = 16;
 /// Users per list page.
@@ -136,7 +134,7 @@ pub async fn apply_plan(api: &Api<User>, plan: &SyncPlan<User>) -> Outcome {
         .chain(plan.retire.iter().map(|u| (Kind::Disabled, u)))
         .map(|(kind, user)| (kind, user.name_any(), apply_body(user)))
         .collect();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let params = PatchParams::apply(Ldap::FIELD_MANAGER).force();
     let results: Vec<(Kind, String, Result<()>)> = stream::iter(writes)
         .map(move |(kind, name, body)| {
             let api = api.clone();
