@@ -19,7 +19,7 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-use homestead::webhooks::{Settings, WebhookArgs};
+use homestead::webhooks::{WebhookArgs, WebhookSettings};
 use homestead_core::config::Config;
 use homestead_core::resources::{Session, User};
 use homestead_core::webhooks::{self, normalize_mutating, normalize_validating};
@@ -445,7 +445,7 @@ fn webhooks_never_select_kube_system_or_the_release_namespace() {
 
 /// Turns the rendered Deployment's `HOMESTEAD_*`/`POD_NAMESPACE` environment into the
 /// flags `serve` would see, through clap's own view of which env feeds which flag.
-fn settings_from_deployment(deployment: &Deployment, namespace: &str) -> Settings {
+fn settings_from_deployment(deployment: &Deployment, namespace: &str) -> WebhookSettings {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
@@ -474,7 +474,7 @@ fn settings_from_deployment(deployment: &Deployment, namespace: &str) -> Setting
     }
     let matches = command.try_get_matches_from(&argv).expect("flags parse");
     let args = WebhookArgs::from_arg_matches(&matches).expect("args");
-    Settings::from_args(&args).expect("settings")
+    WebhookSettings::from_args(&args).expect("settings")
 }
 
 #[test]

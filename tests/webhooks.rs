@@ -18,7 +18,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 
 use homestead::certs::{CertificateAuthority, Ring};
-use homestead::webhooks::{CertMode, Settings, reconcile_once};
+use homestead::webhooks::{CertMode, WebhookSettings, reconcile_once};
 use homestead_core::certs::parse_certificates;
 use homestead_core::certs::rotation::{Policy, Step};
 use homestead_core::certs::secret::{KEY_CA_BUNDLE, KEY_TLS_CERT, Observed};
@@ -176,8 +176,8 @@ fn registration() -> Registration {
     }
 }
 
-fn settings(mode: CertMode, ca_bundle: Option<Vec<u8>>) -> Settings {
-    Settings {
+fn settings(mode: CertMode, ca_bundle: Option<Vec<u8>>) -> WebhookSettings {
+    WebhookSettings {
         mode,
         namespace: NS.into(),
         secret: SECRET.into(),

@@ -22,6 +22,25 @@ pub const TLS_CERT_FILE: &str = KEY_TLS_CERT;
 /// File name of the serving private key in a certificate directory.
 pub const TLS_KEY_FILE: &str = KEY_TLS_KEY;
 
+/// Where the serving certificate and key are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+impl CertificateFiles {
+    /// `tls.crt` and `tls.key` inside `dir`.
+    pub fn in_dir(dir: &Path) -> Self {
+        Self {
+            cert: dir.join(TLS_CERT_FILE),
+            key: dir.join(TLS_KEY_FILE),
+        }
+    }
+}
+
 /// The paths [`write_files`] writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificatePaths {
@@ -29,10 +48,8 @@ pub struct CertificatePaths {
     pub ca_cert: PathBuf,
     /// `ca.key`.
     pub ca_key: PathBuf,
-    /// `tls.crt`.
-    pub tls_cert: PathBuf,
-    /// `tls.key`.
-    pub tls_key: PathBuf,
+    /// `tls.crt` and `tls.key`.
+    pub serving: CertificateFiles,
 }
 
 impl CertificatePaths {
@@ -41,9 +58,18 @@ impl CertificatePaths {
         Self {
             ca_cert: dir.join(CA_CERT_FILE),
             ca_key: dir.join(CA_KEY_FILE),
-            tls_cert: dir.join(TLS_CERT_FILE),
-            tls_key: dir.join(TLS_KEY_FILE),
+            serving: CertificateFiles::in_dir(dir),
         }
+    }
+
+    /// Every file, in the order they are listed to people.
+    pub fn all(&self) -> [&Path; 4] {
+        [
+            &self.ca_cert,
+            &self.ca_key,
+            &self.serving.cert,
+            &self.serving.key,
+        ]
     }
 }
 
@@ -84,8 +110,8 @@ pub fn write_files(
     let files = [
         (&paths.ca_cert, ca.cert_pem().as_bytes(), false),
         (&paths.ca_key, ca.key_pem().as_bytes(), true),
-        (&paths.tls_key, serving.key_pem.as_bytes(), true),
-        (&paths.tls_cert, serving.cert_pem.as_bytes(), false),
+        (&paths.serving.key, serving.key_pem.as_bytes(), true),
+        (&paths.serving.cert, serving.cert_pem.as_bytes(), false),
     ];
     for (path, contents, private) in files {
         write_atomic(path, contents, private)
@@ -122,7 +148,7 @@ mod tests {
             DAY,
         )
         .unwrap();
-        for path in [&paths.ca_cert, &paths.tls_cert] {
+        for path in [&paths.ca_cert, &paths.serving.cert] {
             assert!(
                 fs::read_to_string(path)
                     .unwrap()
@@ -132,7 +158,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&paths.tls_key).unwrap().permissions().mode();
+            let mode = fs::metadata(&paths.serving.key)
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let ca = CertificateAuthority::from_pem(

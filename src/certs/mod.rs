@@ -30,8 +30,8 @@ use thiserror::Error;
 
 pub use authority::{CertificateAuthority, is_dns_name};
 pub use files::{
-    CA_CERT_FILE, CA_KEY_FILE, CertificatePaths, TLS_CERT_FILE, TLS_KEY_FILE, generate_into,
-    write_atomic, write_files,
+    CA_CERT_FILE, CA_KEY_FILE, CertificateFiles, CertificatePaths, TLS_CERT_FILE, TLS_KEY_FILE,
+    generate_into, write_atomic, write_files,
 };
 pub use homestead_core::certs::{BACKDATE, CertInfo, Crypto, MaterialError, Pair};
 

@@ -49,12 +49,7 @@ pub fn run(args: CertsArgs) -> anyhow::Result<ExitCode> {
         (args.dns, args.ip)
     };
     let paths = generate_into(&args.out, &dns, &ip, validity)?;
-    for path in [
-        &paths.ca_cert,
-        &paths.ca_key,
-        &paths.tls_cert,
-        &paths.tls_key,
-    ] {
+    for path in paths.all() {
         println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)

@@ -19,7 +19,7 @@ use homestead_core::directory::{Directory, DirectoryProblem};
 
 /// `--directory` and `--config` of the offline commands.
 #[derive(Debug, clap::Args)]
-pub struct Sources {
+pub struct InputArgs {
     /// Directory file (Users, Sessions, dataset PVCs); the embedded example when unset.
     #[arg(long, value_name = "FILE", env = "HOMESTEAD_DIRECTORY")]
     pub directory: Option<PathBuf>,
@@ -28,7 +28,7 @@ pub struct Sources {
     pub config: Option<PathBuf>,
 }
 
-impl Sources {
+impl InputArgs {
     /// The configuration, then the directory built with it; objects the directory had to
     /// leave out are reported on standard error.
     pub fn load(&self) -> anyhow::Result<(Config, Directory)> {

@@ -22,16 +22,16 @@ pub struct LdapSyncArgs {
     #[arg(long, env = "HOMESTEAD_CONFIG", value_name = "FILE")]
     pub config: PathBuf,
     /// How to print the Users when no cluster is given.
-    #[arg(long, value_enum, default_value_t = Output::Yaml)]
-    pub output: Output,
+    #[arg(long, value_enum, default_value_t = UsersOutput::Yaml)]
+    pub output: UsersOutput,
     /// Apply the Users to the cluster of this kubeconfig and print a summary.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// Output formats.
+/// UsersOutput formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
+pub enum UsersOutput {
     /// Multi-document YAML, one User per document.
     Yaml,
     /// One JSON `v1/List` of Users.
@@ -103,9 +103,9 @@ pub fn load_ldap_config(path: &Path) -> Result<LdapConfig> {
 }
 
 /// The Users as text in the chosen format.
-pub fn render(users: &[User], output: Output) -> Result<String> {
+pub fn render(users: &[User], output: UsersOutput) -> Result<String> {
     match output {
-        Output::Yaml => {
+        UsersOutput::Yaml => {
             let mut out = String::new();
             for user in users {
                 out.push_str("---\n");
@@ -113,7 +113,7 @@ pub fn render(users: &[User], output: Output) -> Result<String> {
             }
             Ok(out)
         }
-        Output::Json => {
+        UsersOutput::Json => {
             let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": users });
             let mut text = serde_json::to_string_pretty(&list).context("writing JSON")?;
             text.push('\n');

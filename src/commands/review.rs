@@ -18,7 +18,7 @@ pub struct ReviewArgs {
     pub webhook: Webhook,
     /// Where the configuration and the directory come from.
     #[command(flatten)]
-    pub sources: super::inputs::Sources,
+    pub inputs: super::inputs::InputArgs,
     /// The AdmissionReview (JSON); standard input when unset or `-`.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -26,7 +26,7 @@ pub struct ReviewArgs {
 
 /// Runs `homestead review`: exit 0 whenever a response was produced, allowed or not.
 pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
-    let (config, directory) = args.sources.load()?;
+    let (config, directory) = args.inputs.load()?;
     let body = super::inputs::read_input(args.file.as_deref())?;
     let admission = Admission {
         config: &config,

@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::{kube_client, runtime};
 use crate::webhooks::bootstrap::{ensure_secret_exists, wait_for_file};
-use crate::webhooks::{Settings, WebhookArgs};
+use crate::webhooks::{WebhookArgs, WebhookSettings};
 
 /// Flags of `homestead webhook-secret`.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,7 +27,7 @@ pub struct WebhookSecretArgs {
 }
 
 async fn bootstrap(args: WebhookSecretArgs) -> anyhow::Result<()> {
-    let settings = Settings::from_args(&args.webhooks)?;
+    let settings = WebhookSettings::from_args(&args.webhooks)?;
     let client = kube_client(None).await?;
     let outcome = ensure_secret_exists(&client, &settings, SystemTime::now()).await?;
     info!(?outcome, secret = %settings.secret, "webhook certificate Secret");

@@ -21,27 +21,8 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use thiserror::Error;
 
-use crate::certs::{self, MaterialError, TLS_CERT_FILE, TLS_KEY_FILE};
+use crate::certs::{self, CertificateFiles, MaterialError, TLS_CERT_FILE};
 use homestead_core::certs::parse_der;
-
-/// Where the serving certificate and key are read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateFiles {
-    /// PEM certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// PEM private key.
-    pub key: PathBuf,
-}
-
-impl CertificateFiles {
-    /// `tls.crt` and `tls.key` inside `dir`.
-    pub fn in_dir(dir: &Path) -> Self {
-        Self {
-            cert: dir.join(TLS_CERT_FILE),
-            key: dir.join(TLS_KEY_FILE),
-        }
-    }
-}
 
 /// Why a certificate pair could not be loaded.
 #[derive(Debug, Error)]

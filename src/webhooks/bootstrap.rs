@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 
-use super::{CertMode, Settings};
+use super::{CertMode, WebhookSettings};
 use crate::certs::Ring;
 use homestead_core::certs::rotation::{self, Step};
 use homestead_core::certs::secret::{Material, Observed};
@@ -33,7 +33,7 @@ pub enum Bootstrap {
 /// Creates the certificate Secret with a new CA and serving certificate unless it exists.
 pub async fn ensure_secret_exists(
     client: &Client,
-    settings: &Settings,
+    settings: &WebhookSettings,
     now: SystemTime,
 ) -> anyhow::Result<Bootstrap> {
     if settings.mode != CertMode::SelfSigned {

@@ -29,10 +29,12 @@ pub use args::ServeArgs;
 
 use super::inputs::{load_config, load_directory};
 use super::{kube_client, runtime};
+use crate::certs::CertificateFiles;
 use crate::controller::{self, ControllerSettings, LeaderTask, Metrics};
-use crate::server::{self, CertificateFiles, Limits, Settings, ShutdownTiming, dev};
+use crate::server::{self, Limits, ServerSettings, ShutdownTiming, dev};
 use crate::state::SharedState;
 use crate::telemetry;
+use crate::webhooks::WebhookSettings;
 use homestead_core::config::Config;
 
 const DEFAULT_LISTEN: SocketAddr =
@@ -58,14 +60,14 @@ pub struct ClusterPlan {
     pub controller: ControllerSettings,
     /// Webhook certificate and configuration settings (the leader keeps them when a
     /// configuration name is given).
-    pub webhooks: crate::webhooks::Settings,
+    pub webhooks: WebhookSettings,
 }
 
 /// `serve`'s flags resolved: what to start.
 #[derive(Debug)]
 pub struct StartupPlan {
     /// Listener, certificate and limit settings.
-    pub settings: Settings,
+    pub settings: ServerSettings,
     /// The configuration.
     pub config: Config,
     /// Where the directory comes from.
@@ -122,12 +124,12 @@ impl StartupPlan {
                 DirectorySource::Cluster(Box::new(ClusterPlan {
                     kubeconfig: args.kubeconfig.clone(),
                     controller,
-                    webhooks: crate::webhooks::Settings::from_args(&args.webhooks)?,
+                    webhooks: WebhookSettings::from_args(&args.webhooks)?,
                 }))
             }
         };
 
-        let mut settings = Settings::new(
+        let mut settings = ServerSettings::new(
             args.listen.unwrap_or(listen),
             args.admin_listen.unwrap_or(admin_listen),
             certificate,
@@ -163,7 +165,7 @@ pub fn leader_tasks(
     config: &Arc<Config>,
     client: &kube::Client,
     registry: &mut Registry,
-    webhooks: &crate::webhooks::Settings,
+    webhooks: &WebhookSettings,
 ) -> Vec<LeaderTask> {
     let mut tasks: Vec<LeaderTask> = Vec::new();
     if let Some(ldap) = &config.ldap {

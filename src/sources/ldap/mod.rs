@@ -33,6 +33,6 @@ pub mod client;
 pub mod metrics;
 pub mod periodic;
 
-pub use apply::{Outcome, Summary, desired_users, sync_once};
+pub use apply::{SyncCounts, SyncReport, desired_users, sync_once};
 pub use metrics::LdapMetrics;
 pub use periodic::{leader_task, run_periodic};
