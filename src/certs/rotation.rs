@@ -3,9 +3,10 @@
 //! whole CA lifetimes, and the certificates it makes read back by the core's parser.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use homestead_core::certs::rotation::{Policy, RotationPlan, Step, WEBHOOK_CA_NAME, apply, plan};
+use homestead_core::certs::rotation::testing::{DAY, HOUR, names, policy, start};
+use homestead_core::certs::rotation::{RotationPlan, Step, WEBHOOK_CA_NAME, apply, plan};
 use homestead_core::certs::secret::{
     KEY_CA_BUNDLE, KEY_SIGNER_CERT, KEY_SIGNER_KEY, KEY_TLS_CERT, KEY_TLS_KEY, Material, Observed,
 };
@@ -29,25 +30,6 @@ fn issue_serving(
 ) -> Result<Pair, crate::certs::CertError> {
     let (dns, ips) = split_names(names);
     Ring.issue_serving(ca, &dns, &ips, now, validity)
-}
-
-const HOUR: Duration = Duration::from_secs(3600);
-const DAY: Duration = Duration::from_secs(24 * 3600);
-
-fn policy() -> Policy {
-    Policy {
-        ca_validity: 30 * DAY,
-        cert_validity: 3 * DAY,
-        overlap: HOUR,
-    }
-}
-
-fn names() -> Vec<String> {
-    vec!["homestead.homestead.svc".into(), "homestead".into()]
-}
-
-fn start() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
 }
 
 /// Plans and applies steps until the plan keeps; returns the steps taken.
