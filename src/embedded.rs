@@ -1,5 +1,6 @@
-//! Example files compiled into the binary: the default configuration and directory for
-//! offline use (`review`, `mutate`, `serve --dev`) and an example AdmissionReview.
+//! Example files compiled into the binary: the directory offline use falls back to
+//! (`review`, `mutate`, `serve --dev`), the example configuration (every field, documented;
+//! never read implicitly) and an example AdmissionReview.
 //!
 //! The files live in `manifests/examples/`; the tests below keep them loadable.
 

@@ -4,20 +4,21 @@
 //! - `homestead_core` (the `core/` crate) — pure: resources, configuration, directory,
 //!   identity, mutation, validation and the planners. This crate is its I/O shell.
 //! - [`state`] — the configuration and directory shared by admission and the controller.
-//! - [`cli`] — the `homestead` command line; [`commands`] — its offline subcommands.
+//! - [`commands`] — the composition root: the `homestead` command line, one module per
+//!   subcommand, and the one place the runtime, the Kubernetes client, the configuration
+//!   and the directory are made.
 //! - [`embedded`] — the example configuration, directory and review compiled in.
-//! - [`server`] — the TLS admission server, admin endpoints, metrics; [`serve`] its subcommand.
-//! - [`certs`] — the webhook CA and serving certificates; [`telemetry`] — logging.
+//! - [`server`] — the TLS admission server, admin endpoints, metrics.
+//! - [`certs`] — certificates: the CA, key reading and matching, certificate files, and
+//!   the cryptography the core's planners need; [`telemetry`] — logging.
 //! - [`controller`] — caches feeding the directory; leader-gated User/Session reconcilers.
 //! - [`sources`] — identity sources: the LDAP sync keeping Users equal to the site directory.
 //! - [`webhooks`] — in-cluster certificates (make, store, rotate) and webhook configuration repair.
 
 pub mod certs;
-pub mod cli;
 pub mod commands;
 pub mod controller;
 pub mod embedded;
-pub mod serve;
 pub mod server;
 pub mod sources;
 pub mod state;

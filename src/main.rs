@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    homestead::cli::main()
+    homestead::commands::main()
 }

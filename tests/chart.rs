@@ -19,7 +19,7 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-use homestead::webhooks::{Settings, WebhookArgs};
+use homestead::webhooks::{WebhookArgs, WebhookSettings};
 use homestead_core::config::Config;
 use homestead_core::resources::{Session, User};
 use homestead_core::webhooks::{self, normalize_mutating, normalize_validating};
@@ -462,7 +462,7 @@ fn webhooks_never_select_kube_system_or_the_release_namespace() {
 
 /// Turns the rendered Deployment's `HOMESTEAD_*`/`POD_NAMESPACE` environment into the
 /// flags `serve` would see, through clap's own view of which env feeds which flag.
-fn settings_from_deployment(deployment: &Deployment, namespace: &str) -> Settings {
+fn settings_from_deployment(deployment: &Deployment, namespace: &str) -> WebhookSettings {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
@@ -491,7 +491,7 @@ fn settings_from_deployment(deployment: &Deployment, namespace: &str) -> Setting
     }
     let matches = command.try_get_matches_from(&argv).expect("flags parse");
     let args = WebhookArgs::from_arg_matches(&matches).expect("args");
-    Settings::from_args(&args).expect("settings")
+    WebhookSettings::from_args(&args).expect("settings")
 }
 
 #[test]
@@ -768,7 +768,7 @@ fn every_container_command_line_parses_with_the_real_cli() {
         for container in containers {
             let args = container.args.clone().unwrap_or_default();
             let sub = args.first().cloned().expect("a subcommand");
-            let root = homestead::cli::Cli::command();
+            let root = homestead::commands::Cli::command();
             let command = root
                 .find_subcommand(&sub)
                 .unwrap_or_else(|| panic!("{scenario}: no subcommand {sub}"))
@@ -798,7 +798,7 @@ fn every_container_command_line_parses_with_the_real_cli() {
                     None => unused.push(env.name.clone()),
                 }
             }
-            if let Err(e) = homestead::cli::Cli::try_parse_from(&argv) {
+            if let Err(e) = homestead::commands::Cli::try_parse_from(&argv) {
                 panic!(
                     "{scenario}: container {} does not parse: {e}\n{argv:?}",
                     container.name

@@ -18,9 +18,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use homestead::certs::CertificateFiles;
 use homestead::certs::{CertificateAuthority, write_atomic};
 use homestead::embedded::{EXAMPLE_CONFIG, EXAMPLE_DIRECTORY, EXAMPLE_REVIEW};
-use homestead::server::{self, CertificateFiles, Running, Settings};
+use homestead::server::{self, Running, ServerSettings};
 use homestead::state::SharedState;
 use homestead_core::config::Config;
 use homestead_core::directory::Directory;
@@ -58,13 +59,13 @@ fn issue(ca: &CertificateAuthority, files: &CertificateFiles) {
     write_atomic(&files.cert, pair.cert_pem.as_bytes(), false).unwrap();
 }
 
-async fn start_with(state: Arc<SharedState>, tune: impl FnOnce(&mut Settings)) -> Harness {
-    server::install_crypto_provider();
+async fn start_with(state: Arc<SharedState>, tune: impl FnOnce(&mut ServerSettings)) -> Harness {
+    homestead::certs::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let files = CertificateFiles::in_dir(dir.path());
     let ca = CertificateAuthority::generate("test CA", DAY).unwrap();
     issue(&ca, &files);
-    let mut settings = Settings::new(
+    let mut settings = ServerSettings::new(
         "127.0.0.1:0".parse().unwrap(),
         "127.0.0.1:0".parse().unwrap(),
         files.clone(),

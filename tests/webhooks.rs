@@ -17,8 +17,8 @@ use kube::api::ObjectMeta;
 use kube::client::Body;
 use serde_json::{Value, json};
 
-use homestead::certs::{CertificateAuthority, Rcgen};
-use homestead::webhooks::{CertMode, Settings, reconcile_once};
+use homestead::certs::{CertificateAuthority, Ring};
+use homestead::webhooks::{CertMode, WebhookSettings, reconcile_once};
 use homestead_core::certs::parse_certificates;
 use homestead_core::certs::rotation::{Policy, Step};
 use homestead_core::certs::secret::{KEY_CA_BUNDLE, KEY_TLS_CERT, Observed};
@@ -176,8 +176,8 @@ fn registration() -> Registration {
     }
 }
 
-fn settings(mode: CertMode, ca_bundle: Option<Vec<u8>>) -> Settings {
-    Settings {
+fn settings(mode: CertMode, ca_bundle: Option<Vec<u8>>) -> WebhookSettings {
+    WebhookSettings {
         mode,
         namespace: NS.into(),
         secret: SECRET.into(),
@@ -257,7 +257,7 @@ async fn self_mode_creates_the_secret_and_publishes_its_ca_everywhere() {
         .into_iter()
         .map(|(k, v)| (k, v.0))
         .collect();
-    let observed = Observed::from_secret(Some(&data), &Rcgen);
+    let observed = Observed::from_secret(Some(&data), &Ring);
     assert!(observed.problems.is_empty(), "{:?}", observed.problems);
     let serving = observed.serving.expect("serving");
     assert_eq!(serving.names, [format!("{NAME}.{NS}.svc")]);

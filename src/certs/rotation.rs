@@ -1,11 +1,12 @@
 //! The certificate rotation carried out with real keys: the core's planner
-//! (`homestead_core::certs::rotation`) driven step by step through [`super::Rcgen`], over
+//! (`homestead_core::certs::rotation`) driven step by step through [`super::Ring`], over
 //! whole CA lifetimes, and the certificates it makes read back by the core's parser.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use homestead_core::certs::rotation::{Policy, RotationPlan, Step, WEBHOOK_CA_NAME, apply, plan};
+use homestead_core::certs::rotation::testing::{DAY, HOUR, names, policy, start};
+use homestead_core::certs::rotation::{RotationPlan, Step, WEBHOOK_CA_NAME, apply, plan};
 use homestead_core::certs::secret::{
     KEY_CA_BUNDLE, KEY_SIGNER_CERT, KEY_SIGNER_KEY, KEY_TLS_CERT, KEY_TLS_KEY, Material, Observed,
 };
@@ -15,10 +16,10 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use x509_parser::extensions::GeneralName;
 
-use super::Rcgen;
+use super::Ring;
 
 fn make_ca(now: SystemTime, validity: Duration) -> Result<Pair, crate::certs::CertError> {
-    Rcgen.make_ca(WEBHOOK_CA_NAME, now, validity)
+    Ring.make_ca(WEBHOOK_CA_NAME, now, validity)
 }
 
 fn issue_serving(
@@ -28,26 +29,7 @@ fn issue_serving(
     validity: Duration,
 ) -> Result<Pair, crate::certs::CertError> {
     let (dns, ips) = split_names(names);
-    Rcgen.issue_serving(ca, &dns, &ips, now, validity)
-}
-
-const HOUR: Duration = Duration::from_secs(3600);
-const DAY: Duration = Duration::from_secs(24 * 3600);
-
-fn policy() -> Policy {
-    Policy {
-        ca_validity: 30 * DAY,
-        cert_validity: 3 * DAY,
-        overlap: HOUR,
-    }
-}
-
-fn names() -> Vec<String> {
-    vec!["homestead.homestead.svc".into(), "homestead".into()]
-}
-
-fn start() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    Ring.issue_serving(ca, &dns, &ips, now, validity)
 }
 
 /// Plans and applies steps until the plan keeps; returns the steps taken.
@@ -59,7 +41,7 @@ fn settle(
 ) -> (Vec<Step>, RotationPlan) {
     let mut steps = Vec::new();
     for _ in 0..6 {
-        let observed = Observed::from_secret(data.as_ref(), &Rcgen);
+        let observed = Observed::from_secret(data.as_ref(), &Ring);
         let plan = plan(&observed, names, published, now, &policy());
         let Some(step) = plan.step else {
             return (steps, plan);
@@ -68,7 +50,7 @@ fn settle(
             .as_ref()
             .map(|d| Material::from_secret(d, &observed))
             .unwrap_or_default();
-        let next = apply(step, &current, &observed, names, now, &policy(), &Rcgen).expect("apply");
+        let next = apply(step, &current, &observed, names, now, &policy(), &Ring).expect("apply");
         *data = Some(next.to_secret_data());
         steps.push(step);
     }
@@ -83,7 +65,7 @@ fn fresh() -> BTreeMap<String, Vec<u8>> {
 }
 
 fn observed(data: &BTreeMap<String, Vec<u8>>) -> Observed {
-    Observed::from_secret(Some(data), &Rcgen)
+    Observed::from_secret(Some(data), &Ring)
 }
 
 #[test]
@@ -302,7 +284,7 @@ fn problems_name_what_is_wrong() {
     assert!(
         o.problems
             .iter()
-            .any(|p| p.contains("tls.crt is not the private key")),
+            .any(|p| p.contains("tls.crt: the private key does not belong")),
         "{:?}",
         o.problems
     );
@@ -433,7 +415,7 @@ fn serving_never_outlives_its_signer() {
     let ca: Pair = make_ca(start(), 2 * DAY).expect("ca");
     let ca_end = parse_certificates("ca", ca.cert_pem.as_bytes()).expect("ca")[0].not_after;
     let s = issue_serving(&ca, &names(), start() + DAY, 30 * DAY).expect("serving");
-    let s = parse_pair("tls", s.cert_pem.as_bytes(), s.key_pem.as_bytes(), &Rcgen).expect("pair");
+    let s = parse_pair("tls", s.cert_pem.as_bytes(), s.key_pem.as_bytes(), &Ring).expect("pair");
     assert_eq!(s.not_after, ca_end);
 }
 

@@ -44,7 +44,7 @@ pub fn check(text: &str) -> Vec<String> {
 pub fn run(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ConfigCommand::Check(check_args) => {
-            let text = super::read_text(&check_args.file)?;
+            let text = super::inputs::read_text(&check_args.file)?;
             let problems = check(&text);
             if problems.is_empty() {
                 println!("ok");

@@ -1,105 +1,104 @@
-//! The offline subcommands, one module each: its clap arguments and its `run` function.
-//! Shared here: reading a file or standard input, and loading the configuration and the
-//! directory (the embedded examples unless a file is given).
+//! The composition root: the `homestead` command line, one module per subcommand, and the
+//! one place where the process's pieces are made — the rustls crypto provider, logging,
+//! the tokio runtime ([`runtime`]), the Kubernetes client ([`kube_client`]), the
+//! configuration and the directory ([`inputs`]) — and where an error becomes the exit
+//! status (`homestead: <message>: <cause>...` on standard error, exit 1).
+//!
+//! Each subcommand module holds its clap arguments and a `run` that wires the library's
+//! pieces together; none of them builds a runtime, a client or a configuration itself.
 
+pub mod certs;
 pub mod config;
 pub mod crds;
+pub mod inputs;
+pub mod ldap_sync;
 pub mod mutate;
 pub mod review;
+pub mod serve;
+pub mod webhook_secret;
 
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::process::ExitCode;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
 
-use crate::embedded;
-use homestead_core::config::{Config, ConfigError};
-use homestead_core::directory::Directory;
-
-/// `--directory` and `--config` of the offline commands.
-#[derive(Debug, clap::Args)]
-pub struct Sources {
-    /// Directory file (Users, Sessions, dataset PVCs); the embedded example when unset.
-    #[arg(long, value_name = "FILE", env = "HOMESTEAD_DIRECTORY")]
-    pub directory: Option<PathBuf>,
-    /// Configuration file; the embedded example when unset.
-    #[arg(long, value_name = "FILE", env = "HOMESTEAD_CONFIG")]
-    pub config: Option<PathBuf>,
+/// Runs every pod in a managed namespace as its owner's Unix identity.
+#[derive(Debug, Parser)]
+#[command(name = "homestead", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-impl Sources {
-    /// The configuration, then the directory built with it.
-    pub fn load(&self) -> anyhow::Result<(Config, Directory)> {
-        let config = load_config(self.config.as_ref())?;
-        let directory = load_directory(self.directory.as_ref(), &config)?;
-        Ok((config, directory))
-    }
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the admission webhooks over TLS (plus /livez, /readyz, /metrics).
+    Serve(Box<serve::ServeArgs>),
+    /// Answer one AdmissionReview offline: review JSON in, response JSON out.
+    Review(review::ReviewArgs),
+    /// Show what admission does to a Pod or workload manifest created by a person.
+    Mutate(mutate::MutateArgs),
+    /// Write a webhook CA and a serving certificate signed by it.
+    Certs(certs::CertsArgs),
+    /// Print the User and Session CustomResourceDefinitions as YAML.
+    Crds(crds::CrdsArgs),
+    /// Work with configuration files.
+    Config(config::ConfigArgs),
+    /// Read the LDAP directory and print (or, with --kubeconfig, apply) the Users it implies.
+    LdapSync(ldap_sync::LdapSyncArgs),
+    /// Create the in-cluster webhook certificate Secret if it is missing, then wait for its
+    /// files to be mounted (the chart's init container in `self` certificate mode).
+    WebhookSecret(webhook_secret::WebhookSecretArgs),
 }
 
-/// Reads `path`, or standard input when it is `None` or `-`.
-pub fn read_input(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
-    match path {
-        Some(path) if path != Path::new("-") => {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-        }
-        _ => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .context("cannot read standard input")?;
-            Ok(bytes)
-        }
-    }
-}
-
-/// Reads a text file (UTF-8), naming it in any error.
-pub fn read_text(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))
-}
-
-/// The configuration in `path`, or the embedded example configuration.
-pub fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
-    let (text, origin) = match path {
-        Some(path) => (read_text(path)?, path.display().to_string()),
-        None => (
-            embedded::EXAMPLE_CONFIG.to_owned(),
-            format!("embedded {}", embedded::EXAMPLE_CONFIG_PATH),
-        ),
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::certs::install_crypto_provider();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(*args),
+        Command::Review(args) => review::run(args),
+        Command::Mutate(args) => mutate::run(args),
+        Command::Certs(args) => certs::run(args),
+        Command::Crds(args) => crds::run(args),
+        Command::Config(args) => config::run(args),
+        Command::LdapSync(args) => ldap_sync::run(args),
+        Command::WebhookSecret(args) => webhook_secret::run(args),
     };
-    Config::from_yaml(&text).map_err(|e| match e {
-        ConfigError::Invalid(problems) => anyhow::anyhow!(
-            "configuration {origin} has {} problem(s): {}",
-            problems.len(),
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-        ConfigError::Parse(message) => {
-            anyhow::anyhow!("configuration {origin} cannot be parsed: {message}")
-        }
+    result.unwrap_or_else(|error| {
+        // Also a log line, for commands whose standard error goes to a log collector.
+        tracing::error!("{error:#}");
+        eprintln!("homestead: {error:#}");
+        ExitCode::FAILURE
     })
 }
 
-/// The directory in `path`, or the embedded example directory, built with `config`.
-/// Objects it cannot use are left out and reported on standard error.
-pub fn load_directory(path: Option<&PathBuf>, config: &Config) -> anyhow::Result<Directory> {
-    let (text, origin) = match path {
-        Some(path) => (read_text(path)?, path.display().to_string()),
-        None => (
-            embedded::EXAMPLE_DIRECTORY.to_owned(),
-            format!("embedded {}", embedded::EXAMPLE_DIRECTORY_PATH),
-        ),
+/// The tokio runtime of every command that needs one (multi-threaded, all drivers).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("homestead")
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The Kubernetes client: from `kubeconfig` when given, else the in-cluster configuration,
+/// else `$KUBECONFIG` or `~/.kube/config`.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no in-cluster configuration and no usable kubeconfig (pass --kubeconfig FILE)",
+        )?,
     };
-    let (directory, problems) = Directory::from_yaml(config, &text)
-        .with_context(|| format!("cannot load directory {origin}"))?;
-    for problem in &problems {
-        eprintln!("homestead: warning: directory {origin}: skipped {problem}");
-    }
-    if directory.user_count() == 0 && directory.namespace_count() == 0 && !problems.is_empty() {
-        bail!("directory {origin} has no usable User or Session");
-    }
-    Ok(directory)
+    kube::Client::try_from(config).context("building the Kubernetes client")
 }

@@ -25,18 +25,18 @@ pub struct MutateArgs {
     pub as_user: String,
     /// Where the configuration and the directory come from.
     #[command(flatten)]
-    pub sources: super::Sources,
+    pub inputs: super::inputs::InputArgs,
     /// The manifest (YAML or JSON); standard input when unset or `-`.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// What to print.
-    #[arg(short = 'o', long, value_enum, default_value_t = Output::Yaml)]
-    pub output: Output,
+    #[arg(short = 'o', long, value_enum, default_value_t = MutateOutput::Yaml)]
+    pub output: MutateOutput,
 }
 
 /// What `homestead mutate` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
+pub enum MutateOutput {
     /// The mutated object as YAML.
     Yaml,
     /// The mutated object as JSON.
@@ -184,8 +184,8 @@ fn refused(webhook: Webhook, reviewed: &Reviewed) -> Option<ExitCode> {
 
 /// Runs `homestead mutate`: exit 1 when either webhook refuses the object.
 pub fn run(args: MutateArgs) -> anyhow::Result<ExitCode> {
-    let (config, directory) = args.sources.load()?;
-    let input = super::read_input(args.file.as_deref())?;
+    let (config, directory) = args.inputs.load()?;
+    let input = super::inputs::read_input(args.file.as_deref())?;
     let text = String::from_utf8(input).context("manifest is not UTF-8 text")?;
     let mut object = parse_manifest(&text)?;
     let pods = PodUsers::default();
@@ -223,9 +223,9 @@ pub fn run(args: MutateArgs) -> anyhow::Result<ExitCode> {
     }
 
     let text = match args.output {
-        Output::Yaml => serde_saphyr::to_string(&object).context("cannot write YAML")?,
-        Output::Json => serde_json::to_string_pretty(&object)? + "\n",
-        Output::Patch => serde_json::to_string_pretty(&patch)? + "\n",
+        MutateOutput::Yaml => serde_saphyr::to_string(&object).context("cannot write YAML")?,
+        MutateOutput::Json => serde_json::to_string_pretty(&object)? + "\n",
+        MutateOutput::Patch => serde_json::to_string_pretty(&patch)? + "\n",
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)

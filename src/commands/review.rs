@@ -1,5 +1,5 @@
 //! `homestead review`: an AdmissionReview in, the webhook's AdmissionReview response out,
-//! offline, with the embedded example configuration and directory unless files are given.
+//! offline (configuration and directory: see [`super::inputs`]).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ pub struct ReviewArgs {
     pub webhook: Webhook,
     /// Where the configuration and the directory come from.
     #[command(flatten)]
-    pub sources: super::Sources,
+    pub inputs: super::inputs::InputArgs,
     /// The AdmissionReview (JSON); standard input when unset or `-`.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -27,8 +27,8 @@ pub struct ReviewArgs {
 
 /// Runs `homestead review`: exit 0 whenever a response was produced, allowed or not.
 pub fn run(args: ReviewArgs) -> anyhow::Result<ExitCode> {
-    let (config, directory) = args.sources.load()?;
-    let body = super::read_input(args.file.as_deref())?;
+    let (config, directory) = args.inputs.load()?;
+    let body = super::inputs::read_input(args.file.as_deref())?;
     let pods = PodUsers::default();
     let admission = Admission {
         config: &config,

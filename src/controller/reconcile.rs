@@ -33,8 +33,8 @@ use super::metrics::Metrics;
 use super::status::{Outcome, next_status, should_mark_deploying};
 use homestead_core::config::Config;
 use homestead_core::desired::{
-    FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY, Owner, OwnerKind, Plan, PlanError, SecretSources,
-    clone_sources,
+    DesiredObjects, DesiredObjectsError, FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY, Owner,
+    OwnerKind, SecretSources, clone_sources,
 };
 use homestead_core::names::LABEL_MANAGED_BY;
 use homestead_core::resources::{Phase, ResourceStatus, User};
@@ -113,7 +113,11 @@ pub trait Owned:
     /// Its status.
     fn status(&self) -> Option<&ResourceStatus>;
     /// What it should have.
-    fn plan(&self, ctx: &Context, sources: &SecretSources) -> Result<Plan, PlanError>;
+    fn plan(
+        &self,
+        ctx: &Context,
+        sources: &SecretSources,
+    ) -> Result<DesiredObjects, DesiredObjectsError>;
     /// The namespace it manages, if one can be named.
     fn namespace_name(&self, config: &Config) -> Option<String>;
 }

@@ -23,7 +23,7 @@ use super::reconcile::{Context, Owned, backoff, error_policy, reconcile};
 use super::status::{Outcome, next_status};
 use homestead_core::config::Config;
 use homestead_core::desired::{
-    FINALIZER, Kind, Object, OwnerKind, SecretSources, session_plan, user_plan,
+    FINALIZER, Kind, Object, OwnerKind, SecretSources, session_objects, user_objects,
 };
 use homestead_core::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_USER};
 use homestead_core::resources::{Session, User, UserSpec};
@@ -273,7 +273,7 @@ fn phase_of(seen: &Seen) -> String {
 
 #[tokio::test]
 async fn paths_are_the_real_api_paths() {
-    let plan = user_plan(&Config::default(), &user("ada"), &SecretSources::new()).unwrap();
+    let plan = user_objects(&Config::default(), &user("ada"), &SecretSources::new()).unwrap();
     let paths: Vec<String> = plan.objects.iter().map(object_path).collect();
     assert_eq!(
         paths,
@@ -319,7 +319,7 @@ async fn a_new_user_first_gets_the_finalizer() {
 #[tokio::test]
 async fn create_applies_every_object_and_reports_deployed() {
     let ada = user("ada");
-    let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
     let mut steps = vec![
         step(Method::GET, "/api/v1/namespaces/home-ada", Reply::Fail(404)),
         step(
@@ -384,7 +384,7 @@ async fn drift_is_repaired_and_a_noop_writes_no_status() {
     // The RoleBinding was deleted by hand; its watch event triggers this reconcile.
     let mut ada = user("ada");
     deployed(&mut ada, "home-ada", 1, vec![]);
-    let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
     let mut steps = vec![step(
         Method::GET,
         "/api/v1/namespaces/home-ada",
@@ -473,7 +473,7 @@ async fn a_disabled_user_loses_the_role_binding_and_keeps_everything_else() {
     deployed(&mut ada, "home-ada", 1, vec![]);
     ada.spec.disabled = true;
     ada.metadata.generation = Some(2);
-    let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
     assert!(plan.objects.iter().all(|o| o.kind() != Kind::RoleBinding));
     let mut steps = vec![
         step(
@@ -517,7 +517,7 @@ async fn a_disabled_user_loses_the_role_binding_and_keeps_everything_else() {
     assert_eq!(phase_of(seen.last().unwrap()), "Deployed");
 
     // Already gone (404) is just as good.
-    let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
     let mut steps = vec![step(
         Method::GET,
         "/api/v1/namespaces/home-ada",
@@ -579,7 +579,7 @@ async fn members_added_and_removed_change_their_claims_but_never_volumes() {
         .map(|u| (u.spec.username.clone(), u.spec.clone()))
         .collect();
     let sources = SecretSources::from([(("argo".into(), "minio".into()), source.clone())]);
-    let plan = session_plan(&config, &visit, &members, &sources).unwrap();
+    let plan = session_objects(&config, &visit, &members, &sources).unwrap();
     let mut steps = vec![
         step(
             Method::GET,
@@ -770,7 +770,7 @@ async fn api_errors_fail_one_object_back_off_and_spare_the_rest() {
     for code in [409u16, 429, 500] {
         let mut ada = user("ada");
         deployed(&mut ada, "home-ada", 1, vec![]);
-        let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+        let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
         let mut steps = vec![step(
             Method::GET,
             "/api/v1/namespaces/home-ada",
@@ -793,7 +793,7 @@ async fn api_errors_fail_one_object_back_off_and_spare_the_rest() {
         // Then another user reconciles normally with the same context.
         let mut bob = user("bob");
         deployed(&mut bob, "home-bob", 1, vec![]);
-        let bob_plan = user_plan(&Config::default(), &bob, &SecretSources::new()).unwrap();
+        let bob_plan = user_objects(&Config::default(), &bob, &SecretSources::new()).unwrap();
         steps.push(step(
             Method::GET,
             "/api/v1/namespaces/home-bob",
@@ -971,7 +971,7 @@ mod lease {
 async fn a_bound_volume_keeps_its_binding_on_reapply() {
     let mut ada = user("ada");
     deployed(&mut ada, "home-ada", 1, vec![]);
-    let plan = user_plan(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
     let mut steps = vec![step(
         Method::GET,
         "/api/v1/namespaces/home-ada",

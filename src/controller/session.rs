@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::reconcile::{Context, Owned, run_controller};
 use homestead_core::config::Config;
-use homestead_core::desired::{OwnerKind, Plan, PlanError, SecretSources, session_plan};
+use homestead_core::desired::{
+    DesiredObjects, DesiredObjectsError, OwnerKind, SecretSources, session_objects,
+};
 use homestead_core::directory::session_namespace;
 use homestead_core::names::object_name;
 use homestead_core::resources::{ResourceStatus, Session, User, UserSpec};
@@ -23,9 +25,13 @@ impl Owned for Session {
         self.status.as_ref()
     }
 
-    fn plan(&self, ctx: &Context, sources: &SecretSources) -> Result<Plan, PlanError> {
+    fn plan(
+        &self,
+        ctx: &Context,
+        sources: &SecretSources,
+    ) -> Result<DesiredObjects, DesiredObjectsError> {
         let members = member_users(ctx, self);
-        session_plan(&ctx.config, self, &members, sources)
+        session_objects(&ctx.config, self, &members, sources)
     }
 
     fn namespace_name(&self, config: &Config) -> Option<String> {

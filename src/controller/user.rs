@@ -6,7 +6,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::reconcile::{Context, Owned, run_controller};
 use homestead_core::config::Config;
-use homestead_core::desired::{OwnerKind, Plan, PlanError, SecretSources, user_plan};
+use homestead_core::desired::{
+    DesiredObjects, DesiredObjectsError, OwnerKind, SecretSources, user_objects,
+};
 use homestead_core::directory::user_namespace;
 use homestead_core::resources::{ResourceStatus, User};
 
@@ -17,8 +19,12 @@ impl Owned for User {
         self.status.as_ref()
     }
 
-    fn plan(&self, ctx: &Context, sources: &SecretSources) -> Result<Plan, PlanError> {
-        user_plan(&ctx.config, self, sources)
+    fn plan(
+        &self,
+        ctx: &Context,
+        sources: &SecretSources,
+    ) -> Result<DesiredObjects, DesiredObjectsError> {
+        user_objects(&ctx.config, self, sources)
     }
 
     fn namespace_name(&self, config: &Config) -> Option<String> {

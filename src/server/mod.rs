@@ -30,9 +30,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::certs::CertificateFiles;
 use crate::state::SharedState;
-
-pub use tls::{CertificateFiles, install_crypto_provider};
 
 /// Limits that keep one client from hurting the others.
 #[derive(Debug, Clone)]
@@ -84,7 +83,7 @@ impl Default for ShutdownTiming {
 
 /// Everything [`start`] needs besides the shared state and the metrics registry.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct ServerSettings {
     /// Address of the TLS admission listener (port 0: any free port).
     pub listen: SocketAddr,
     /// Address of the plain-HTTP admin listener (port 0: any free port).
@@ -100,7 +99,7 @@ pub struct Settings {
     pub shutdown: ShutdownTiming,
 }
 
-impl Settings {
+impl ServerSettings {
     /// Settings with default limits and timings.
     pub fn new(
         listen: SocketAddr,
@@ -208,11 +207,10 @@ impl Running {
 /// metrics are registered into `registry`, which others may already have registered into,
 /// and which `/metrics` then exposes.
 pub async fn start(
-    settings: Settings,
+    settings: ServerSettings,
     state: Arc<SharedState>,
     mut registry: Registry,
 ) -> anyhow::Result<Running> {
-    install_crypto_provider();
     let metrics = metrics::ServerMetrics::register(&mut registry);
     let certificate = Arc::new(
         tls::ReloadingCertificate::load(settings.certificate.clone())

@@ -15,37 +15,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
-use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use thiserror::Error;
 
-/// Installs ring as the process-wide rustls crypto provider (once; later calls are no-ops).
-pub fn install_crypto_provider() {
-    // Err means a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// Where the serving certificate and key are read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertificateFiles {
-    /// PEM certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// PEM private key.
-    pub key: PathBuf,
-}
-
-impl CertificateFiles {
-    /// `tls.crt` and `tls.key` inside `dir`.
-    pub fn in_dir(dir: &Path) -> Self {
-        Self {
-            cert: dir.join(crate::certs::TLS_CERT_FILE),
-            key: dir.join(crate::certs::TLS_KEY_FILE),
-        }
-    }
-}
+use crate::certs::{self, CertificateFiles, MaterialError, TLS_CERT_FILE};
+use homestead_core::certs::parse_der;
 
 /// Why a certificate pair could not be loaded.
 #[derive(Debug, Error)]
@@ -70,14 +47,12 @@ pub enum TlsError {
         reason: String,
     },
     /// The key does not belong to the certificate (often: one of the pair is not yet rewritten).
-    #[error("{key} does not match {cert}: {reason}")]
+    #[error("{key} does not match {cert}: the certificate is for another key")]
     Mismatch {
         /// The certificate file.
         cert: PathBuf,
         /// The key file.
         key: PathBuf,
-        /// Why.
-        reason: String,
     },
     /// The leaf certificate does not parse.
     #[error("{path}: {source}")]
@@ -85,7 +60,7 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: crate::certs::CertError,
+        source: MaterialError,
     },
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
@@ -117,33 +92,24 @@ pub fn load_pair(files: &CertificateFiles) -> Result<LoadedPair, TlsError> {
     let Some(leaf) = chain.first() else {
         return Err(TlsError::NoCertificate(files.cert.clone()));
     };
-    let not_after = crate::certs::not_after_der(leaf).map_err(|source| TlsError::Certificate {
+    let leaf = parse_der(TLS_CERT_FILE, leaf).map_err(|source| TlsError::Certificate {
         path: files.cert.clone(),
         source,
     })?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Key {
+    let signing_key = certs::private_key(&key_pem).map_err(|reason| TlsError::Key {
         path: files.key.clone(),
-        reason: e.to_string(),
+        reason,
     })?;
-    let provider = CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-    let signing_key = provider
-        .key_provider
-        .load_private_key(key)
-        .map_err(|e| TlsError::Key {
-            path: files.key.clone(),
-            reason: e.to_string(),
-        })?;
+    if !certs::key_matches(&leaf, signing_key.as_ref()) {
+        return Err(TlsError::Mismatch {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+        });
+    }
     let certified = CertifiedKey::new(chain, signing_key);
-    certified.keys_match().map_err(|e| TlsError::Mismatch {
-        cert: files.cert.clone(),
-        key: files.key.clone(),
-        reason: e.to_string(),
-    })?;
     Ok(LoadedPair {
         key: Arc::new(certified),
-        not_after,
+        not_after: leaf.not_after,
     })
 }
 
@@ -287,10 +253,7 @@ impl ResolvesServerCert for ReloadingCertificate {
 /// The rustls configuration of the admission listener: TLS 1.2 and 1.3, ALPN h2 then
 /// http/1.1, certificates from `certificate`.
 pub fn server_config(certificate: Arc<ReloadingCertificate>) -> Result<ServerConfig, TlsError> {
-    let provider = CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let mut config = ServerConfig::builder_with_provider(certs::crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_cert_resolver(certificate);
@@ -321,7 +284,6 @@ mod tests {
 
     #[test]
     fn reloads_a_complete_pair_and_refuses_a_half_written_one() {
-        install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let files = CertificateFiles::in_dir(dir.path());
         let ca = CertificateAuthority::generate("ca", DAY).unwrap();
@@ -356,7 +318,6 @@ mod tests {
 
     #[test]
     fn start_up_needs_a_valid_pair() {
-        install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let files = CertificateFiles::in_dir(dir.path());
         assert!(matches!(

@@ -2,7 +2,7 @@
 //!
 //! - `homestead_core::certs::rotation` — pure: given the certificate Secret and the time,
 //!   what to change next (create, renew the serving certificate, add a CA, switch signer,
-//!   drop the old CA), carried out with [`crate::certs::Rcgen`];
+//!   drop the old CA), carried out with [`crate::certs::Ring`];
 //! - `homestead_core::webhooks` — pure: the webhooks exactly as the chart installs them;
 //! - [`bootstrap`] — `homestead webhook-secret`, the init container that creates the
 //!   Secret before the first server starts;
@@ -28,7 +28,7 @@ use std::time::Duration;
 use base64::Engine;
 use thiserror::Error;
 
-pub use registration::{Outcome, reconcile_once, run};
+pub use registration::{RegistrationReport, reconcile_once, run};
 
 use homestead_core::certs::MaterialError;
 use homestead_core::certs::rotation::{Policy, PolicyError};
@@ -131,7 +131,7 @@ pub enum SettingsError {
 
 /// The checked settings of the task.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
+pub struct WebhookSettings {
     /// Certificate mode.
     pub mode: CertMode,
     /// homestead's namespace (holds the Secret).
@@ -150,7 +150,7 @@ pub struct Settings {
     pub names: Vec<String>,
 }
 
-impl Settings {
+impl WebhookSettings {
     /// Checks the flags.
     pub fn from_args(args: &WebhookArgs) -> Result<Self, SettingsError> {
         let policy = Policy {
@@ -195,7 +195,7 @@ impl Settings {
             (CertMode::External, Some(text)) => Some(decode_ca_bundle(text)?),
             _ => None,
         };
-        Ok(Settings {
+        Ok(WebhookSettings {
             mode: args.cert_mode,
             namespace: ns.clone(),
             secret: args.cert_secret.clone(),
@@ -244,10 +244,10 @@ mod tests {
         webhooks: WebhookArgs,
     }
 
-    fn parse(args: &[&str]) -> Result<Settings, String> {
+    fn parse(args: &[&str]) -> Result<WebhookSettings, String> {
         let cli = Cli::try_parse_from(std::iter::once("homestead").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
-        Settings::from_args(&cli.webhooks).map_err(|e| e.to_string())
+        WebhookSettings::from_args(&cli.webhooks).map_err(|e| e.to_string())
     }
 
     #[test]

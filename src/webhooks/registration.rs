@@ -24,15 +24,14 @@ use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::{CertMode, Settings};
-use crate::certs::Rcgen;
+use super::{CertMode, WebhookSettings};
+use crate::certs::Ring;
 use homestead_core::certs::rotation::{self, Step};
 use homestead_core::certs::secret::{KEY_CA_BUNDLE, Material, Observed};
+use homestead_core::desired::FIELD_MANAGER;
 use homestead_core::names::LABEL_MANAGED_BY;
 use homestead_core::webhooks::{self, normalize_mutating, normalize_validating};
 
-/// Field manager of every write.
-pub const FIELD_MANAGER: &str = "homestead";
 /// Longest time between two passes when nothing happens.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(10 * 60);
 /// Most rotation steps applied in one pass (a fresh start needs one; a full rotation three).
@@ -40,7 +39,7 @@ const MAX_STEPS: usize = 4;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub struct RegistrationReport {
     /// Rotation steps applied to the Secret, in order.
     pub steps: Vec<Step>,
     /// Webhook configurations rewritten (kind names).
@@ -91,7 +90,7 @@ trait Configuration:
     fn webhooks(&self) -> &Option<Vec<Self::Webhook>>;
     fn webhooks_mut(&mut self) -> &mut Option<Vec<Self::Webhook>>;
     /// The webhooks as [`webhooks`] says they should be, without a `caBundle`.
-    fn desired(settings: &Settings) -> Vec<Self::Webhook>;
+    fn desired(settings: &WebhookSettings) -> Vec<Self::Webhook>;
     fn name(webhook: &Self::Webhook) -> &str;
     fn ca_bundle(webhook: &Self::Webhook) -> Option<&ByteString>;
     fn set_ca_bundle(webhook: &mut Self::Webhook, bundle: Option<ByteString>);
@@ -111,7 +110,7 @@ macro_rules! configuration {
             fn webhooks_mut(&mut self) -> &mut Option<Vec<$webhook>> {
                 &mut self.webhooks
             }
-            fn desired(settings: &Settings) -> Vec<$webhook> {
+            fn desired(settings: &WebhookSettings) -> Vec<$webhook> {
                 $desired(&settings.registration, None)
             }
             fn name(webhook: &$webhook) -> &str {
@@ -150,8 +149,8 @@ async fn repair<C: Configuration>(
     name: &str,
     live: Option<C>,
     bundle: Option<&[u8]>,
-    settings: &Settings,
-    outcome: &mut Outcome,
+    settings: &WebhookSettings,
+    outcome: &mut RegistrationReport,
 ) -> anyhow::Result<()> {
     let Some(mut live) = live else {
         outcome.missing.push(C::KIND);
@@ -192,10 +191,10 @@ async fn repair<C: Configuration>(
 /// Makes the Secret current (`self` mode) and returns the bundle to publish.
 async fn ensure_secret(
     secrets: &Api<Secret>,
-    settings: &Settings,
+    settings: &WebhookSettings,
     published_bundle: Option<&[u8]>,
     now: SystemTime,
-    outcome: &mut Outcome,
+    outcome: &mut RegistrationReport,
 ) -> anyhow::Result<Vec<u8>> {
     let mut current = secrets
         .get_opt(&settings.secret)
@@ -203,7 +202,7 @@ async fn ensure_secret(
         .with_context(|| format!("reading Secret {}/{}", settings.namespace, settings.secret))?;
     for _ in 0..MAX_STEPS {
         let data = current.as_ref().map(secret_data);
-        let observed = Observed::from_secret(data.as_ref(), &Rcgen);
+        let observed = Observed::from_secret(data.as_ref(), &Ring);
         for problem in &observed.problems {
             warn!(secret = %settings.secret, "{problem}");
         }
@@ -230,7 +229,7 @@ async fn ensure_secret(
             &settings.names,
             now,
             &settings.policy,
-            &Rcgen,
+            &Ring,
         )?;
         let written = match current {
             Some(mut secret) => {
@@ -263,7 +262,7 @@ fn byte_strings(data: BTreeMap<String, Vec<u8>>) -> BTreeMap<String, ByteString>
 }
 
 /// A new certificate Secret holding `data`.
-pub(super) fn new_secret(settings: &Settings, data: BTreeMap<String, Vec<u8>>) -> Secret {
+pub(super) fn new_secret(settings: &WebhookSettings, data: BTreeMap<String, Vec<u8>>) -> Secret {
     Secret {
         metadata: ObjectMeta {
             name: Some(settings.secret.clone()),
@@ -297,10 +296,10 @@ fn common_bundle(bundles: &BTreeMap<String, Vec<u8>>) -> Option<Vec<u8>> {
 /// One pass: Secret (self mode), then both configurations.
 pub async fn reconcile_once(
     client: &Client,
-    settings: &Settings,
+    settings: &WebhookSettings,
     now: SystemTime,
-) -> anyhow::Result<Outcome> {
-    let mut outcome = Outcome::default();
+) -> anyhow::Result<RegistrationReport> {
+    let mut outcome = RegistrationReport::default();
     let Some(name) = settings.configuration.as_deref() else {
         return Ok(outcome);
     };
@@ -372,7 +371,7 @@ fn ping<T>(event: Result<T, watcher::Error>) {
 }
 
 /// Changes to the watched objects (any event means: look again).
-fn triggers(client: &Client, settings: &Settings) -> BoxStream<'static, ()> {
+fn triggers(client: &Client, settings: &WebhookSettings) -> BoxStream<'static, ()> {
     let Some(name) = settings.configuration.clone() else {
         return futures::stream::pending().boxed();
     };
@@ -407,7 +406,7 @@ fn triggers(client: &Client, settings: &Settings) -> BoxStream<'static, ()> {
 /// with backoff; the task only returns on shutdown.
 pub async fn run(
     client: Client,
-    settings: Settings,
+    settings: WebhookSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     info!(mode = ?settings.mode, secret = %settings.secret, configuration = ?settings.configuration, "webhook registration started");

@@ -44,9 +44,9 @@ pub trait Crypto {
     /// Why a certificate could not be made.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// The raw subject public key of a PEM private key (as [`CertInfo::public_key`] holds
-    /// it), `None` when the text is not a private key.
-    fn public_key(&self, key_pem: &[u8]) -> Option<Vec<u8>>;
+    /// True when `key_pem` is a PEM private key whose public half is `cert`'s
+    /// ([`CertInfo::public_key`]).
+    fn key_matches(&self, cert: &CertInfo, key_pem: &[u8]) -> bool;
 
     /// A new CA whose common name starts with `name`, valid from `now` (back-dated by
     /// [`BACKDATE`]) for `validity`.
@@ -76,7 +76,7 @@ pub struct CertInfo {
     pub subject: Vec<u8>,
     /// DER of the issuer name.
     pub issuer: Vec<u8>,
-    /// The subject public key bits.
+    /// The subject public key info (DER: algorithm and key), which a private key must match.
     pub public_key: Vec<u8>,
     /// Basic constraints say CA.
     pub is_ca: bool,
@@ -122,7 +122,7 @@ pub enum MaterialError {
         reason: String,
     },
     /// The private key does not parse or does not belong to the certificate.
-    #[error("{0} is not the private key of its certificate")]
+    #[error("{0}: the private key does not belong to the certificate")]
     KeyMismatch(&'static str),
 }
 
@@ -144,7 +144,8 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
     }
 }
 
-/// Parses every certificate in PEM text (`what` names it in errors).
+/// Parses every certificate in PEM text (`what` names it in errors); other PEM blocks
+/// (a private key beside the certificate) are passed over.
 pub fn parse_certificates(what: &'static str, pem: &[u8]) -> Result<Vec<CertInfo>, MaterialError> {
     let mut out = Vec::new();
     for block in Pem::iter_from_buffer(pem) {
@@ -152,46 +153,49 @@ pub fn parse_certificates(what: &'static str, pem: &[u8]) -> Result<Vec<CertInfo
             what,
             reason: e.to_string(),
         })?;
-        if block.label != "CERTIFICATE" {
-            continue;
+        if block.label == "CERTIFICATE" {
+            out.push(parse_der(what, &block.contents)?);
         }
-        let cert = block
-            .parse_x509()
-            .map_err(|e| MaterialError::BadCertificate {
-                what,
-                reason: e.to_string(),
-            })?;
-        let mut names = Vec::new();
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
-            for name in &san.value.general_names {
-                match name {
-                    GeneralName::DNSName(dns) => names.push((*dns).to_owned()),
-                    GeneralName::IPAddress(ip) => {
-                        if let Ok(v4) = <[u8; 4]>::try_from(*ip) {
-                            names.push(IpAddr::from(v4).to_string());
-                        } else if let Ok(v6) = <[u8; 16]>::try_from(*ip) {
-                            names.push(IpAddr::from(v6).to_string());
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        out.push(CertInfo {
-            not_before: from_unix_seconds(cert.validity().not_before.timestamp()),
-            not_after: from_unix_seconds(cert.validity().not_after.timestamp()),
-            subject: cert.subject().as_raw().to_vec(),
-            issuer: cert.issuer().as_raw().to_vec(),
-            public_key: cert.public_key().subject_public_key.data.to_vec(),
-            is_ca: cert.is_ca(),
-            names,
-            der: block.contents.clone(),
-        });
     }
     if out.is_empty() {
         return Err(MaterialError::NoCertificate(what));
     }
     Ok(out)
+}
+
+/// Parses one DER certificate (`what` names it in errors).
+pub fn parse_der(what: &'static str, der: &[u8]) -> Result<CertInfo, MaterialError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| MaterialError::BadCertificate {
+            what,
+            reason: e.to_string(),
+        })?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(dns) => names.push((*dns).to_owned()),
+                GeneralName::IPAddress(ip) => {
+                    if let Ok(v4) = <[u8; 4]>::try_from(*ip) {
+                        names.push(IpAddr::from(v4).to_string());
+                    } else if let Ok(v6) = <[u8; 16]>::try_from(*ip) {
+                        names.push(IpAddr::from(v6).to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(CertInfo {
+        not_before: from_unix_seconds(cert.validity().not_before.timestamp()),
+        not_after: from_unix_seconds(cert.validity().not_after.timestamp()),
+        subject: cert.subject().as_raw().to_vec(),
+        issuer: cert.issuer().as_raw().to_vec(),
+        public_key: cert.public_key().raw.to_vec(),
+        is_ca: cert.is_ca(),
+        names,
+        der: der.to_vec(),
+    })
 }
 
 /// Parses a certificate (the first in `cert_pem`) and checks that `key_pem` is its
@@ -206,9 +210,10 @@ pub fn parse_pair(
         .into_iter()
         .next()
         .ok_or(MaterialError::NoCertificate(what))?;
-    match crypto.public_key(key_pem) {
-        Some(key) if key == cert.public_key => Ok(cert),
-        _ => Err(MaterialError::KeyMismatch(what)),
+    if crypto.key_matches(&cert, key_pem) {
+        Ok(cert)
+    } else {
+        Err(MaterialError::KeyMismatch(what))
     }
 }
 

@@ -370,20 +370,20 @@ pub fn apply<C: Crypto>(
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    //! The planner on certificates described directly (no keys: what it reads of a
-    //! certificate is its validity, names, issuer and DER). The rotation carried out with
-    //! real keys over whole CA lifetimes is tested in the shell (`src/certs/rotation.rs`).
+/// The lifetimes, start time and names the rotation's tests share, here and in the shell.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    use super::*;
-    use crate::certs::BACKDATE;
-    use std::time::UNIX_EPOCH;
+    use super::Policy;
 
-    const HOUR: Duration = Duration::from_secs(3600);
-    const DAY: Duration = Duration::from_secs(24 * 3600);
+    /// An hour.
+    pub const HOUR: Duration = Duration::from_secs(3600);
+    /// A day.
+    pub const DAY: Duration = Duration::from_secs(24 * 3600);
 
-    fn policy() -> Policy {
+    /// 30-day CAs, 3-day serving certificates, an hour's overlap.
+    pub fn policy() -> Policy {
         Policy {
             ca_validity: 30 * DAY,
             cert_validity: 3 * DAY,
@@ -391,13 +391,26 @@ mod tests {
         }
     }
 
-    fn start() -> SystemTime {
+    /// When the tests' Secret is first made.
+    pub fn start() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_800_000_000)
     }
 
-    fn names() -> Vec<String> {
+    /// The names the serving certificate must carry.
+    pub fn names() -> Vec<String> {
         vec!["homestead.homestead.svc".into(), "homestead".into()]
     }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The planner on certificates described directly (no keys: what it reads of a
+    //! certificate is its validity, names, issuer and DER). The rotation carried out with
+    //! real keys over whole CA lifetimes is tested in the shell (`src/certs/rotation.rs`).
+
+    use super::testing::{DAY, HOUR, names, policy, start};
+    use super::*;
+    use crate::certs::BACKDATE;
 
     /// A certificate made at `made` for `life`, as the parser would describe it.
     fn cert(subject: &str, issuer: &str, made: SystemTime, life: Duration) -> CertInfo {

@@ -11,15 +11,15 @@ mod user;
 /// Lookups the planners' tests share.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use super::{Kind, Object, Plan};
+    use super::{DesiredObjects, Kind, Object};
 
     /// Every planned object's key, for failure messages.
-    pub(crate) fn keys(plan: &Plan) -> Vec<String> {
+    pub(crate) fn keys(plan: &DesiredObjects) -> Vec<String> {
         plan.objects.iter().map(|o| o.key().to_string()).collect()
     }
 
     /// The planned object of `kind` named `name`; panics (in a test) when it is missing.
-    pub(crate) fn find<'a>(plan: &'a Plan, kind: Kind, name: &str) -> &'a Object {
+    pub(crate) fn find<'a>(plan: &'a DesiredObjects, kind: Kind, name: &str) -> &'a Object {
         plan.objects
             .iter()
             .find(|o| o.kind() == kind && o.key().name == name)
@@ -33,9 +33,9 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 pub use objects::{Kind, Object, ObjectKey};
-pub use session::session_plan;
+pub use session::session_objects;
 pub use storage::{claim_ref_for, pv_name, storage_objects};
-pub use user::user_plan;
+pub use user::user_objects;
 
 use crate::config::SecretRef;
 use crate::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_USER};
@@ -43,7 +43,10 @@ use crate::resources::{GROUP, VERSION};
 
 /// Value of `app.kubernetes.io/managed-by` on everything homestead creates.
 pub const MANAGED_BY: &str = "homestead";
-/// The one field manager of every server-side apply.
+/// The field manager of every write homestead makes for its own objects: the controller's
+/// objects and status, the webhook configurations and the certificate Secret. Each identity
+/// source writes under its own ([`crate::sources::Source::FIELD_MANAGER`]), so that what a
+/// source owns stays apart from what the controller owns.
 pub const FIELD_MANAGER: &str = "homestead";
 /// Finalizer on `User`s and `Session`s.
 pub const FINALIZER: &str = "homestead.dev/cleanup";
@@ -144,7 +147,7 @@ pub type SecretSources = BTreeMap<(String, String), Secret>;
 
 /// Everything one owner should have.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub struct DesiredObjects {
     /// The namespace (also `objects[0]`).
     pub namespace: String,
     /// Objects to apply, the Namespace first, then in dependency order.
@@ -161,7 +164,7 @@ pub struct Plan {
 
 /// Why nothing at all can be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
+pub enum DesiredObjectsError {
     /// The resource's namespace or names cannot be formed.
     #[error("{0}")]
     Invalid(String),

@@ -12,8 +12,8 @@ use super::user::{
     user_subject,
 };
 use super::{
-    MEMBER_ROLE_BINDING, Object, Owner, OwnerKind, Plan, PlanError, SESSION_CONFIG_MAP,
-    SecretSources, WORKFLOW_SERVICE_ACCOUNT,
+    DesiredObjects, DesiredObjectsError, MEMBER_ROLE_BINDING, Object, Owner, OwnerKind,
+    SESSION_CONFIG_MAP, SecretSources, WORKFLOW_SERVICE_ACCOUNT,
 };
 use crate::config::Config;
 use crate::directory::{session_namespace, session_value};
@@ -24,21 +24,21 @@ use crate::template::Value;
 /// Everything `session` should have. `members` maps usernames to their `User` specs (a
 /// member's private claim needs their uid and storage); `sources` holds the clone sources
 /// that exist.
-pub fn session_plan(
+pub fn session_objects(
     config: &Config,
     session: &Session,
     members: &BTreeMap<String, UserSpec>,
     sources: &SecretSources,
-) -> Result<Plan, PlanError> {
+) -> Result<DesiredObjects, DesiredObjectsError> {
     let spec = &session.spec;
     let namespace = session_namespace(config, spec);
     if !names::is_dns1123_label(&namespace) {
-        return Err(PlanError::Invalid(format!(
+        return Err(DesiredObjectsError::Invalid(format!(
             "namespace {namespace:?} is not a valid namespace name"
         )));
     }
     if spec.gid <= 0 {
-        return Err(PlanError::Invalid(format!(
+        return Err(DesiredObjectsError::Invalid(format!(
             "spec.gid {} must be positive",
             spec.gid
         )));
@@ -167,7 +167,7 @@ pub fn session_plan(
             member_claims.push(claim);
         }
     }
-    Ok(Plan {
+    Ok(DesiredObjects {
         namespace,
         objects,
         absent: Vec::new(),
@@ -206,7 +206,7 @@ mod tests {
                 ..Default::default()
             },
         )]);
-        let plan = session_plan(
+        let plan = session_objects(
             &config,
             &session(&["enu43627", "iat69393"]),
             &members(&[("enu43627", 1001), ("iat69393", 1002)]),
@@ -302,7 +302,7 @@ mod tests {
 
     #[test]
     fn config_map_has_exactly_the_session_keys_as_strings() {
-        let plan = session_plan(
+        let plan = session_objects(
             &Config::default(),
             &session(&["enu43627", "iat69393", "mrg27357"]),
             &BTreeMap::new(),
@@ -338,7 +338,7 @@ mod tests {
             "usernamePrefix: 'oidc:'\ncontroller: {rbac: {sessionMemberClusterRole: visit, workflowClusterRole: argo-wf}}",
         )
         .unwrap();
-        let plan = session_plan(
+        let plan = session_objects(
             &config,
             &session(&["ada", "bob"]),
             &BTreeMap::new(),
@@ -374,7 +374,7 @@ mod tests {
             "storage:\n  session: {backend: nfs, server: dls-nfs, pathTemplate: '/dls/{instrument}/{proposalCode}{proposalNumber}-{visit}', readOnly: true}\n",
         )
         .unwrap();
-        let plan = session_plan(
+        let plan = session_objects(
             &config,
             &session(&[]),
             &BTreeMap::new(),
@@ -392,7 +392,7 @@ mod tests {
         assert_eq!(nfs.path, "/dls/i03/cm37235-2");
         assert_eq!(nfs.read_only, Some(true));
         // default template: the session's data directory itself
-        let plan = session_plan(
+        let plan = session_objects(
             &Config::default(),
             &session(&[]),
             &BTreeMap::new(),
@@ -415,7 +415,7 @@ mod tests {
     #[test]
     fn member_claims_follow_members_and_their_users() {
         let config = Config::default();
-        let plan = session_plan(
+        let plan = session_objects(
             &config,
             &session(&["Ada.L", "ghost", "bad@name", "Ada.L"]),
             &members(&[("Ada.L", 4242)]),
@@ -444,7 +444,7 @@ mod tests {
 
         let mut no_private = config.clone();
         no_private.storage.private.enabled = false;
-        let plan = session_plan(
+        let plan = session_objects(
             &no_private,
             &session(&["Ada.L"]),
             &members(&[("Ada.L", 4242)]),
@@ -459,7 +459,7 @@ mod tests {
         let mut s = session(&[]);
         s.spec.proposal_code = "CM".into();
         assert!(
-            session_plan(
+            session_objects(
                 &Config::default(),
                 &s,
                 &BTreeMap::new(),
@@ -470,7 +470,7 @@ mod tests {
         let mut s = session(&[]);
         s.spec.gid = 0;
         assert!(
-            session_plan(
+            session_objects(
                 &Config::default(),
                 &s,
                 &BTreeMap::new(),

@@ -11,8 +11,8 @@ use kube::core::ObjectMeta;
 
 use super::storage::storage_objects;
 use super::{
-    Kind, OWNER_ROLE_BINDING, Object, ObjectKey, Owner, OwnerKind, Plan, PlanError, QUOTA_NAME,
-    SecretSources, USER_CONFIG_MAP, clone_sources,
+    DesiredObjects, DesiredObjectsError, Kind, OWNER_ROLE_BINDING, Object, ObjectKey, Owner,
+    OwnerKind, QUOTA_NAME, SecretSources, USER_CONFIG_MAP, clone_sources,
 };
 use crate::config::{Config, StorageConfig};
 use crate::directory::user_namespace;
@@ -21,11 +21,15 @@ use crate::resources::{StorageOverride, User, UserSpec};
 use crate::template::Value;
 
 /// Everything `user` should have. `sources` holds the clone sources that exist.
-pub fn user_plan(config: &Config, user: &User, sources: &SecretSources) -> Result<Plan, PlanError> {
+pub fn user_objects(
+    config: &Config,
+    user: &User,
+    sources: &SecretSources,
+) -> Result<DesiredObjects, DesiredObjectsError> {
     let spec = &user.spec;
-    let namespace = user_namespace(config, spec).map_err(PlanError::Invalid)?;
+    let namespace = user_namespace(config, spec).map_err(DesiredObjectsError::Invalid)?;
     if !names::is_dns1123_label(&namespace) {
-        return Err(PlanError::Invalid(format!(
+        return Err(DesiredObjectsError::Invalid(format!(
             "namespace {namespace:?} is not a valid namespace name"
         )));
     }
@@ -132,7 +136,7 @@ pub fn user_plan(config: &Config, user: &User, sources: &SecretSources) -> Resul
             &size,
         ));
     }
-    Ok(Plan {
+    Ok(DesiredObjects {
         namespace,
         objects,
         absent,
@@ -301,7 +305,7 @@ mod tests {
     #[test]
     fn default_user_gets_namespace_binding_configmap_and_storage() {
         let config = Config::default();
-        let plan = user_plan(&config, &user("ada", 1001), &SecretSources::new()).unwrap();
+        let plan = user_objects(&config, &user("ada", 1001), &SecretSources::new()).unwrap();
         assert_eq!(plan.namespace, "home-ada");
         assert_eq!(
             keys(&plan),
@@ -346,7 +350,7 @@ mod tests {
             "usernamePrefix: 'oidc:'\ncontroller: {rbac: {userClusterRole: homestead-user}}",
         )
         .unwrap();
-        let plan = user_plan(&config, &user("Ada.L", 1001), &SecretSources::new()).unwrap();
+        let plan = user_objects(&config, &user("Ada.L", 1001), &SecretSources::new()).unwrap();
         assert_eq!(plan.namespace, "home-ada-l");
         let Object::RoleBinding(rb) = find(&plan, Kind::RoleBinding, OWNER_ROLE_BINDING) else {
             panic!()
@@ -363,7 +367,7 @@ mod tests {
 
     #[test]
     fn config_map_has_identity_and_mount_paths() {
-        let plan = user_plan(
+        let plan = user_objects(
             &Config::default(),
             &user("ada", 1001),
             &SecretSources::new(),
@@ -391,9 +395,9 @@ mod tests {
     #[test]
     fn disabled_user_loses_only_the_role_binding() {
         let mut u = user("ada", 1001);
-        let enabled = user_plan(&Config::default(), &u, &SecretSources::new()).unwrap();
+        let enabled = user_objects(&Config::default(), &u, &SecretSources::new()).unwrap();
         u.spec.disabled = true;
-        let plan = user_plan(&Config::default(), &u, &SecretSources::new()).unwrap();
+        let plan = user_objects(&Config::default(), &u, &SecretSources::new()).unwrap();
         assert_eq!(
             plan.absent,
             [ObjectKey {
@@ -438,7 +442,7 @@ controller:
         source.metadata.labels = Some(BTreeMap::from([("foreign".into(), "x".into())]));
         let sources = SecretSources::from([(("infra".into(), "registry".into()), source)]);
         let u = user("ada", 42);
-        let plan = user_plan(&config, &u, &sources).unwrap();
+        let plan = user_objects(&config, &u, &sources).unwrap();
         assert_eq!(
             keys(&plan),
             [
@@ -504,7 +508,7 @@ controller:
             }),
             shared: None,
         });
-        let plan = user_plan(&Config::default(), &u, &SecretSources::new()).unwrap();
+        let plan = user_objects(&Config::default(), &u, &SecretSources::new()).unwrap();
         assert_eq!(plan.namespace, "ada-lab");
         let Object::PersistentVolume(pv) = find(
             &plan,
@@ -540,13 +544,13 @@ controller:
     fn invalid_users_plan_nothing() {
         let mut u = user("ada", 1001);
         u.spec.namespace = Some("Not_A_Namespace".into());
-        let err = user_plan(&Config::default(), &u, &SecretSources::new()).unwrap_err();
+        let err = user_objects(&Config::default(), &u, &SecretSources::new()).unwrap_err();
         assert!(
             err.to_string().contains("not a valid namespace name"),
             "{err}"
         );
         let mut u = user("ada", 1001);
         u.spec.username = "ada@example.org".into();
-        assert!(user_plan(&Config::default(), &u, &SecretSources::new()).is_err());
+        assert!(user_objects(&Config::default(), &u, &SecretSources::new()).is_err());
     }
 }

@@ -45,6 +45,7 @@ pub struct Ldap;
 impl Source for Ldap {
     type Object = User;
     const NAME: &'static str = SOURCE_LDAP;
+    const FIELD_MANAGER: &'static str = "homestead-ldap";
 
     fn same_owned_fields(have: &User, want: &User) -> bool {
         let (a, b) = (&have.spec, &want.spec);

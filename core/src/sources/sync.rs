@@ -30,6 +30,8 @@ pub trait Source {
     type Object: Resource<DynamicType = ()> + Clone;
     /// Value of the `homestead.dev/source` label on the objects it owns.
     const NAME: &'static str;
+    /// The field manager of the source's server-side applies.
+    const FIELD_MANAGER: &'static str;
     /// True when the fields the source owns are equal.
     fn same_owned_fields(have: &Self::Object, want: &Self::Object) -> bool;
     /// True when the object is retired already.

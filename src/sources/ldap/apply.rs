@@ -13,10 +13,8 @@ use super::client::fetch;
 use homestead_core::config::LdapConfig;
 use homestead_core::resources::User;
 use homestead_core::sources::ldap::{EntryKind, Ldap, Mapped, Skipped, map_directory};
-use homestead_core::sources::{SyncPlan, check_not_emptied, plan};
+use homestead_core::sources::{Source as _, SyncPlan, check_not_emptied, plan};
 
-/// Field manager of every write the LDAP sync makes.
-pub const FIELD_MANAGER: &str = "homestead-ldap";
 /// Writes in flight at once.
 const CONCURRENT_WRITES: usize = 16;
 /// Users per list page.
@@ -24,7 +22,7 @@ const LIST_PAGE: u32 = 500;
 
 /// What one sync did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Summary {
+pub struct SyncCounts {
     /// Users created.
     pub created: usize,
     /// LDAP Users updated.
@@ -41,7 +39,7 @@ pub struct Summary {
     pub failed: usize,
 }
 
-impl fmt::Display for Summary {
+impl fmt::Display for SyncCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -53,9 +51,9 @@ impl fmt::Display for Summary {
 
 /// Everything one sync produced.
 #[derive(Debug, Clone, Default)]
-pub struct Outcome {
+pub struct SyncReport {
     /// The counts.
-    pub summary: Summary,
+    pub summary: SyncCounts,
     /// Entries left out, with their DN and reason.
     pub skipped_entries: Vec<Skipped>,
     /// Desired Users not applied because a User managed by hand has the name.
@@ -84,7 +82,7 @@ pub async fn desired_users(config: &LdapConfig) -> Result<Mapped> {
 
 /// One whole sync: read the directory, list the Users, plan, apply. A directory that cannot
 /// be read fails before anything is written.
-pub async fn sync_once(client: Client, config: &LdapConfig) -> Result<Outcome> {
+pub async fn sync_once(client: Client, config: &LdapConfig) -> Result<SyncReport> {
     let mapped = desired_users(config).await?;
     let api: Api<User> = Api::all(client);
     let existing = list_users(&api).await?;
@@ -119,7 +117,7 @@ pub async fn list_users(api: &Api<User>) -> Result<Vec<User>> {
 }
 
 /// Applies a plan, writing every object even when some fail.
-pub async fn apply_plan(api: &Api<User>, plan: &SyncPlan<User>) -> Outcome {
+pub async fn apply_plan(api: &Api<User>, plan: &SyncPlan<User>) -> SyncReport {
     #[derive(Clone, Copy)]
     enum Kind {
         Created,
@@ -136,7 +134,7 @@ pub async fn apply_plan(api: &Api<User>, plan: &SyncPlan<User>) -> Outcome {
         .chain(plan.retire.iter().map(|u| (Kind::Disabled, u)))
         .map(|(kind, user)| (kind, user.name_any(), apply_body(user)))
         .collect();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let params = PatchParams::apply(Ldap::FIELD_MANAGER).force();
     let results: Vec<(Kind, String, Result<()>)> = stream::iter(writes)
         .map(move |(kind, name, body)| {
             let api = api.clone();
@@ -157,14 +155,14 @@ pub async fn apply_plan(api: &Api<User>, plan: &SyncPlan<User>) -> Outcome {
         .collect()
         .await;
 
-    let mut outcome = Outcome {
-        summary: Summary {
+    let mut outcome = SyncReport {
+        summary: SyncCounts {
             unchanged: plan.unchanged,
             skipped: plan.skipped.len(),
-            ..Summary::default()
+            ..SyncCounts::default()
         },
         skipped_users: plan.skipped.clone(),
-        ..Outcome::default()
+        ..SyncReport::default()
     };
     for (kind, name, result) in results {
         match result {
@@ -243,7 +241,7 @@ mod tests {
 
     #[test]
     fn the_summary_reads_well() {
-        let s = Summary {
+        let s = SyncCounts {
             created: 1,
             updated: 2,
             disabled: 3,

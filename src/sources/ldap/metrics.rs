@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::apply::Summary;
+use super::apply::SyncCounts;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -78,7 +78,7 @@ impl LdapMetrics {
 
     /// Records one sync: how long it took and what it did (`None` when it failed before
     /// anything was written).
-    pub fn observe(&self, elapsed: Duration, summary: Option<&Summary>) {
+    pub fn observe(&self, elapsed: Duration, summary: Option<&SyncCounts>) {
         self.duration.observe(elapsed.as_secs_f64());
         let ok = summary.is_some_and(|s| s.failed == 0);
         let result = if ok { "success" } else { "failure" };
@@ -117,12 +117,12 @@ mod tests {
     fn a_sync_shows_up_in_the_exposition() {
         let mut registry = Registry::default();
         let metrics = LdapMetrics::register(&mut registry);
-        let summary = Summary {
+        let summary = SyncCounts {
             created: 3,
             disabled: 1,
             skipped: 2,
             skipped_entries: 2,
-            ..Summary::default()
+            ..SyncCounts::default()
         };
         metrics.observe(Duration::from_millis(300), Some(&summary));
         metrics.observe(Duration::from_millis(10), None);

@@ -9,7 +9,6 @@
 //! - [`apply`] — server-side apply of a plan, and one whole sync;
 //! - [`periodic`] — the leader's task syncing every `interval` with backoff;
 //! - [`metrics`] — sync duration, results and last success;
-//! - [`command`] — `homestead ldap-sync`.
 //!
 //! The controller's leader runs the sync while it leads ([`leader_task`] is how `serve`
 //! hands it to the controller); by hand:
@@ -31,10 +30,9 @@
 
 pub mod apply;
 pub mod client;
-pub mod command;
 pub mod metrics;
 pub mod periodic;
 
-pub use apply::{FIELD_MANAGER, Outcome, Summary, sync_once};
+pub use apply::{SyncCounts, SyncReport, desired_users, sync_once};
 pub use metrics::LdapMetrics;
 pub use periodic::{leader_task, run_periodic};

@@ -4,12 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::apply::{desired_users, sync_once};
-use super::metrics::LdapMetrics;
-use super::periodic::run_periodic;
-use homestead_core::config::{Config, LdapConfig};
+use super::inputs::load_config;
+use super::{kube_client, runtime};
+use crate::sources::ldap::{LdapMetrics, desired_users, run_periodic, sync_once};
+use homestead_core::config::LdapConfig;
 use homestead_core::resources::User;
 
 /// Arguments of `homestead ldap-sync`.
@@ -23,47 +22,29 @@ pub struct LdapSyncArgs {
     #[arg(long, env = "HOMESTEAD_CONFIG", value_name = "FILE")]
     pub config: PathBuf,
     /// How to print the Users when no cluster is given.
-    #[arg(long, value_enum, default_value_t = Output::Yaml)]
-    pub output: Output,
+    #[arg(long, value_enum, default_value_t = UsersOutput::Yaml)]
+    pub output: UsersOutput,
     /// Apply the Users to the cluster of this kubeconfig and print a summary.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// Output formats.
+/// UsersOutput formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
+pub enum UsersOutput {
     /// Multi-document YAML, one User per document.
     Yaml,
     /// One JSON `v1/List` of Users.
     Json,
 }
 
-/// Runs the subcommand.
-pub fn run(args: LdapSyncArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("homestead ldap-sync: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run_async(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("homestead ldap-sync: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+/// Runs `homestead ldap-sync`.
+pub fn run(args: LdapSyncArgs) -> Result<ExitCode> {
+    runtime()?.block_on(sync(args))?;
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn run_async(args: LdapSyncArgs) -> Result<()> {
-    // Tests and other callers may have installed it already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+async fn sync(args: LdapSyncArgs) -> Result<()> {
     let ldap = load_ldap_config(&args.config)?;
     match (&args.kubeconfig, args.once) {
         (None, true) => {
@@ -83,7 +64,7 @@ async fn run_async(args: LdapSyncArgs) -> Result<()> {
             bail!("without --kubeconfig only --once is possible (it prints the Users)")
         }
         (Some(path), true) => {
-            let client = kube_client(path).await?;
+            let client = kube_client(Some(path)).await?;
             let outcome = sync_once(client, &ldap).await?;
             for skipped in &outcome.skipped_entries {
                 eprintln!("warning: {skipped}");
@@ -101,7 +82,10 @@ async fn run_async(args: LdapSyncArgs) -> Result<()> {
             Ok(())
         }
         (Some(path), false) => {
-            let client = kube_client(path).await?;
+            // Running until interrupted, it reports through the log like `serve` does;
+            // the one-shot forms print their results and warnings instead.
+            crate::telemetry::init(crate::telemetry::LogFormat::Text, "info");
+            let client = kube_client(Some(path)).await?;
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
@@ -113,28 +97,15 @@ async fn run_async(args: LdapSyncArgs) -> Result<()> {
 
 /// The `ldap` section of a configuration file.
 pub fn load_ldap_config(path: &Path) -> Result<LdapConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading configuration {}", path.display()))?;
-    let config =
-        Config::from_yaml(&text).with_context(|| format!("configuration {}", path.display()))?;
-    config
+    load_config(Some(path))?
         .ldap
         .with_context(|| format!("configuration {} has no ldap section", path.display()))
 }
 
-async fn kube_client(path: &Path) -> Result<kube::Client> {
-    let kubeconfig = Kubeconfig::read_from(path)
-        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .with_context(|| format!("kubeconfig {}", path.display()))?;
-    kube::Client::try_from(config).context("building the Kubernetes client")
-}
-
 /// The Users as text in the chosen format.
-pub fn render(users: &[User], output: Output) -> Result<String> {
+pub fn render(users: &[User], output: UsersOutput) -> Result<String> {
     match output {
-        Output::Yaml => {
+        UsersOutput::Yaml => {
             let mut out = String::new();
             for user in users {
                 out.push_str("---\n");
@@ -142,7 +113,7 @@ pub fn render(users: &[User], output: Output) -> Result<String> {
             }
             Ok(out)
         }
-        Output::Json => {
+        UsersOutput::Json => {
             let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": users });
             let mut text = serde_json::to_string_pretty(&list).context("writing JSON")?;
             text.push('\n');
