@@ -16,6 +16,7 @@ pub mod patch;
 pub mod pod;
 pub mod resources;
 pub mod review;
+pub mod sources;
 pub mod template;
 pub mod validation;
 pub mod workload;

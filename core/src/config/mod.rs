@@ -6,6 +6,7 @@
 
 mod controller;
 mod ldap;
+mod session_source;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,11 @@ use thiserror::Error;
 
 pub use controller::{CloneTarget, ControllerConfig, RbacConfig, SecretClone, SecretRef};
 pub use ldap::{LdapAttributes, LdapConfig, LdapSearch};
+pub use session_source::{
+    BUILT_IN_MEMBERS_QUERY, BUILT_IN_SESSIONS_QUERY, GID_COLUMN, GidFrom, IspybConfig,
+    IspybQueries, MEMBER_COLUMNS, SESSION_COLUMNS, SessionSourceConfig, SyncWindow,
+    VISIT_DIRECTORY_PLACEHOLDERS,
+};
 pub use storage::{Backend, CsiSource, StorageConfig, StorageSet};
 
 use crate::template::Template;
@@ -74,6 +80,10 @@ pub struct Config {
     /// Directory synchronisation; absent means no LDAP sync.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ldap: Option<LdapConfig>,
+    /// Sessions from the facility's scheduling database; absent means Sessions are written
+    /// by hand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_source: Option<SessionSourceConfig>,
 }
 
 /// A site constant for templates: a number (zero-paddable) or text.
@@ -178,6 +188,7 @@ impl Default for Config {
             homestead_usernames: vec![DEFAULT_HOMESTEAD_USERNAME.to_owned()],
             controller: ControllerConfig::default(),
             ldap: None,
+            session_source: None,
         }
     }
 }
@@ -280,6 +291,7 @@ impl Config {
                 .iter()
                 .chain(SESSION_DATA_PLACEHOLDERS)
                 .chain(SHARED_PLACEHOLDERS)
+                .chain(VISIT_DIRECTORY_PLACEHOLDERS)
                 .any(|b| b == name);
             if builtin {
                 problems.push(problem(
@@ -339,6 +351,9 @@ impl Config {
         self.controller.check("controller", &mut problems);
         if let Some(ldap) = &self.ldap {
             ldap.check("ldap", &mut problems);
+        }
+        if let Some(source) = &self.session_source {
+            source.check("sessionSource", &vars, self.ldap.is_some(), &mut problems);
         }
         problems
     }
