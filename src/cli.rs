@@ -33,6 +33,9 @@ pub enum Command {
     Config(commands::config::ConfigArgs),
     /// Read the LDAP directory and print (or, with --kubeconfig, apply) the Users it implies.
     LdapSync(crate::ldap::command::LdapSyncArgs),
+    /// Read the scheduling database (ISPyB) and print (or, with --kubeconfig, apply) the
+    /// Sessions it implies.
+    SessionSync(crate::sources::ispyb::command::SessionSyncArgs),
     /// Create the in-cluster webhook certificate Secret if it is missing, then wait for its
     /// files to be mounted (the chart's init container in `self` certificate mode).
     WebhookSecret(crate::webhooks::bootstrap::WebhookSecretArgs),
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
         Command::Crds(args) => commands::crds::run(args),
         Command::Config(args) => commands::config::run(args),
         Command::LdapSync(args) => Ok(crate::ldap::command::run(args)),
+        Command::SessionSync(args) => Ok(crate::sources::ispyb::command::run(args)),
         Command::WebhookSecret(args) => crate::webhooks::bootstrap::run(args),
     };
     result.unwrap_or_else(|error| {

@@ -10,6 +10,8 @@
 //! - [`certs`] — the webhook CA and serving certificates; [`telemetry`] — logging.
 //! - [`controller`] — caches feeding the directory; leader-gated User/Session reconcilers.
 //! - [`ldap`] — the LDAP sync keeping Users equal to the site directory.
+//! - [`sources`] — identity sources' shared apply, metrics and periodic task; the ISPyB
+//!   sync keeping Sessions equal to the facility's scheduling database.
 //! - [`webhooks`] — in-cluster certificates (make, store, rotate) and webhook configuration repair.
 
 pub mod certs;
@@ -20,6 +22,7 @@ pub mod embedded;
 pub mod ldap;
 pub mod serve;
 pub mod server;
+pub mod sources;
 pub mod state;
 pub mod telemetry;
 pub mod webhooks;

@@ -23,6 +23,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::{self, CertificateFiles, Limits, Settings, ShutdownTiming, dev};
+use crate::sources::metrics::SyncMetrics;
 use crate::state::SharedState;
 use crate::telemetry::{self, LogFormat};
 use homestead_core::config::Config;
@@ -320,7 +321,7 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Clie
 }
 
 /// Background tasks that run only on the replica holding the controller Lease (the LDAP
-/// sync, webhook certificate management). Each component adds its factory here; each
+/// and ISPyB syncs, webhook certificate management). Each component adds its factory here; each
 /// factory is called whenever leadership is won and its task stops when it is lost.
 pub fn leader_tasks(
     config: &Arc<Config>,
@@ -334,6 +335,14 @@ pub fn leader_tasks(
         tasks.push(crate::ldap::leader_task(
             client.clone(),
             ldap.clone(),
+            metrics,
+        ));
+    }
+    if config.session_source.is_some() {
+        let metrics = SyncMetrics::register(registry, crate::sources::ispyb::METRICS);
+        tasks.push(crate::sources::ispyb::leader_task(
+            client.clone(),
+            config.clone(),
             metrics,
         ));
     }

@@ -10,7 +10,6 @@ use super::apply::{desired_users, sync_once};
 use super::metrics::LdapMetrics;
 use super::periodic::run_periodic;
 use homestead_core::config::{Config, LdapConfig};
-use homestead_core::resources::User;
 
 /// Arguments of `homestead ldap-sync`.
 #[derive(Debug, Clone, clap::Args)]
@@ -30,12 +29,12 @@ pub struct LdapSyncArgs {
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// Output formats.
+/// Output formats of the sync commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
-    /// Multi-document YAML, one User per document.
+    /// Multi-document YAML, one object per document.
     Yaml,
-    /// One JSON `v1/List` of Users.
+    /// One JSON `v1/List` of the objects.
     Json,
 }
 
@@ -131,19 +130,19 @@ async fn kube_client(path: &Path) -> Result<kube::Client> {
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
-/// The Users as text in the chosen format.
-pub fn render(users: &[User], output: Output) -> Result<String> {
+/// Objects (Users, Sessions) as text in the chosen format.
+pub fn render<T: serde::Serialize>(objects: &[T], output: Output) -> Result<String> {
     match output {
         Output::Yaml => {
             let mut out = String::new();
-            for user in users {
+            for object in objects {
                 out.push_str("---\n");
-                out.push_str(&serde_saphyr::to_string(user).context("writing YAML")?);
+                out.push_str(&serde_saphyr::to_string(object).context("writing YAML")?);
             }
             Ok(out)
         }
         Output::Json => {
-            let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": users });
+            let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": objects });
             let mut text = serde_json::to_string_pretty(&list).context("writing JSON")?;
             text.push('\n');
             Ok(text)

@@ -28,6 +28,7 @@ use thiserror::Error;
 use homestead_core::config::LdapAttributes;
 use homestead_core::names::{self, LABEL_SOURCE, NameError};
 use homestead_core::resources::{User, UserSpec};
+use homestead_core::sources::PosixGroup;
 
 /// Value of the `homestead.dev/source` label on Users the LDAP sync owns.
 pub const SOURCE_LDAP: &str = "ldap";
@@ -308,6 +309,31 @@ pub fn map_directory(
         unknown_groups,
         persons_read: users.len(),
     }
+}
+
+/// The posixGroups among `entries` (name, gid, members); groups with a missing or bad name
+/// or gid are skipped with the reason.
+pub fn posix_groups(
+    attributes: &LdapAttributes,
+    entries: &[Entry],
+) -> (Vec<PosixGroup>, Vec<Skipped>) {
+    let mut groups = Vec::with_capacity(entries.len());
+    let mut skipped = Vec::new();
+    for entry in entries {
+        match read_group(attributes, entry) {
+            Ok(group) => groups.push(PosixGroup {
+                name: group.name.to_owned(),
+                gid: group.gid,
+                members: group.members.to_vec(),
+            }),
+            Err(reason) => skipped.push(Skipped {
+                kind: EntryKind::Group,
+                dn: entry.dn.clone(),
+                reason,
+            }),
+        }
+    }
+    (groups, skipped)
 }
 
 /// The User object for one person.
