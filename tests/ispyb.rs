@@ -679,12 +679,30 @@ mod cluster {
         let slapd = directory(&["ispt1-1", "ispt2-1", "ispt3-1"], "");
         let config = config(source(&db), Some(&slapd));
 
-        let outcome = sync_once(client.clone(), &config).await.unwrap();
+        // The first sync is the command, as an administrator runs it.
+        let out = Command::new(env!("CARGO_BIN_EXE_homestead"))
+            .args(["session-sync", "--once", "--config"])
+            .arg(write_config(&db, &config))
+            .arg("--kubeconfig")
+            .arg(support::kubeconfig_path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
         assert_eq!(
-            (outcome.summary.created, outcome.summary.skipped),
-            (2, 1),
-            "{}",
-            outcome.summary
+            stdout.trim(),
+            "created 2, updated 0, ended 0, unchanged 0, skipped 1, failed 0"
+        );
+        assert!(
+            stderr.contains("warning: skipped member nobody of visit ispt1-1: maps to no User"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(
+                "warning: Session ispt3-1: a Session named \"ispt3-1\" exists without the label"
+            ),
+            "{stderr}"
         );
         let one = sessions.get("ispt1-1").await.unwrap();
         // "nobody" has no User: left out of the members.
