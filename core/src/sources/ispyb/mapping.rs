@@ -2,13 +2,14 @@
 //! scheduling database implies.
 //!
 //! Rules (each one is tested below):
-//! - a visit row needs a numeric `sessionId`, a proposal code of letters and digits, a
+//! - a visit row needs a numeric `sessionId`, a proposal code of lower-case letters and
+//!   digits (as admission requires of a Session), a
 //!   positive proposal number and visit number, an instrument (letters, digits, `-`, `_`,
 //!   `.`), and a start and an end date, the end not before the start;
 //! - visits on other instruments than `instruments` (when set) and visits whose dates do
 //!   not overlap the window are out of scope: not reported, and ended if they were synced;
-//! - the Session's name is `{proposalCode}{proposalNumber}-{visit}` in lower case (a
-//!   DNS-1123 label); two rows with the same name are both skipped, naming each other;
+//! - the Session's name is `{proposalCode}{proposalNumber}-{visit}` (a DNS-1123 label);
+//!   two rows with the same name are both skipped, naming each other;
 //! - the gid is the `gidNumber` of the posixGroup whose name is the Session's name
 //!   (compared as LDAP does, ignoring case), or the row's `gid` column with
 //!   `gidFrom: column`; a visit without one is skipped;
@@ -31,7 +32,7 @@ use super::rows::{Cell, DateTime, PersonRow, VisitRow, Window};
 use super::{ANNOTATION_SESSION_ID, SOURCE_ISPYB};
 use crate::config::{Config, GidFrom, SessionSourceConfig};
 use crate::directory::session_namespace;
-use crate::names::{LABEL_SOURCE, is_dns1123_label};
+use crate::names::{self, LABEL_SOURCE, is_dns1123_label};
 use crate::resources::{Session, SessionSpec};
 use crate::sources::PosixGroup;
 use crate::template::Value;
@@ -300,14 +301,16 @@ pub fn map_visits(config: &Config, source: &SessionSourceConfig, input: Input<'_
         let mut members = BTreeSet::new();
         for person in people.get(visit.session_id.as_str()).into_iter().flatten() {
             match login(&person.login) {
-                Ok(login) if is_user(input.users, login) => {
-                    members.insert(login.to_owned());
-                }
-                Ok(login) => mapped.skipped_members.push(SkippedMember {
-                    of: MemberOf::Visit(name.clone()),
-                    login: login.to_owned(),
-                    reason: "maps to no User".into(),
-                }),
+                Ok(login) => match not_a_member(input.users, login) {
+                    None => {
+                        members.insert(login.to_owned());
+                    }
+                    Some(reason) => mapped.skipped_members.push(SkippedMember {
+                        of: MemberOf::Visit(name.clone()),
+                        login: login.to_owned(),
+                        reason,
+                    }),
+                },
                 Err(reason) => mapped.skipped_members.push(SkippedMember {
                     of: MemberOf::Visit(name.clone()),
                     login: person.login.to_string(),
@@ -410,16 +413,20 @@ fn read_visit(row: &VisitRow) -> Result<Visit<'_>, RowError> {
     };
     let fail = |reason| (session_id.clone(), None, reason);
     let code = text(&row.proposal_code, "proposalCode").map_err(fail)?;
-    if !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    // As admission requires of a Session (the namespace and the name are made of it).
+    if !code
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
         return Err(fail(SkipReason::Malformed {
             column: "proposalCode",
             value: format!("{code:?}"),
-            expected: "letters and digits",
+            expected: "lower-case letters and digits",
         }));
     }
     let number = positive(&row.proposal_number, "proposalNumber").map_err(fail)?;
     let visit = positive(&row.visit, "visit").map_err(fail)?;
-    let name = format!("{}{number}-{visit}", code.to_ascii_lowercase());
+    let name = format!("{code}{number}-{visit}");
     let fail = |reason| (session_id.clone(), Some(name.clone()), reason);
     let instrument = text(&row.instrument, "instrument").map_err(fail)?;
     let instrument_ok = instrument
@@ -535,8 +542,15 @@ fn login(cell: &Cell) -> Result<&str, String> {
     text(cell, "login").map_err(|e| e.to_string())
 }
 
-fn is_user(users: Option<&HashSet<String>>, login: &str) -> bool {
-    users.is_none_or(|u| u.contains(login))
+/// Why `login` cannot be a member: it has no object name (admission refuses such a
+/// Session), or it maps to no User (when the Users are known).
+fn not_a_member(users: Option<&HashSet<String>>, login: &str) -> Option<String> {
+    if let Err(e) = names::object_name(login) {
+        return Some(e.to_string());
+    }
+    users
+        .is_some_and(|u| !u.contains(login))
+        .then(|| "maps to no User".to_owned())
 }
 
 /// Person rows by `sessionId`; rows without a usable one are reported.
@@ -631,17 +645,18 @@ impl StaffCache {
                         continue;
                     }
                     for member in found.iter().flat_map(|g| &g.members) {
-                        if is_user(users, member) {
-                            members.insert(member.clone());
-                        } else {
-                            mapped.skipped_members.push(SkippedMember {
+                        match not_a_member(users, member) {
+                            None => {
+                                members.insert(member.clone());
+                            }
+                            Some(reason) => mapped.skipped_members.push(SkippedMember {
                                 of: MemberOf::Staff {
                                     instrument: instrument.to_owned(),
                                     group: group_name.clone(),
                                 },
                                 login: member.clone(),
-                                reason: "maps to no User".into(),
-                            });
+                                reason,
+                            }),
                         }
                     }
                 }
@@ -865,7 +880,11 @@ mod tests {
             ),
             (
                 with(4, &|r| r.proposal_code = text("c/m")),
-                "skipped visit sessionId=4: proposalCode \"c/m\" is not letters and digits",
+                "skipped visit sessionId=4: proposalCode \"c/m\" is not lower-case letters and digits",
+            ),
+            (
+                with(14, &|r| r.proposal_code = text("CM")),
+                "skipped visit sessionId=14: proposalCode \"CM\" is not lower-case letters and digits",
             ),
             (
                 with(5, &|r| r.proposal_number = text("37x")),
@@ -995,7 +1014,7 @@ mod tests {
     fn two_rows_with_one_name_are_both_skipped_naming_each_other() {
         let mut case = Case::new(vec![
             row(1, "cm", 7, 1, "i03"),
-            row(2, "CM", 7, 1, "i04"),
+            row(2, "cm", 7, 1, "i04"),
             row(3, "cm", 8, 1, "i03"),
         ]);
         case.groups.push(group("cm7-1", 7001, &[]));
@@ -1060,6 +1079,7 @@ mod tests {
         case.people = vec![
             person(1, "ada"),
             person(1, "zed"),
+            person(1, "ad@m"),
             PersonRow {
                 session_id: Cell::UInt(1),
                 login: Cell::Null,
@@ -1092,6 +1112,7 @@ mod tests {
             messages,
             [
                 "skipped member NULL of visit cm1-1: login is NULL",
+                "skipped member ad@m of visit cm1-1: username \"ad@m\" contains '@'; only letters, digits, '-', '_' and '.' can be mapped to a name",
                 "skipped member zed of visit cm1-1: maps to no User",
                 "skipped member \"eve\" of visit sessionId=NULL: sessionId is NULL",
                 "skipped member ghost of staff group i03-staff (every i03 visit): maps to no User",
