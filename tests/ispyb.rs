@@ -24,7 +24,7 @@ use slapd::{Options, Slapd, posix_group};
 
 use homestead::sources::ispyb::desired_sessions;
 use homestead::sources::ispyb::sync::Desired;
-use homestead_core::config::{Config, GidFrom, LdapConfig, SessionSourceConfig};
+use homestead_core::config::{Config, GidFrom, SessionSourceConfig};
 use homestead_core::resources::Session;
 use homestead_core::sources::ispyb::{ANNOTATION_SESSION_ID, Ispyb, SOURCE_ISPYB, keep_held};
 use homestead_core::sources::plan;
@@ -33,19 +33,9 @@ fn init() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A `sessionSource` reading `db` as the reader, with the defaults of the issue's example.
-fn source(db: &MariaDb) -> SessionSourceConfig {
-    let yaml = format!(
-        "ispyb: {{url: '{}', passwordFile: '{}'}}",
-        db.reader_url(),
-        db.password_file().display()
-    );
-    serde_saphyr::from_str(&yaml).expect("sessionSource")
-}
-
-/// `source(db)` with gids from a column of a replaced sessions query (no LDAP needed).
+/// `db.source()` with gids from a column of a replaced sessions query (no LDAP needed).
 fn gids_by_column(db: &MariaDb) -> SessionSourceConfig {
-    let mut by_column = source(db);
+    let mut by_column = db.source();
     by_column.gid_from = GidFrom::Column;
     by_column.ispyb.queries.sessions = Some(format!(
         "SELECT q.*, 100000 + q.sessionId AS gid FROM ({}) q",
@@ -131,7 +121,7 @@ async fn visits_become_sessions_with_people_ldap_gids_and_data_directories() {
         ]
         .concat(),
     );
-    let desired = read_desired(&config(source(&db), Some(&slapd)), None).await;
+    let desired = read_desired(&config(db.source(), Some(&slapd)), None).await;
     assert_eq!(names(&desired.mapped.sessions), ["cm37235-2", "mx1234-1"]);
     let cm = session(&desired, "cm37235-2");
     assert_eq!(cm.spec.proposal_code, "cm");
@@ -188,14 +178,14 @@ async fn the_window_decides_which_visits_are_synced() {
 
     // The default window: [now - 30d, now + 7d]. The built-in query already leaves out
     // what cannot overlap it, so only the rows that do are read.
-    let desired = read_desired(&config(source(&db), Some(&slapd)), None).await;
+    let desired = read_desired(&config(db.source(), Some(&slapd)), None).await;
     assert_eq!(
         names(&desired.mapped.sessions),
         ["cm2-1", "cm3-1", "cm4-1", "cm6-1"]
     );
     assert_eq!(desired.mapped.rows_read, 4);
 
-    let mut narrow = source(&db);
+    let mut narrow = db.source();
     narrow.ispyb.window.after = Duration::from_secs(5 * 86_400);
     narrow.ispyb.window.before = Duration::from_secs(12 * 86_400);
     let desired = read_desired(&config(narrow, Some(&slapd)), None).await;
@@ -205,7 +195,7 @@ async fn the_window_decides_which_visits_are_synced() {
     );
 
     // A replaced query that ignores the window: the mapping applies it all the same.
-    let mut everything = source(&db);
+    let mut everything = db.source();
     everything.ispyb.queries.sessions = Some(
         "SELECT bs.sessionId, p.proposalCode, p.proposalNumber, bs.visit_number AS visit, \
          bs.beamLineName AS instrument, bs.startDate, bs.endDate \
@@ -230,7 +220,7 @@ async fn the_instrument_filter_keeps_only_those_instruments() {
         add_visit(&mut conn, &Visit::now("cm", number, 1, instrument)).await;
     }
     let slapd = directory(&["cm1-1", "cm2-1", "cm3-1"], "");
-    let mut filtered = source(&db);
+    let mut filtered = db.source();
     filtered.ispyb.instruments = vec!["i03".into(), "b21".into()];
     let desired = read_desired(&config(filtered, Some(&slapd)), None).await;
     assert_eq!(names(&desired.mapped.sessions), ["cm1-1", "cm3-1"]);
@@ -268,7 +258,7 @@ async fn staff_groups_join_every_session_on_their_instrument() {
         ]
         .concat(),
     );
-    let mut with_staff = source(&db);
+    let mut with_staff = db.source();
     with_staff.ispyb.staff = BTreeMap::from([
         ("i03".to_owned(), vec!["i03-staff".to_owned()]),
         ("i24".to_owned(), vec!["i24-staff".to_owned()]),
@@ -328,7 +318,7 @@ async fn each_kind_of_bad_row_is_skipped_with_a_warning_and_the_rest_sync() {
     let bad_number = add_visit(&mut conn, &Visit::now("cm", "7a", 1, "i03")).await;
     let slapd = directory(&["cm1-1", "cm2-1", "cm3-1", "cm4-1", "cm5-1", "cm6-1"], "");
     let known = users(&["ada"]);
-    let desired = read_desired(&config(source(&db), Some(&slapd)), Some(&known)).await;
+    let desired = read_desired(&config(db.source(), Some(&slapd)), Some(&known)).await;
 
     assert_eq!(names(&desired.mapped.sessions), ["cm1-1"]);
     assert_eq!(session(&desired, "cm1-1").spec.members, ["ada"]);
@@ -381,7 +371,7 @@ async fn a_person_removed_from_a_visit_or_a_visit_removed_updates_and_ends_sessi
     )
     .await;
     let slapd = directory(&["cm1-1", "cm2-1"], "");
-    let config = config(source(&db), Some(&slapd));
+    let config = config(db.source(), Some(&slapd));
     // The cluster holds what the first sync applied.
     let existing = read_desired(&config, None).await.mapped.sessions;
     assert!(plan::<Ispyb>(&existing, &existing).is_empty());
@@ -455,7 +445,7 @@ async fn the_periodic_task_retries_a_database_that_is_down_with_backoff() {
     let Some(mut db) = MariaDb::start() else {
         return;
     };
-    let config = config(source(&db), None);
+    let config = config(db.source(), None);
     db.stop();
     // No API server listens here: had the sync got past the database, listing Users would
     // have failed too; the database error comes first and nothing is attempted.
@@ -515,7 +505,7 @@ async fn replaced_queries_must_return_the_named_columns() {
     init();
     let Some(db) = MariaDb::start() else { return };
     let _conn = db.with_schema().await;
-    let mut wrong = source(&db);
+    let mut wrong = db.source();
     wrong.ispyb.queries.members = Some("SELECT sessionId, personId FROM Session_has_Person".into());
     let config = config(wrong, None);
     let source = config.session_source.as_ref().unwrap();
@@ -532,21 +522,8 @@ async fn replaced_queries_must_return_the_named_columns() {
 
 /// Writes the `ldap` and `sessionSource` sections of `config` as a configuration file.
 fn write_config(db: &MariaDb, config: &Config) -> PathBuf {
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct File<'a> {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        ldap: Option<&'a LdapConfig>,
-        session_source: Option<&'a SessionSourceConfig>,
-    }
-    let path = db.dir().join("homestead.yaml");
-    let text = serde_saphyr::to_string(&File {
-        ldap: config.ldap.as_ref(),
-        session_source: config.session_source.as_ref(),
-    })
-    .expect("config YAML");
-    std::fs::write(&path, text).expect("writing the configuration");
-    path
+    let source = config.session_source.as_ref().expect("sessionSource");
+    db.write_config(config.ldap.as_ref(), source)
 }
 
 #[tokio::test]
@@ -564,7 +541,7 @@ async fn the_command_prints_sessions_as_yaml_and_warns_about_bad_rows() {
     .await;
     let bad = add_visit(&mut conn, &Visit::now("cm", "1", 0, "i03")).await;
     let slapd = directory(&["cm37235-2"], "");
-    let path = write_config(&db, &config(source(&db), Some(&slapd)));
+    let path = write_config(&db, &config(db.source(), Some(&slapd)));
     let out = Command::new(env!("CARGO_BIN_EXE_homestead"))
         .args(["session-sync", "--once", "--output", "yaml", "--config"])
         .arg(&path)
@@ -677,7 +654,7 @@ mod cluster {
         .await;
         add_visit(&mut conn, &Visit::now("ispt", "3", 1, "i03")).await;
         let slapd = directory(&["ispt1-1", "ispt2-1", "ispt3-1"], "");
-        let config = config(source(&db), Some(&slapd));
+        let config = config(db.source(), Some(&slapd));
 
         // The first sync is the command, as an administrator runs it.
         let out = Command::new(env!("CARGO_BIN_EXE_homestead"))

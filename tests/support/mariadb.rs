@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use homestead_core::config::{LdapConfig, SessionSourceConfig};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 use tempfile::TempDir;
@@ -231,6 +232,35 @@ impl MariaDb {
     pub fn password_file(&self) -> PathBuf {
         let path = self.dir.path().join("reader-password");
         std::fs::write(&path, format!("{READER_PASSWORD}\n")).expect("password file");
+        path
+    }
+
+    /// A `sessionSource` reading this server as the reader, otherwise the defaults.
+    pub fn source(&self) -> SessionSourceConfig {
+        let yaml = format!(
+            "ispyb: {{url: '{}', passwordFile: '{}'}}",
+            self.reader_url(),
+            self.password_file().display()
+        );
+        serde_saphyr::from_str(&yaml).expect("sessionSource")
+    }
+
+    /// Writes a configuration file with `ldap` (when given) and `sessionSource` sections.
+    pub fn write_config(&self, ldap: Option<&LdapConfig>, source: &SessionSourceConfig) -> PathBuf {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct File<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            ldap: Option<&'a LdapConfig>,
+            session_source: &'a SessionSourceConfig,
+        }
+        let path = self.dir.path().join("homestead.yaml");
+        let text = serde_saphyr::to_string(&File {
+            ldap,
+            session_source: source,
+        })
+        .expect("config YAML");
+        std::fs::write(&path, text).expect("writing the configuration");
         path
     }
 
