@@ -520,6 +520,57 @@ async fn replaced_queries_must_return_the_named_columns() {
     );
 }
 
+#[tokio::test]
+async fn tls_is_used_when_the_url_asks_and_the_server_is_verified() {
+    init();
+    let scratch = tempfile::tempdir().unwrap();
+    let certs = homestead_certs(scratch.path());
+    let Some(db) = MariaDb::start_tls(&certs) else {
+        return;
+    };
+    let mut conn = db.with_schema().await;
+    add_visit(&mut conn, &Visit::now("cm", "1", 1, "i03")).await;
+    // The reader may only connect over TLS: a plain connection is refused.
+    conn.query_drop("ALTER USER 'reader'@'%' REQUIRE SSL")
+        .await
+        .unwrap();
+
+    let mut plain = gids_by_column(&db);
+    let err = desired_sessions(&config(plain.clone(), None), &plain, None)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("connecting to"), "{err:#}");
+
+    // TLS verified against the CA that signed the server's certificate.
+    plain.ispyb.url = format!("{}?require_ssl=true", db.reader_url());
+    plain.ispyb.ca_file = Some(certs.join("ca.crt").display().to_string());
+    let desired = read_desired(&config(plain.clone(), None), None).await;
+    assert_eq!(names(&desired.mapped.sessions), ["cm1-1"]);
+
+    // The built-in roots do not know this CA: the certificate is really checked.
+    plain.ispyb.ca_file = None;
+    let err = desired_sessions(&config(plain.clone(), None), &plain, None)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("connecting to"), "{err:#}");
+}
+
+/// A CA and a serving certificate for localhost and 127.0.0.1 made by `homestead certs`.
+fn homestead_certs(dir: &std::path::Path) -> PathBuf {
+    let out = dir.join("certs");
+    let run = Command::new(env!("CARGO_BIN_EXE_homestead"))
+        .args(["certs", "--ip", "127.0.0.1", "--dns", "localhost", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
 /// Writes the `ldap` and `sessionSource` sections of `config` as a configuration file.
 fn write_config(db: &MariaDb, config: &Config) -> PathBuf {
     let source = config.session_source.as_ref().expect("sessionSource");

@@ -111,6 +111,20 @@ impl MariaDb {
     /// error) when MariaDB is not installed: run tests/run.sh, which installs
     /// mariadb-server.
     pub fn start() -> Option<MariaDb> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`MariaDb::start`], also serving TLS with the certificate in `certs` as
+    /// `homestead certs --out DIR` writes it (`ca.crt`, `tls.crt`, `tls.key`).
+    pub fn start_tls(certs: &Path) -> Option<MariaDb> {
+        Self::start_with(&[
+            format!("--ssl-ca={}", certs.join("ca.crt").display()),
+            format!("--ssl-cert={}", certs.join("tls.crt").display()),
+            format!("--ssl-key={}", certs.join("tls.key").display()),
+        ])
+    }
+
+    fn start_with(extra: &[String]) -> Option<MariaDb> {
         let (Some(server), Some(install)) = (program("mariadbd"), program("mariadb-install-db"))
         else {
             eprintln!(
@@ -182,6 +196,7 @@ impl MariaDb {
                 "--skip-log-bin",
             ])
             .args(SERVER_OPTIONS)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
