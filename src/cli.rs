@@ -32,7 +32,7 @@ pub enum Command {
     /// Work with configuration files.
     Config(commands::config::ConfigArgs),
     /// Read the LDAP directory and print (or, with --kubeconfig, apply) the Users it implies.
-    LdapSync(crate::ldap::command::LdapSyncArgs),
+    LdapSync(crate::sources::ldap::command::LdapSyncArgs),
     /// Read the scheduling database (ISPyB) and print (or, with --kubeconfig, apply) the
     /// Sessions it implies.
     SessionSync(crate::sources::ispyb::command::SessionSyncArgs),
@@ -51,7 +51,7 @@ pub fn main() -> ExitCode {
         Command::Mutate(args) => commands::mutate::run(args),
         Command::Crds(args) => commands::crds::run(args),
         Command::Config(args) => commands::config::run(args),
-        Command::LdapSync(args) => Ok(crate::ldap::command::run(args)),
+        Command::LdapSync(args) => Ok(crate::sources::ldap::command::run(args)),
         Command::SessionSync(args) => Ok(crate::sources::ispyb::command::run(args)),
         Command::WebhookSecret(args) => crate::webhooks::bootstrap::run(args),
     };

@@ -9,9 +9,9 @@
 //! - [`server`] — the TLS admission server, admin endpoints, metrics; [`serve`] its subcommand.
 //! - [`certs`] — the webhook CA and serving certificates; [`telemetry`] — logging.
 //! - [`controller`] — caches feeding the directory; leader-gated User/Session reconcilers.
-//! - [`ldap`] — the LDAP sync keeping Users equal to the site directory.
-//! - [`sources`] — identity sources' shared apply, metrics and periodic task; the ISPyB
-//!   sync keeping Sessions equal to the facility's scheduling database.
+//! - [`sources`] — identity sources: the LDAP sync keeping Users equal to the site
+//!   directory, the ISPyB sync keeping Sessions equal to the facility's scheduling database,
+//!   and what they share (applying a plan, metrics, the leader's periodic task).
 //! - [`webhooks`] — in-cluster certificates (make, store, rotate) and webhook configuration repair.
 
 pub mod certs;
@@ -19,7 +19,6 @@ pub mod cli;
 pub mod commands;
 pub mod controller;
 pub mod embedded;
-pub mod ldap;
 pub mod serve;
 pub mod server;
 pub mod sources;

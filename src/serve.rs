@@ -331,8 +331,8 @@ pub fn leader_tasks(
 ) -> Vec<crate::controller::LeaderTask> {
     let mut tasks: Vec<crate::controller::LeaderTask> = Vec::new();
     if let Some(ldap) = &config.ldap {
-        let metrics = crate::ldap::LdapMetrics::register(registry);
-        tasks.push(crate::ldap::leader_task(
+        let metrics = crate::sources::ldap::LdapMetrics::register(registry);
+        tasks.push(crate::sources::ldap::leader_task(
             client.clone(),
             ldap.clone(),
             metrics,

@@ -19,10 +19,10 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::CustomResourceExt;
 use serde_json::{Value, json};
 
-use homestead::webhooks::desired::{self, normalize_mutating, normalize_validating};
 use homestead::webhooks::{Settings, WebhookArgs};
 use homestead_core::config::Config;
 use homestead_core::resources::{Session, User};
+use homestead_core::webhooks::{self, normalize_mutating, normalize_validating};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -70,12 +70,13 @@ fn merge(mut a: Value, b: Value) -> Value {
 }
 
 fn test_ca_pem() -> String {
-    homestead::webhooks::material::make_ca(
-        std::time::SystemTime::now(),
+    homestead::certs::CertificateAuthority::generate(
+        "test CA",
         std::time::Duration::from_secs(86400),
     )
     .expect("ca")
-    .cert_pem
+    .cert_pem()
+    .to_owned()
 }
 
 /// (name, release namespace, values) of every shape of install.
@@ -432,10 +433,10 @@ fn webhooks_never_select_kube_system_or_the_release_namespace() {
         assert_eq!(
             names,
             [
-                desired::MUTATE,
-                desired::NAMESPACES,
-                desired::RESOURCES,
-                desired::VALIDATE
+                webhooks::MUTATE,
+                webhooks::NAMESPACES,
+                webhooks::RESOURCES,
+                webhooks::VALIDATE
             ],
             "{scenario}"
         );
@@ -494,8 +495,8 @@ fn chart_webhooks_are_what_the_leader_keeps() {
         );
         assert_eq!(validating.metadata.name, settings.configuration);
         let bundle = settings.ca_bundle.as_deref();
-        let mut want_m = desired::mutating(&settings.registration, bundle);
-        let mut want_v = desired::validating(&settings.registration, bundle);
+        let mut want_m = webhooks::mutating(&settings.registration, bundle);
+        let mut want_v = webhooks::validating(&settings.registration, bundle);
         want_m.iter_mut().for_each(normalize_mutating);
         want_v.iter_mut().for_each(normalize_validating);
         let mut have_m = mutating.webhooks.unwrap_or_default();

@@ -10,11 +10,11 @@ mod slapd;
 
 use std::process::Command;
 
-use homestead::ldap::apply::desired_users;
-use homestead::ldap::mapping::{Mapped, SkipReason};
-use homestead::ldap::sync::plan;
+use homestead::sources::ldap::apply::desired_users;
 use homestead_core::config::LdapAttributes;
 use homestead_core::resources::User;
+use homestead_core::sources::ldap::{Ldap, Mapped, SkipReason};
+use homestead_core::sources::plan;
 use ldap3::{LdapConnAsync, Scope};
 use slapd::{
     ADMIN_DN, ADMIN_PASSWORD, GROUPS, Options, PEOPLE, READER_DN, READER_PASSWORD, Slapd,
@@ -453,7 +453,7 @@ async fn a_person_removed_from_the_directory_is_disabled_not_deleted() {
             ..Default::default()
         },
     ));
-    assert!(plan(&before.users, &existing).is_empty());
+    assert!(plan::<Ldap>(&before.users, &existing).is_empty());
 
     // bob leaves; ada joins a new group.
     let (conn, mut ldap) = LdapConnAsync::new(&slapd.url).await.unwrap();
@@ -483,11 +483,11 @@ async fn a_person_removed_from_the_directory_is_disabled_not_deleted() {
     .unwrap();
 
     let after = desired_users(&config).await.unwrap();
-    let plan = plan(&after.users, &existing);
+    let plan = plan::<Ldap>(&after.users, &existing);
     assert!(plan.create.is_empty());
-    assert_eq!(names(&plan.disable), ["bob"]);
-    assert!(plan.disable[0].spec.disabled);
-    assert_eq!(plan.disable[0].spec.uid, 1002);
+    assert_eq!(names(&plan.retire), ["bob"]);
+    assert!(plan.retire[0].spec.disabled);
+    assert_eq!(plan.retire[0].spec.uid, 1002);
     assert_eq!(names(&plan.update), ["ada"]);
     assert_eq!(plan.update[0].spec.supplemental_groups, [3000, 4000, 5000]);
     assert_eq!(plan.unchanged, 1);
@@ -516,7 +516,7 @@ mod cluster {
     //! not hold, as it would in production.
 
     use super::*;
-    use homestead::ldap::sync_once;
+    use homestead::sources::ldap::sync_once;
     use kube::api::{Api, DeleteParams, PostParams};
     use kube::config::{KubeConfigOptions, Kubeconfig};
 
@@ -639,7 +639,7 @@ mod cluster {
 #[tokio::test]
 async fn the_periodic_task_retries_a_failing_directory_with_backoff_and_writes_nothing() {
     init();
-    use homestead::ldap::{LdapMetrics, run_periodic};
+    use homestead::sources::ldap::{LdapMetrics, run_periodic};
     use prometheus_client::registry::Registry;
 
     let mut slapd = Slapd::start(Options::default(), &small_directory());

@@ -17,9 +17,12 @@ use kube::api::ObjectMeta;
 use kube::client::Body;
 use serde_json::{Value, json};
 
-use homestead::webhooks::desired::{self, Registration, Target};
-use homestead::webhooks::rotation::{self, KEY_CA_BUNDLE, KEY_TLS_CERT, Observed, Policy, Step};
+use homestead::certs::{CertificateAuthority, Rcgen};
 use homestead::webhooks::{CertMode, Settings, reconcile_once};
+use homestead_core::certs::parse_certificates;
+use homestead_core::certs::rotation::{Policy, Step};
+use homestead_core::certs::secret::{KEY_CA_BUNDLE, KEY_TLS_CERT, Observed};
+use homestead_core::webhooks::{self, Registration, Target};
 
 const NAME: &str = "homestead";
 const NS: &str = "homestead";
@@ -195,11 +198,11 @@ fn installed() -> Arc<Mutex<Fake>> {
     };
     let m = MutatingWebhookConfiguration {
         metadata: meta.clone(),
-        webhooks: Some(desired::mutating(&registration(), None)),
+        webhooks: Some(webhooks::mutating(&registration(), None)),
     };
     let v = ValidatingWebhookConfiguration {
         metadata: meta,
-        webhooks: Some(desired::validating(&registration(), None)),
+        webhooks: Some(webhooks::validating(&registration(), None)),
     };
     fake.set_mutating(m);
     fake.set_validating(v);
@@ -254,7 +257,7 @@ async fn self_mode_creates_the_secret_and_publishes_its_ca_everywhere() {
         .into_iter()
         .map(|(k, v)| (k, v.0))
         .collect();
-    let observed = Observed::from_secret(Some(&data));
+    let observed = Observed::from_secret(Some(&data), &Rcgen);
     assert!(observed.problems.is_empty(), "{:?}", observed.problems);
     let serving = observed.serving.expect("serving");
     assert_eq!(serving.names, [format!("{NAME}.{NS}.svc")]);
@@ -264,7 +267,7 @@ async fn self_mode_creates_the_secret_and_publishes_its_ca_everywhere() {
     assert_eq!(all.len(), 4);
     assert!(all.iter().all(|b| b.as_deref() == Some(ca.as_slice())));
     // And that bundle trusts the serving certificate the replicas load.
-    let cas = rotation::parse_certificates("ca", &ca).expect("ca");
+    let cas = parse_certificates("ca", &ca).expect("ca");
     assert!(cas.iter().any(|c| serving.issued_by(c)));
     assert!(data.contains_key(KEY_TLS_CERT));
 }
@@ -365,9 +368,8 @@ async fn cert_manager_mode_repairs_rules_but_leaves_ca_bundle_to_cainjector() {
 #[tokio::test]
 async fn external_mode_publishes_the_given_ca() {
     let (fake, client) = connected();
-    let ca = homestead::webhooks::material::make_ca(SystemTime::now(), Duration::from_secs(86400))
-        .expect("ca");
-    let s = settings(CertMode::External, Some(ca.cert_pem.clone().into_bytes()));
+    let ca = CertificateAuthority::generate("test CA", Duration::from_secs(86400)).expect("ca");
+    let s = settings(CertMode::External, Some(ca.cert_pem().as_bytes().to_vec()));
     reconcile_once(&client, &s, SystemTime::now())
         .await
         .expect("pass");
@@ -376,7 +378,7 @@ async fn external_mode_publishes_the_given_ca() {
     assert!(
         bundles(&f)
             .iter()
-            .all(|b| b.as_deref() == Some(ca.cert_pem.as_bytes()))
+            .all(|b| b.as_deref() == Some(ca.cert_pem().as_bytes()))
     );
 }
 
@@ -429,7 +431,7 @@ async fn a_ca_rotation_runs_across_passes_and_publishes_each_bundle() {
     let two_cas = |f: &Fake| {
         bundles(f).iter().all(|b| {
             b.as_deref()
-                .is_some_and(|b| rotation::parse_certificates("ca", b).map(|c| c.len()) == Ok(2))
+                .is_some_and(|b| parse_certificates("ca", b).map(|c| c.len()) == Ok(2))
         })
     };
     assert!(two_cas(&fake.lock().expect("lock")), "both CAs published");
@@ -453,7 +455,7 @@ async fn a_ca_rotation_runs_across_passes_and_publishes_each_bundle() {
     let one: Vec<_> = bundles(&f);
     assert!(one.iter().all(|b| {
         b.as_deref()
-            .is_some_and(|b| rotation::parse_certificates("ca", b).map(|c| c.len()) == Ok(1))
+            .is_some_and(|b| parse_certificates("ca", b).map(|c| c.len()) == Ok(1))
     }));
 }
 

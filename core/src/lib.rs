@@ -4,6 +4,7 @@
 //! client, hyper or rustls. The binary crate's shell (TLS server, controller, LDAP sync,
 //! command line) feeds it bytes and objects and acts on what it returns.
 
+pub mod certs;
 pub mod config;
 pub mod denial;
 pub mod desired;
@@ -19,4 +20,5 @@ pub mod review;
 pub mod sources;
 pub mod template;
 pub mod validation;
+pub mod webhooks;
 pub mod workload;

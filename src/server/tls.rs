@@ -305,7 +305,7 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
-    fn issue(ca: &CertificateAuthority, name: &str) -> crate::certs::ServingCertificate {
+    fn issue(ca: &CertificateAuthority, name: &str) -> crate::certs::Pair {
         ca.issue_serving(&[name.to_owned()], &[], DAY).unwrap()
     }
 

@@ -16,9 +16,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
 use tracing::info;
 
-use super::material::{self, Material};
-use super::rotation::{Observed, Step};
 use super::{CertMode, Settings, WebhookArgs};
+use crate::certs::Rcgen;
+use homestead_core::certs::rotation::{self, Step};
+use homestead_core::certs::secret::{Material, Observed};
 
 /// Flags of `homestead webhook-secret`.
 #[derive(Debug, Clone, clap::Args)]
@@ -63,13 +64,14 @@ pub async fn ensure_secret_exists(
     {
         return Ok(Bootstrap::Existed);
     }
-    let fresh = material::apply(
+    let fresh = rotation::apply(
         Step::Create,
         &Material::default(),
         &Observed::default(),
         &settings.names,
         now,
         &settings.policy,
+        &Rcgen,
     )?;
     let secret = super::registration::new_secret(settings, fresh.to_secret_data());
     match secrets

@@ -1,9 +1,9 @@
 //! The webhook certificates and the two webhook configurations, looked after by the leader.
 //!
-//! - [`rotation`] — pure: given the certificate Secret and the time, what to change next
-//!   (create, renew the serving certificate, add a CA, switch signer, drop the old CA);
-//! - [`material`] — makes CAs and serving certificates with rcgen for a step;
-//! - [`desired`] — pure: the webhooks exactly as the chart installs them;
+//! - `homestead_core::certs::rotation` — pure: given the certificate Secret and the time,
+//!   what to change next (create, renew the serving certificate, add a CA, switch signer,
+//!   drop the old CA), carried out with [`crate::certs::Rcgen`];
+//! - `homestead_core::webhooks` — pure: the webhooks exactly as the chart installs them;
 //! - [`bootstrap`] — `homestead webhook-secret`, the init container that creates the
 //!   Secret before the first server starts;
 //! - [`registration`] — the Kubernetes calls: the Secret, both webhook configurations,
@@ -21,10 +21,7 @@
 //! the kubelet updates the volume; only the leader writes.
 
 pub mod bootstrap;
-pub mod desired;
-pub mod material;
 pub mod registration;
-pub mod rotation;
 
 use std::time::Duration;
 
@@ -33,8 +30,9 @@ use thiserror::Error;
 
 pub use registration::{Outcome, reconcile_once, run};
 
-use desired::{Registration, Target};
-use rotation::{MaterialError, Policy, PolicyError};
+use homestead_core::certs::MaterialError;
+use homestead_core::certs::rotation::{Policy, PolicyError};
+use homestead_core::webhooks::{Registration, Target};
 
 /// Where the serving certificate comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -231,7 +229,7 @@ pub fn decode_ca_bundle(text: &str) -> Result<Vec<u8>, SettingsError> {
             .decode(compact)
             .map_err(|e| SettingsError::BadCaBundle(e.to_string()))?
     };
-    rotation::parse_certificates("--ca-bundle", &pem)?;
+    homestead_core::certs::parse_certificates("--ca-bundle", &pem)?;
     Ok(pem)
 }
 
@@ -283,13 +281,13 @@ mod tests {
         let err =
             parse(&["--cert-mode", "external", "--ca-bundle", "bm90IGEgY2VydA=="]).unwrap_err();
         assert!(err.contains("no PEM certificate"), "{err}");
-        let ca =
-            material::make_ca(std::time::SystemTime::now(), Duration::from_secs(3600)).expect("ca");
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&ca.cert_pem);
-        for given in [ca.cert_pem.as_str(), b64.as_str()] {
+        let ca = crate::certs::CertificateAuthority::generate("test CA", Duration::from_secs(3600))
+            .expect("ca");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(ca.cert_pem());
+        for given in [ca.cert_pem(), b64.as_str()] {
             let flag = format!("--ca-bundle={given}");
             let s = parse(&["--cert-mode", "external", &flag]).expect("external");
-            assert_eq!(s.ca_bundle.as_deref(), Some(ca.cert_pem.as_bytes()));
+            assert_eq!(s.ca_bundle.as_deref(), Some(ca.cert_pem().as_bytes()));
         }
     }
 

@@ -1,5 +1,5 @@
 //! The Kubernetes side: reads and writes the certificate Secret (`self` mode), keeps both
-//! webhook configurations equal to [`super::desired`] with the right `caBundle`, and the
+//! webhook configurations equal to [`homestead_core::webhooks`] with the right `caBundle`, and the
 //! leader task that does so whenever either changes or a rotation falls due.
 //!
 //! Writes are replaces carrying the read `resourceVersion`, so a concurrent edit makes the
@@ -24,11 +24,12 @@ use kube::{Api, Client};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::desired::{self, normalize_mutating, normalize_validating};
-use super::material::{self, Material};
-use super::rotation::{self, KEY_CA_BUNDLE, Observed};
 use super::{CertMode, Settings};
+use crate::certs::Rcgen;
+use homestead_core::certs::rotation::{self, Step};
+use homestead_core::certs::secret::{KEY_CA_BUNDLE, Material, Observed};
 use homestead_core::names::LABEL_MANAGED_BY;
+use homestead_core::webhooks::{self, normalize_mutating, normalize_validating};
 
 /// Field manager of every write.
 pub const FIELD_MANAGER: &str = "homestead";
@@ -41,7 +42,7 @@ const MAX_STEPS: usize = 4;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     /// Rotation steps applied to the Secret, in order.
-    pub steps: Vec<rotation::Step>,
+    pub steps: Vec<Step>,
     /// Webhook configurations rewritten (kind names).
     pub repaired: Vec<&'static str>,
     /// Configurations that do not exist.
@@ -89,7 +90,7 @@ trait Configuration:
     type Webhook: Clone + PartialEq;
     fn webhooks(&self) -> &Option<Vec<Self::Webhook>>;
     fn webhooks_mut(&mut self) -> &mut Option<Vec<Self::Webhook>>;
-    /// The webhooks as [`desired`] says they should be, without a `caBundle`.
+    /// The webhooks as [`webhooks`] says they should be, without a `caBundle`.
     fn desired(settings: &Settings) -> Vec<Self::Webhook>;
     fn name(webhook: &Self::Webhook) -> &str;
     fn ca_bundle(webhook: &Self::Webhook) -> Option<&ByteString>;
@@ -132,13 +133,13 @@ macro_rules! configuration {
 configuration!(
     MutatingWebhookConfiguration,
     MutatingWebhook,
-    desired::mutating,
+    webhooks::mutating,
     normalize_mutating
 );
 configuration!(
     ValidatingWebhookConfiguration,
     ValidatingWebhook,
-    desired::validating,
+    webhooks::validating,
     normalize_validating
 );
 
@@ -202,7 +203,7 @@ async fn ensure_secret(
         .with_context(|| format!("reading Secret {}/{}", settings.namespace, settings.secret))?;
     for _ in 0..MAX_STEPS {
         let data = current.as_ref().map(secret_data);
-        let observed = Observed::from_secret(data.as_ref());
+        let observed = Observed::from_secret(data.as_ref(), &Rcgen);
         for problem in &observed.problems {
             warn!(secret = %settings.secret, "{problem}");
         }
@@ -222,13 +223,14 @@ async fn ensure_secret(
             .as_ref()
             .map(|d| Material::from_secret(d, &observed))
             .unwrap_or_default();
-        let next = material::apply(
+        let next = rotation::apply(
             step,
             &material,
             &observed,
             &settings.names,
             now,
             &settings.policy,
+            &Rcgen,
         )?;
         let written = match current {
             Some(mut secret) => {

@@ -166,7 +166,7 @@ mod tests {
     #[test]
     fn apply_bodies_carry_type_information() {
         let ns = Object::Namespace(Namespace {
-            metadata: kube::api::ObjectMeta {
+            metadata: kube::core::ObjectMeta {
                 name: Some("home-ada".into()),
                 ..Default::default()
             },

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::ObjectMeta;
+use kube::core::ObjectMeta;
 
 use super::{Object, Owner};
 use crate::config::{Backend, StorageConfig};

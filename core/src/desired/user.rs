@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use kube::ResourceExt;
-use kube::api::ObjectMeta;
+use kube::core::ObjectMeta;
 
 use super::storage::storage_objects;
 use super::{

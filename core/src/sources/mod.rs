@@ -3,11 +3,13 @@
 //!
 //! - [`sync`] — the shared plan: create, update, retire (never delete), skip what is not
 //!   the source's, and the retry backoff of a periodic sync;
+//! - [`ldap`] — posixAccount/posixGroup entries → `User`s;
 //! - [`ispyb`] — visits, their people and LDAP groups → `Session`s.
 //!
 //! The shell half of each source (reading, applying, scheduling) is `src/sources/<source>/`.
 
 pub mod ispyb;
+pub mod ldap;
 pub mod sync;
 
 pub use sync::{Source, SyncPlan, check_not_emptied, is_owned, plan, retry_delay};

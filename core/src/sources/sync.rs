@@ -151,3 +151,159 @@ pub fn retry_delay(failures: u32, interval: Duration) -> Duration {
         .unwrap_or(u32::MAX);
     base.checked_mul(factor).unwrap_or(interval).min(interval)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::{User, UserSpec, UserStorage};
+    use crate::sources::ldap::{Ldap, SOURCE_LDAP};
+
+    fn plan(desired: &[User], existing: &[User]) -> SyncPlan<User> {
+        super::plan::<Ldap>(desired, existing)
+    }
+
+    fn check_not_emptied(read: usize, plan: &SyncPlan<User>) -> Result<(), String> {
+        super::check_not_emptied::<Ldap>(read, plan)
+    }
+
+    fn ldap_user(name: &str, uid: i64, groups: &[i64]) -> User {
+        let mut user = User::new(
+            name,
+            UserSpec {
+                username: name.into(),
+                uid,
+                gid: 100,
+                supplemental_groups: groups.to_vec(),
+                ..UserSpec::default()
+            },
+        );
+        user.metadata.labels = Some(BTreeMap::from([(
+            LABEL_SOURCE.to_owned(),
+            SOURCE_LDAP.to_owned(),
+        )]));
+        user
+    }
+
+    fn by_hand(name: &str, uid: i64) -> User {
+        User::new(
+            name,
+            UserSpec {
+                username: name.into(),
+                uid,
+                gid: 100,
+                ..UserSpec::default()
+            },
+        )
+    }
+
+    fn names(users: &[User]) -> Vec<&str> {
+        users
+            .iter()
+            .map(|u| u.metadata.name.as_deref().unwrap_or(""))
+            .collect()
+    }
+
+    #[test]
+    fn new_people_are_created_and_equal_ones_left_alone() {
+        let desired = [ldap_user("ada", 1, &[]), ldap_user("bob", 2, &[5])];
+        let existing = [ldap_user("bob", 2, &[5])];
+        let plan = plan(&desired, &existing);
+        assert_eq!(names(&plan.create), ["ada"]);
+        assert!(plan.update.is_empty() && plan.retire.is_empty());
+        assert_eq!(plan.unchanged, 1);
+    }
+
+    #[test]
+    fn changed_ids_or_groups_are_updated() {
+        let desired = [ldap_user("ada", 1, &[7]), ldap_user("bob", 3, &[])];
+        let existing = [ldap_user("ada", 1, &[6]), ldap_user("bob", 2, &[])];
+        let plan = plan(&desired, &existing);
+        assert_eq!(names(&plan.update), ["ada", "bob"]);
+        assert_eq!(plan.update[0].spec.supplemental_groups, [7]);
+        assert_eq!(plan.unchanged, 0);
+    }
+
+    #[test]
+    fn overrides_made_by_an_admin_do_not_count_as_a_change() {
+        let mut have = ldap_user("ada", 1, &[]);
+        have.spec.namespace = Some("lab-ada".into());
+        have.spec.storage = Some(UserStorage::default());
+        let plan = plan(&[ldap_user("ada", 1, &[])], &[have]);
+        assert!(plan.is_empty());
+        assert_eq!(plan.unchanged, 1);
+    }
+
+    #[test]
+    fn people_who_left_are_disabled_never_deleted() {
+        let mut have = ldap_user("ada", 1, &[9]);
+        have.metadata.resource_version = Some("42".into());
+        let plan = plan(&[], &[have]);
+        assert_eq!(names(&plan.retire), ["ada"]);
+        let ada = &plan.retire[0];
+        assert!(ada.spec.disabled);
+        assert_eq!((ada.spec.uid, ada.spec.gid), (1, 100));
+        assert_eq!(ada.spec.supplemental_groups, [9]);
+        assert!(is_owned::<Ldap>(ada));
+        assert_eq!(ada.metadata.resource_version, None);
+        assert!(plan.create.is_empty() && plan.update.is_empty());
+    }
+
+    #[test]
+    fn already_disabled_users_stay_unchanged_and_come_back_when_they_return() {
+        let mut gone = ldap_user("ada", 1, &[]);
+        gone.spec.disabled = true;
+        let plan_gone = plan(&[], std::slice::from_ref(&gone));
+        assert!(plan_gone.is_empty());
+        assert_eq!(plan_gone.unchanged, 1);
+
+        let back = plan(&[ldap_user("ada", 1, &[])], &[gone]);
+        assert_eq!(names(&back.update), ["ada"]);
+        assert!(!back.update[0].spec.disabled);
+    }
+
+    #[test]
+    fn users_without_the_label_are_never_touched() {
+        let existing = [by_hand("ada", 1), by_hand("carol", 3)];
+        let desired = [ldap_user("ada", 99, &[]), ldap_user("bob", 2, &[])];
+        let plan = plan(&desired, &existing);
+        assert_eq!(names(&plan.create), ["bob"]);
+        assert!(plan.update.is_empty() && plan.retire.is_empty());
+        assert_eq!(plan.skipped.len(), 1);
+        assert_eq!(plan.skipped[0].0, "ada");
+        assert!(plan.skipped[0].1.contains("managed by hand"));
+    }
+
+    #[test]
+    fn other_sources_are_not_ours() {
+        let mut other = by_hand("ada", 1);
+        other.metadata.labels = Some(BTreeMap::from([(LABEL_SOURCE.to_owned(), "scim".into())]));
+        assert!(plan(&[], &[other]).is_empty());
+    }
+
+    #[test]
+    fn an_empty_directory_does_not_disable_everyone() {
+        let existing = [ldap_user("ada", 1, &[]), ldap_user("bob", 2, &[])];
+        let emptied = plan(&[], &existing);
+        let err = check_not_emptied(0, &emptied).unwrap_err();
+        assert!(
+            err.contains("refusing to disable all 2 LDAP Users"),
+            "{err}"
+        );
+        // Persons were read (even if all were skipped or filtered out): the plan stands.
+        assert!(check_not_emptied(3, &emptied).is_ok());
+        // Nothing to disable: an empty directory is fine.
+        assert!(check_not_emptied(0, &plan(&[], &[])).is_ok());
+    }
+
+    #[test]
+    fn retry_delay_doubles_up_to_the_interval() {
+        let interval = Duration::from_secs(300);
+        let delays: Vec<u64> = (0..9).map(|n| retry_delay(n, interval).as_secs()).collect();
+        assert_eq!(delays, [300, 5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(retry_delay(200, interval), interval);
+        assert_eq!(
+            retry_delay(3, Duration::from_secs(12)),
+            Duration::from_secs(12)
+        );
+    }
+}

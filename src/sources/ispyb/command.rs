@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 
 use super::sync::{desired_sessions, sync_once};
-use crate::ldap::command::{Output, render};
+use crate::sources::ldap::command::{Output, render};
 use crate::sources::metrics::SyncMetrics;
 use crate::sources::periodic::run_periodic;
 

@@ -9,9 +9,8 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::database::{Fetched, fetch};
-use crate::ldap::client::fetch_groups;
-use crate::ldap::mapping::{Skipped, posix_groups};
 use crate::sources::apply::{Summary, apply_plan, list_all};
+use crate::sources::ldap::client::fetch_groups;
 use crate::sources::metrics::{MetricNames, SyncMetrics};
 use crate::sources::periodic::run_periodic;
 use homestead_core::config::{Config, SessionSourceConfig};
@@ -19,6 +18,7 @@ use homestead_core::resources::{Session, User};
 use homestead_core::sources::ispyb::{
     Input, Ispyb, Mapped, SkippedMember, SkippedRow, keep_held, map_visits,
 };
+use homestead_core::sources::ldap::{Skipped, posix_groups};
 use homestead_core::sources::{PosixGroup, check_not_emptied, plan};
 
 /// Field manager of every write the ISPyB sync makes.

@@ -15,7 +15,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
-use homestead_core::names::LABEL_MANAGED;
+use crate::names::LABEL_MANAGED;
 
 /// Name of the mutating webhook (pods and pod templates).
 pub const MUTATE: &str = "mutate.homestead.dev";

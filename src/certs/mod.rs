@@ -17,7 +17,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use rcgen::{
@@ -29,6 +29,9 @@ use rustls_pki_types::pem::PemObject;
 use thiserror::Error;
 use time::OffsetDateTime;
 
+pub use homestead_core::certs::{BACKDATE, Pair};
+use homestead_core::certs::{Crypto, from_unix_seconds, unix_seconds};
+
 /// File name of the CA certificate in a certificate directory.
 pub const CA_CERT_FILE: &str = "ca.crt";
 /// File name of the CA private key in a certificate directory.
@@ -37,11 +40,6 @@ pub const CA_KEY_FILE: &str = "ca.key";
 pub const TLS_CERT_FILE: &str = "tls.crt";
 /// File name of the serving private key in a certificate directory.
 pub const TLS_KEY_FILE: &str = "tls.key";
-
-/// Certificates are valid from this long before they were made (clock skew between
-/// hosts). Five minutes, as the webhook rotation has always used: it reads a
-/// certificate's age from `notBefore` plus this.
-pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
 
 /// What went wrong making, loading or reading a certificate.
 #[derive(Debug, Error)]
@@ -97,23 +95,6 @@ impl std::fmt::Debug for CertificateAuthority {
     }
 }
 
-/// A serving certificate and its private key, as PEM.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ServingCertificate {
-    /// The leaf certificate (`tls.crt`).
-    pub cert_pem: String,
-    /// Its PKCS#8 private key (`tls.key`).
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for ServingCertificate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServingCertificate")
-            .field("cert_pem", &self.cert_pem)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Valid from `now` (back-dated by [`BACKDATE`]) for `validity`, but never past `cap`.
 fn validity_window(
     now: SystemTime,
@@ -135,14 +116,6 @@ fn validity_window(
             .map_err(|_| CertError::Validity(validity))
     };
     Ok((offset(not_before)?, offset(not_after)?))
-}
-
-/// Whole seconds since the epoch (negative before it); X.509 times have second precision.
-fn unix_seconds(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
-    }
 }
 
 /// Hex of the tail of a public key: tells CAs made under the same name apart.
@@ -231,7 +204,7 @@ impl CertificateAuthority {
         dns_names: &[String],
         ips: &[IpAddr],
         validity: Duration,
-    ) -> Result<ServingCertificate, CertError> {
+    ) -> Result<Pair, CertError> {
         self.issue_serving_at(dns_names, ips, SystemTime::now(), validity)
     }
 
@@ -243,7 +216,7 @@ impl CertificateAuthority {
         ips: &[IpAddr],
         now: SystemTime,
         validity: Duration,
-    ) -> Result<ServingCertificate, CertError> {
+    ) -> Result<Pair, CertError> {
         if dns_names.is_empty() && ips.is_empty() {
             return Err(CertError::NoNames);
         }
@@ -285,10 +258,46 @@ impl CertificateAuthority {
         (params.not_before, params.not_after) =
             validity_window(now, validity, Some(self.not_after))?;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(ServingCertificate {
+        Ok(Pair {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
+    }
+}
+
+/// What the core's certificate planners need that takes cryptography, done with rcgen
+/// (ECDSA P-256 keys from ring): reading a private key's public half, making CAs and
+/// issuing serving certificates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rcgen;
+
+impl Crypto for Rcgen {
+    type Error = CertError;
+
+    fn public_key(&self, key_pem: &[u8]) -> Option<Vec<u8>> {
+        let text = std::str::from_utf8(key_pem).ok()?;
+        let key = KeyPair::from_pem(text).ok()?;
+        Some(key.public_key_raw().to_vec())
+    }
+
+    fn make_ca(&self, name: &str, now: SystemTime, validity: Duration) -> Result<Pair, CertError> {
+        let ca = CertificateAuthority::generate_at(name, now, validity)?;
+        Ok(Pair {
+            cert_pem: ca.cert_pem,
+            key_pem: ca.key_pem,
+        })
+    }
+
+    fn issue_serving(
+        &self,
+        ca: &Pair,
+        dns_names: &[String],
+        ips: &[IpAddr],
+        now: SystemTime,
+        validity: Duration,
+    ) -> Result<Pair, CertError> {
+        CertificateAuthority::from_pem(&ca.cert_pem, &ca.key_pem)?
+            .issue_serving_at(dns_names, ips, now, validity)
     }
 }
 
@@ -319,9 +328,7 @@ pub fn not_after(pem: &[u8]) -> Result<SystemTime, CertError> {
 pub fn not_after_der(der: &[u8]) -> Result<SystemTime, CertError> {
     let (_, parsed) =
         x509_parser::parse_x509_certificate(der).map_err(|e| CertError::Parse(e.to_string()))?;
-    let seconds = parsed.validity().not_after.timestamp();
-    let since_epoch = Duration::from_secs(u64::try_from(seconds).unwrap_or(0));
-    Ok(UNIX_EPOCH + since_epoch)
+    Ok(from_unix_seconds(parsed.validity().not_after.timestamp()))
 }
 
 /// The paths [`write_files`] writes.
@@ -379,7 +386,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], private: bool) -> std::io::Res
 pub fn write_files(
     dir: &Path,
     ca: &CertificateAuthority,
-    serving: &ServingCertificate,
+    serving: &Pair,
 ) -> anyhow::Result<CertificatePaths> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let paths = CertificatePaths::in_dir(dir);
@@ -468,8 +475,12 @@ pub fn run(args: CertsArgs) -> ExitCode {
 }
 
 #[cfg(test)]
+mod rotation;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     const DAY: Duration = Duration::from_secs(86_400);
 

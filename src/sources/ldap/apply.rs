@@ -10,10 +10,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::client::fetch;
-use super::mapping::{Mapped, Skipped, map_directory};
-use super::sync::{Plan, check_not_emptied, plan};
 use homestead_core::config::LdapConfig;
 use homestead_core::resources::User;
+use homestead_core::sources::ldap::{EntryKind, Ldap, Mapped, Skipped, map_directory};
+use homestead_core::sources::{SyncPlan, check_not_emptied, plan};
 
 /// Field manager of every write the LDAP sync makes.
 pub const FIELD_MANAGER: &str = "homestead-ldap";
@@ -88,8 +88,8 @@ pub async fn sync_once(client: Client, config: &LdapConfig) -> Result<Outcome> {
     let mapped = desired_users(config).await?;
     let api: Api<User> = Api::all(client);
     let existing = list_users(&api).await?;
-    let plan = plan(&mapped.users, &existing);
-    check_not_emptied(mapped.persons_read, &plan).map_err(anyhow::Error::msg)?;
+    let plan = plan::<Ldap>(&mapped.users, &existing);
+    check_not_emptied::<Ldap>(mapped.persons_read, &plan).map_err(anyhow::Error::msg)?;
     for (name, reason) in &plan.skipped {
         tracing::warn!(user = %name, "not applied: {reason}");
     }
@@ -97,7 +97,7 @@ pub async fn sync_once(client: Client, config: &LdapConfig) -> Result<Outcome> {
     outcome.summary.skipped += mapped
         .skipped
         .iter()
-        .filter(|s| s.kind == super::mapping::EntryKind::User)
+        .filter(|s| s.kind == EntryKind::User)
         .count();
     outcome.summary.skipped_entries = mapped.skipped.len();
     outcome.skipped_entries = mapped.skipped;
@@ -119,7 +119,7 @@ pub async fn list_users(api: &Api<User>) -> Result<Vec<User>> {
 }
 
 /// Applies a plan, writing every object even when some fail.
-pub async fn apply_plan(api: &Api<User>, plan: &Plan) -> Outcome {
+pub async fn apply_plan(api: &Api<User>, plan: &SyncPlan<User>) -> Outcome {
     #[derive(Clone, Copy)]
     enum Kind {
         Created,
@@ -133,7 +133,7 @@ pub async fn apply_plan(api: &Api<User>, plan: &Plan) -> Outcome {
         .iter()
         .map(|u| (Kind::Created, u))
         .chain(plan.update.iter().map(|u| (Kind::Updated, u)))
-        .chain(plan.disable.iter().map(|u| (Kind::Disabled, u)))
+        .chain(plan.retire.iter().map(|u| (Kind::Disabled, u)))
         .map(|(kind, user)| (kind, user.name_any(), apply_body(user)))
         .collect();
     let params = PatchParams::apply(FIELD_MANAGER).force();

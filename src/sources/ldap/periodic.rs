@@ -7,8 +7,8 @@ use kube::Client;
 
 use super::apply::sync_once;
 use super::metrics::LdapMetrics;
-use super::sync::retry_delay;
 use homestead_core::config::LdapConfig;
+use homestead_core::sources::retry_delay;
 
 /// The sync as a controller leader task: started each time this replica wins the Lease,
 /// stopped when it loses it.

@@ -11,8 +11,8 @@ use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
-use super::mapping::Entry;
 use homestead_core::config::{LdapConfig, LdapSearch};
+use homestead_core::sources::ldap::Entry;
 
 /// How long connecting (TCP and TLS) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

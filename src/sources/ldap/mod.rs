@@ -1,8 +1,10 @@
 //! LDAP sync: keeps `User` objects equal to the site directory (posixAccount and
 //! posixGroup entries).
 //!
-//! - [`mapping`] — pure: entries and groups → desired Users, bad entries skipped with reasons;
-//! - [`sync`] — pure: desired vs existing Users → create / update / disable / skip;
+//! - `homestead_core::sources::ldap` — pure: entries and groups → desired Users, bad
+//!   entries skipped with reasons;
+//! - `homestead_core::sources::sync` — pure: desired vs existing Users → create / update /
+//!   disable / skip;
 //! - [`client`] — reading the directory (ldap://, ldaps://, StartTLS, paged searches);
 //! - [`apply`] — server-side apply of a plan, and one whole sync;
 //! - [`periodic`] — the leader's task syncing every `interval` with backoff;
@@ -20,9 +22,9 @@
 //! #     leadership_lost: tokio_util::sync::CancellationToken,
 //! # ) {
 //! if let Some(ldap) = config.ldap.clone() {
-//!     let metrics = homestead::ldap::LdapMetrics::register(registry);
+//!     let metrics = homestead::sources::ldap::LdapMetrics::register(registry);
 //!     let shutdown = leadership_lost.cancelled_owned();
-//!     tokio::spawn(homestead::ldap::run_periodic(client, ldap, metrics, shutdown));
+//!     tokio::spawn(homestead::sources::ldap::run_periodic(client, ldap, metrics, shutdown));
 //! }
 //! # }
 //! ```
@@ -30,10 +32,8 @@
 pub mod apply;
 pub mod client;
 pub mod command;
-pub mod mapping;
 pub mod metrics;
 pub mod periodic;
-pub mod sync;
 
 pub use apply::{FIELD_MANAGER, Outcome, Summary, sync_once};
 pub use metrics::LdapMetrics;

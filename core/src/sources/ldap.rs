@@ -1,4 +1,6 @@
-//! Pure: directory entries and groups → the `User` objects the directory implies.
+//! The LDAP source, pure half: directory entries and groups → the `User` objects the
+//! directory implies ([`map_directory`]), and how the sync plan treats Users ([`Ldap`]).
+//! Reading the directory and applying the plan are the shell's (`src/sources/ldap/`).
 //!
 //! Rules (each one is tested below):
 //! - a person needs exactly one username, one numeric uid and one numeric gid (1 ..=
@@ -22,18 +24,75 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use kube::api::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use thiserror::Error;
 
-use homestead_core::config::LdapAttributes;
-use homestead_core::names::{self, LABEL_SOURCE, NameError};
-use homestead_core::resources::{User, UserSpec};
-use homestead_core::sources::PosixGroup;
+use super::PosixGroup;
+use super::sync::Source;
+use crate::config::LdapAttributes;
+use crate::names::{self, LABEL_SOURCE, NameError};
+use crate::resources::{User, UserSpec};
 
 /// Value of the `homestead.dev/source` label on Users the LDAP sync owns.
 pub const SOURCE_LDAP: &str = "ldap";
 /// Annotation recording the DN a User was read from.
 pub const ANNOTATION_LDAP_DN: &str = "homestead.dev/ldap-dn";
+
+/// The LDAP sync's Users: it owns their username, uid, gid, supplementalGroups and
+/// disabled flag, and retires a User by disabling it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ldap;
+
+impl Source for Ldap {
+    type Object = User;
+    const NAME: &'static str = SOURCE_LDAP;
+
+    fn same_owned_fields(have: &User, want: &User) -> bool {
+        let (a, b) = (&have.spec, &want.spec);
+        a.username == b.username
+            && a.uid == b.uid
+            && a.gid == b.gid
+            && a.supplemental_groups == b.supplemental_groups
+            && a.disabled == b.disabled
+    }
+
+    fn is_retired(user: &User) -> bool {
+        user.spec.disabled
+    }
+
+    /// The object that disables an LDAP User: its name, label, DN annotation and owned
+    /// fields, `disabled: true`.
+    fn retired(have: &User) -> User {
+        let mut user = User::new(
+            have.metadata.name.as_deref().unwrap_or_default(),
+            UserSpec {
+                username: have.spec.username.clone(),
+                uid: have.spec.uid,
+                gid: have.spec.gid,
+                supplemental_groups: have.spec.supplemental_groups.clone(),
+                disabled: true,
+                namespace: None,
+                storage: None,
+            },
+        );
+        user.metadata.labels = Some(BTreeMap::from([(
+            LABEL_SOURCE.to_owned(),
+            SOURCE_LDAP.to_owned(),
+        )]));
+        user.metadata.annotations = have.metadata.annotations.as_ref().and_then(|a| {
+            a.get(ANNOTATION_LDAP_DN)
+                .map(|dn| BTreeMap::from([(ANNOTATION_LDAP_DN.to_owned(), dn.clone())]))
+        });
+        user
+    }
+
+    fn emptied(count: usize) -> String {
+        format!(
+            "the directory returned no person entries; refusing to disable all {count} LDAP Users \
+             (check ldap.users.base, ldap.users.filter and what the bind DN may read)"
+        )
+    }
+}
 
 /// Largest uid/gid a Unix system gives out (`(uid_t)-1` is reserved).
 const MAX_ID: i64 = 4_294_967_294;
