@@ -338,11 +338,12 @@ pub fn leader_tasks(
             metrics,
         ));
     }
-    if config.session_source.is_some() {
+    if let Some(source) = &config.session_source {
         let metrics = SyncMetrics::register(registry, crate::sources::ispyb::METRICS);
         tasks.push(crate::sources::ispyb::leader_task(
             client.clone(),
             config.clone(),
+            source.interval,
             metrics,
         ));
     }

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use kube::api::Api;
@@ -209,20 +210,16 @@ pub fn apply_body(session: &Session) -> Result<Value> {
 }
 
 /// The sync as a controller leader task: started each time this replica wins the Lease,
-/// stopped when it loses it.
+/// stopped when it loses it; it syncs every `interval` (`sessionSource.interval`).
 pub fn leader_task(
     client: Client,
     config: Arc<Config>,
+    interval: Duration,
     metrics: SyncMetrics,
 ) -> crate::controller::LeaderTask {
     Box::new(move |lost: tokio_util::sync::CancellationToken| {
         let (client, config, metrics) = (client.clone(), config.clone(), metrics.clone());
         Box::pin(async move {
-            let interval = config
-                .session_source
-                .as_ref()
-                .map(|s| s.interval)
-                .unwrap_or_default();
             run_periodic("ISPyB", interval, metrics, lost.cancelled_owned(), || {
                 let (client, config) = (client.clone(), config.clone());
                 async move { sync_once(client, &config).await.map(|o| o.summary) }
