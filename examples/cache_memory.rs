@@ -120,6 +120,7 @@ fn sessions(n: usize, users: usize) -> Vec<Session> {
                         .map(|m| format!("user{:05}", (i * 8 + m) % users.max(1)))
                         .collect(),
                     default_member: None,
+                    ended: false,
                 },
             );
             s.metadata = meta(&name, 100_000 + i);

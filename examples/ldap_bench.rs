@@ -12,12 +12,14 @@
 
 #[path = "../tests/support/slapd.rs"]
 mod slapd;
+#[path = "support/timing.rs"]
+mod timing;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use slapd::{Options, Slapd, generated};
+use timing::{homestead_binary, time_command};
 
 fn main() {
     let args: Vec<usize> = std::env::args()
@@ -28,20 +30,7 @@ fn main() {
     let groups = args.get(1).copied().unwrap_or(2_000);
     let runs = args.get(2).copied().unwrap_or(10);
 
-    let binary = std::env::var_os("HOMESTEAD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let exe = std::env::current_exe().expect("own path");
-            exe.parent()
-                .and_then(|examples| examples.parent())
-                .expect("target directory")
-                .join("homestead")
-        });
-    assert!(
-        binary.exists(),
-        "{} not found: run `cargo build --release --bin homestead` first or set HOMESTEAD_BIN",
-        binary.display()
-    );
+    let binary = homestead_binary();
 
     let started = Instant::now();
     let ldif = generated(users, groups);
@@ -81,42 +70,5 @@ fn main() {
         binary.display(),
         config.display()
     );
-    let hyperfine = Command::new("hyperfine")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if hyperfine {
-        let status = Command::new("hyperfine")
-            .args([
-                "--warmup",
-                "1",
-                "--runs",
-                &runs.to_string(),
-                "--shell",
-                "sh",
-            ])
-            .arg(&command)
-            .status()
-            .expect("running hyperfine");
-        assert!(status.success(), "hyperfine failed");
-    } else {
-        let mut times = Vec::with_capacity(runs);
-        for _ in 0..runs {
-            let start = Instant::now();
-            let status = Command::new("sh")
-                .args(["-c", &command])
-                .status()
-                .expect("running homestead");
-            assert!(status.success());
-            times.push(start.elapsed());
-        }
-        times.sort();
-        let mean = times.iter().sum::<Duration>() / runs.max(1) as u32;
-        println!(
-            "{runs} runs: min {:.3?}, mean {mean:.3?}, max {:.3?}",
-            times.first().copied().unwrap_or_default(),
-            times.last().copied().unwrap_or_default()
-        );
-    }
+    time_command(&command, runs);
 }

@@ -12,7 +12,9 @@
 //! - [`certs`] — certificates: the CA, key reading and matching, certificate files, and
 //!   the cryptography the core's planners need; [`telemetry`] — logging.
 //! - [`controller`] — caches feeding the directory; leader-gated User/Session reconcilers.
-//! - [`sources`] — identity sources: the LDAP sync keeping Users equal to the site directory.
+//! - [`sources`] — identity sources: the LDAP sync keeping Users equal to the site
+//!   directory, the ISPyB sync keeping Sessions equal to the facility's scheduling database,
+//!   and what they share (applying a plan, metrics, the leader's periodic task).
 //! - [`webhooks`] — in-cluster certificates (make, store, rotate) and webhook configuration repair.
 
 pub mod certs;

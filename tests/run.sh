@@ -82,6 +82,16 @@ ensure_ldap() {
     apt_install slapd ldap-utils
 }
 
+# --- mariadb: a real MariaDB server for the ISPyB session sync tests --------------------
+ensure_mariadb() {
+    if have mariadbd || [ -x /usr/sbin/mariadbd ]; then
+        return 0
+    fi
+    # The tests run their own mariadbd on a loopback port with a throwaway data directory
+    # and never use the system instance.
+    apt_install mariadb-server
+}
+
 # --- helm: tools the Helm chart checks need (the chart section installs them here) -----
 # The chart is linted and rendered with Helm's own library: PyPI's helm-sdkpy bundles
 # Helm v4 (it declares Python >= 3.12 but runs on 3.11, hence --ignore-requires-python).
@@ -99,6 +109,7 @@ ensure_helm() {
 
 ensure_toolchain
 ensure_ldap
+ensure_mariadb
 ensure_helm
 
 log "cargo fmt --check"

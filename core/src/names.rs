@@ -13,7 +13,7 @@ pub const LABEL_SESSION: &str = "homestead.dev/session";
 pub const LABEL_DATASET: &str = "homestead.dev/dataset";
 /// Label on a pod (or template) that opts out of dataset mounts.
 pub const LABEL_NO_DATASETS: &str = "homestead.dev/no-datasets";
-/// Label on Users that the LDAP sync owns.
+/// Label on the objects an identity source owns: `ldap` on Users, `ispyb` on Sessions.
 pub const LABEL_SOURCE: &str = "homestead.dev/source";
 /// Standard label naming the manager of an object.
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";

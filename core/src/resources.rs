@@ -106,6 +106,7 @@ pub struct StorageOverride {
     printcolumn(name = "GID", type_ = "integer", json_path = ".spec.gid"),
     printcolumn(name = "Namespace", type_ = "string", json_path = ".status.namespace"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Ended", type_ = "boolean", json_path = ".spec.ended"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -140,6 +141,11 @@ pub struct SessionSpec {
     /// (`unattributedPods: defaultMember`); the first member when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_member: Option<String>,
+    /// The visit is over as far as its source knows: the ISPyB sync sets it when the visit
+    /// leaves the sync window or the database, and clears it if the visit comes back. The
+    /// Session, its namespace and its data are kept; nothing is deleted because of it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended: bool,
 }
 
 /// Lifecycle phase of a `User` or `Session`.

@@ -9,7 +9,6 @@ use super::inputs::load_config;
 use super::{kube_client, runtime};
 use crate::sources::ldap::{LdapMetrics, desired_users, run_periodic, sync_once};
 use homestead_core::config::LdapConfig;
-use homestead_core::resources::User;
 
 /// Arguments of `homestead ldap-sync`.
 #[derive(Debug, Clone, clap::Args)]
@@ -22,19 +21,19 @@ pub struct LdapSyncArgs {
     #[arg(long, env = "HOMESTEAD_CONFIG", value_name = "FILE")]
     pub config: PathBuf,
     /// How to print the Users when no cluster is given.
-    #[arg(long, value_enum, default_value_t = UsersOutput::Yaml)]
-    pub output: UsersOutput,
+    #[arg(long, value_enum, default_value_t = SyncOutput::Yaml)]
+    pub output: SyncOutput,
     /// Apply the Users to the cluster of this kubeconfig and print a summary.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 }
 
-/// UsersOutput formats.
+/// Output formats of the sync commands (`ldap-sync`, `session-sync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum UsersOutput {
-    /// Multi-document YAML, one User per document.
+pub enum SyncOutput {
+    /// Multi-document YAML, one object per document.
     Yaml,
-    /// One JSON `v1/List` of Users.
+    /// One JSON `v1/List` of the objects.
     Json,
 }
 
@@ -102,19 +101,19 @@ pub fn load_ldap_config(path: &Path) -> Result<LdapConfig> {
         .with_context(|| format!("configuration {} has no ldap section", path.display()))
 }
 
-/// The Users as text in the chosen format.
-pub fn render(users: &[User], output: UsersOutput) -> Result<String> {
+/// Objects (Users, Sessions) as text in the chosen format.
+pub fn render<T: serde::Serialize>(objects: &[T], output: SyncOutput) -> Result<String> {
     match output {
-        UsersOutput::Yaml => {
+        SyncOutput::Yaml => {
             let mut out = String::new();
-            for user in users {
+            for object in objects {
                 out.push_str("---\n");
-                out.push_str(&serde_saphyr::to_string(user).context("writing YAML")?);
+                out.push_str(&serde_saphyr::to_string(object).context("writing YAML")?);
             }
             Ok(out)
         }
-        UsersOutput::Json => {
-            let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": users });
+        SyncOutput::Json => {
+            let list = serde_json::json!({ "apiVersion": "v1", "kind": "List", "items": objects });
             let mut text = serde_json::to_string_pretty(&list).context("writing JSON")?;
             text.push('\n');
             Ok(text)

@@ -15,6 +15,7 @@ pub mod ldap_sync;
 pub mod mutate;
 pub mod review;
 pub mod serve;
+pub mod session_sync;
 pub mod webhook_secret;
 
 use std::path::Path;
@@ -49,6 +50,9 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Read the LDAP directory and print (or, with --kubeconfig, apply) the Users it implies.
     LdapSync(ldap_sync::LdapSyncArgs),
+    /// Read the scheduling database (ISPyB) and print (or, with --kubeconfig, apply) the
+    /// Sessions it implies.
+    SessionSync(session_sync::SessionSyncArgs),
     /// Create the in-cluster webhook certificate Secret if it is missing, then wait for its
     /// files to be mounted (the chart's init container in `self` certificate mode).
     WebhookSecret(webhook_secret::WebhookSecretArgs),
@@ -66,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Crds(args) => crds::run(args),
         Command::Config(args) => config::run(args),
         Command::LdapSync(args) => ldap_sync::run(args),
+        Command::SessionSync(args) => session_sync::run(args),
         Command::WebhookSecret(args) => webhook_secret::run(args),
     };
     result.unwrap_or_else(|error| {

@@ -159,7 +159,7 @@ impl LdapConfig {
 }
 
 /// `5m`, `30s`, `1h 30m` as written in the file.
-mod human_duration {
+pub(super) mod human_duration {
     use super::*;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

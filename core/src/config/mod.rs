@@ -6,6 +6,7 @@
 
 mod controller;
 mod ldap;
+mod session_source;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,11 @@ pub use controller::{
     SecretRef,
 };
 pub use ldap::{LdapAttributes, LdapConfig, LdapSearch};
+pub use session_source::{
+    BUILT_IN_MEMBERS_QUERY, BUILT_IN_SESSIONS_QUERY, GID_COLUMN, GidFrom, IspybConfig,
+    IspybQueries, MEMBER_COLUMNS, SESSION_COLUMNS, SessionSourceConfig, SyncWindow,
+    VISIT_DIRECTORY_PLACEHOLDERS,
+};
 pub use storage::{Backend, CsiSource, StorageConfig, StorageSet};
 
 use crate::template::Template;
@@ -80,6 +86,10 @@ pub struct Config {
     /// Directory synchronisation; absent means no LDAP sync.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ldap: Option<LdapConfig>,
+    /// Sessions from the facility's scheduling database; absent means Sessions are written
+    /// by hand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_source: Option<SessionSourceConfig>,
 }
 
 /// A site constant for templates: a number (zero-paddable) or text.
@@ -220,6 +230,7 @@ impl Default for Config {
                 .collect(),
             controller: ControllerConfig::default(),
             ldap: None,
+            session_source: None,
         }
     }
 }
@@ -332,6 +343,7 @@ impl Config {
                 .iter()
                 .chain(SESSION_DATA_PLACEHOLDERS)
                 .chain(SHARED_PLACEHOLDERS)
+                .chain(VISIT_DIRECTORY_PLACEHOLDERS)
                 .any(|b| b == name);
             if builtin {
                 problems.push(problem(
@@ -422,6 +434,9 @@ impl Config {
         self.controller.check("controller", &mut problems);
         if let Some(ldap) = &self.ldap {
             ldap.check("ldap", &mut problems);
+        }
+        if let Some(source) = &self.session_source {
+            source.check("sessionSource", &vars, self.ldap.is_some(), &mut problems);
         }
         problems
     }

@@ -235,6 +235,7 @@ pub mod testing {
                 gid: 159620,
                 members: members.iter().map(|m| (*m).to_owned()).collect(),
                 default_member: None,
+                ended: false,
             },
         );
         session.metadata.uid = Some("uid-session".into());

@@ -261,7 +261,7 @@ mod tests {
     fn namespaces_carry_the_configured_pod_security_levels() {
         let labels = |yaml: &str| {
             let config = Config::from_yaml(yaml).unwrap();
-            let plan = session_plan(
+            let plan = session_objects(
                 &config,
                 &session(&["enu43627"]),
                 &members(&[("enu43627", 1001)]),

@@ -27,6 +27,7 @@ use std::fmt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use thiserror::Error;
 
+use super::PosixGroup;
 use super::sync::Source;
 use crate::config::LdapAttributes;
 use crate::names::{self, LABEL_SOURCE, NameError};
@@ -368,6 +369,31 @@ pub fn map_directory(
         unknown_groups,
         persons_read: users.len(),
     }
+}
+
+/// The posixGroups among `entries` (name, gid, members); groups with a missing or bad name
+/// or gid are skipped with the reason.
+pub fn posix_groups(
+    attributes: &LdapAttributes,
+    entries: &[Entry],
+) -> (Vec<PosixGroup>, Vec<Skipped>) {
+    let mut groups = Vec::with_capacity(entries.len());
+    let mut skipped = Vec::new();
+    for entry in entries {
+        match read_group(attributes, entry) {
+            Ok(group) => groups.push(PosixGroup {
+                name: group.name.to_owned(),
+                gid: group.gid,
+                members: group.members.to_vec(),
+            }),
+            Err(reason) => skipped.push(Skipped {
+                kind: EntryKind::Group,
+                dn: entry.dn.clone(),
+                reason,
+            }),
+        }
+    }
+    (groups, skipped)
 }
 
 /// The User object for one person.

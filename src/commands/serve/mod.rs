@@ -159,7 +159,7 @@ impl StartupPlan {
 }
 
 /// Background tasks that run only on the replica holding the controller Lease (the LDAP
-/// sync, webhook certificate management). Each component adds its factory here; each
+/// and ISPyB syncs, webhook certificate management). Each component adds its factory here; each
 /// factory is called whenever leadership is won and its task stops when it is lost.
 pub fn leader_tasks(
     config: &Arc<Config>,
@@ -173,6 +173,18 @@ pub fn leader_tasks(
         tasks.push(crate::sources::ldap::leader_task(
             client.clone(),
             ldap.clone(),
+            metrics,
+        ));
+    }
+    if let Some(source) = &config.session_source {
+        let metrics = crate::sources::metrics::SyncMetrics::register(
+            registry,
+            crate::sources::ispyb::METRICS,
+        );
+        tasks.push(crate::sources::ispyb::leader_task(
+            client.clone(),
+            config.clone(),
+            source.interval,
             metrics,
         ));
     }

@@ -40,7 +40,19 @@ pub async fn fetch(config: &LdapConfig) -> Result<Fetched> {
     result
 }
 
-async fn fetch_with(ldap: &mut Ldap, config: &LdapConfig) -> Result<Fetched> {
+/// Connects, binds, reads the groups only (the ISPyB sync's visit gids and instrument
+/// staff) page by page, and unbinds.
+pub async fn fetch_groups(config: &LdapConfig) -> Result<Vec<Entry>> {
+    let mut ldap = connect(config).await?;
+    let result = match bind(&mut ldap, config).await {
+        Ok(()) => search_groups(&mut ldap, config).await,
+        Err(e) => Err(e),
+    };
+    let _ = ldap.unbind().await;
+    result
+}
+
+async fn bind(ldap: &mut Ldap, config: &LdapConfig) -> Result<()> {
     if let Some(dn) = &config.bind_dn {
         let password = read_password(config)?;
         ldap.with_timeout(OPERATION_TIMEOUT)
@@ -49,6 +61,23 @@ async fn fetch_with(ldap: &mut Ldap, config: &LdapConfig) -> Result<Fetched> {
             .and_then(|r| r.success())
             .with_context(|| format!("binding to {} as {dn}", config.url))?;
     }
+    Ok(())
+}
+
+async fn search_groups(ldap: &mut Ldap, config: &LdapConfig) -> Result<Vec<Entry>> {
+    let a = &config.attributes;
+    search(
+        ldap,
+        config,
+        "groups",
+        &config.groups,
+        vec![a.group.clone(), a.gid.clone(), a.member.clone()],
+    )
+    .await
+}
+
+async fn fetch_with(ldap: &mut Ldap, config: &LdapConfig) -> Result<Fetched> {
+    bind(ldap, config).await?;
     let a = &config.attributes;
     let users = search(
         ldap,
@@ -58,14 +87,7 @@ async fn fetch_with(ldap: &mut Ldap, config: &LdapConfig) -> Result<Fetched> {
         vec![a.username.clone(), a.uid.clone(), a.gid.clone()],
     )
     .await?;
-    let groups = search(
-        ldap,
-        config,
-        "groups",
-        &config.groups,
-        vec![a.group.clone(), a.gid.clone(), a.member.clone()],
-    )
-    .await?;
+    let groups = search_groups(ldap, config).await?;
     Ok(Fetched { users, groups })
 }
 
