@@ -112,14 +112,10 @@ pub struct ServeArgs {
         action = clap::ArgAction::Set
     )]
     pub no_controller: bool,
-    /// Namespace of the leader-election Lease (homestead's own namespace).
-    #[arg(
-        long,
-        env = "HOMESTEAD_NAMESPACE",
-        value_name = "NAMESPACE",
-        default_value = "homestead"
-    )]
-    pub lease_namespace: String,
+    /// Namespace of the leader-election Lease [default: in a pod, the pod's namespace;
+    /// outside, the kubeconfig context's namespace, else `default`].
+    #[arg(long, env = "HOMESTEAD_NAMESPACE", value_name = "NAMESPACE")]
+    pub lease_namespace: Option<String>,
     /// Name of the leader-election Lease: replicas of one installation share it; two
     /// installations in one namespace need different names.
     #[arg(
@@ -156,8 +152,9 @@ pub struct ClusterOptions {
     pub kubeconfig: Option<PathBuf>,
     /// Run the leader-gated reconcilers (false: caches only, for admission).
     pub reconcile: bool,
-    /// Namespace of the Lease.
-    pub lease_namespace: String,
+    /// Namespace of the Lease; `None`: the client's default namespace (in a pod, the pod's;
+    /// outside, the kubeconfig context's).
+    pub lease_namespace: Option<String>,
     /// Name of the Lease.
     pub lease_name: String,
     /// This replica's identity.
@@ -382,7 +379,11 @@ pub async fn start_directory(
             let client = kube_client(options.kubeconfig.as_deref()).await?;
             let metrics = Metrics::default();
             metrics.register(registry);
-            let mut settings = ControllerSettings::new(&options.lease_namespace, &options.identity);
+            let lease_namespace = options
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned());
+            let mut settings = ControllerSettings::new(&lease_namespace, &options.identity);
             settings.lease.name.clone_from(&options.lease_name);
             settings.reconcile = options.reconcile;
             let tasks = if options.reconcile {
@@ -393,6 +394,7 @@ pub async fn start_directory(
             tracing::info!(
                 identity = %options.identity,
                 reconcile = options.reconcile,
+                lease = %format!("{lease_namespace}/{}", options.lease_name),
                 "watching the cluster"
             );
             Ok(Some(tokio::spawn(controller::run(

@@ -24,6 +24,13 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+/// Labels naming why something failed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// A short reason code.
+    pub reason: String,
+}
+
 /// The controller's metrics; cheap to clone (every handle shares the same values).
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -37,6 +44,10 @@ pub struct Metrics {
     pub managed: Family<KindLabels, Gauge>,
     /// Problems in the last directory build (objects admission ignores).
     pub directory_problems: Gauge,
+    /// Failed lease rounds, by reason (`namespace_not_found`, `forbidden`, `error`).
+    pub lease_errors: Family<ReasonLabels, Counter>,
+    /// 1 while the last lease round failed (this replica cannot lead), else 0.
+    pub lease_failing: Gauge,
 }
 
 impl Default for Metrics {
@@ -51,6 +62,8 @@ impl Default for Metrics {
             leader: Gauge::default(),
             managed: Family::default(),
             directory_problems: Gauge::default(),
+            lease_errors: Family::default(),
+            lease_failing: Gauge::default(),
         }
     }
 }
@@ -84,6 +97,26 @@ impl Metrics {
             "Users, Sessions and dataset claims left out of the last directory build",
             self.directory_problems.clone(),
         );
+        sub.register(
+            "lease_errors",
+            "Failed leader-election rounds, by reason",
+            self.lease_errors.clone(),
+        );
+        sub.register(
+            "lease_failing",
+            "1 while the last leader-election round failed (this replica cannot lead)",
+            self.lease_failing.clone(),
+        );
+    }
+
+    /// Records a failed lease round.
+    pub fn lease_error(&self, reason: &str) {
+        self.lease_errors
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+        self.lease_failing.set(1);
     }
 
     /// Records one finished reconcile.
@@ -124,6 +157,7 @@ mod tests {
         metrics.reconciled("User", false, 0.2);
         metrics.leader.set(1);
         metrics.set_managed("User", 3);
+        metrics.lease_error("namespace_not_found");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for want in [
@@ -132,6 +166,8 @@ mod tests {
             r#"homestead_controller_reconcile_duration_seconds_count{kind="User"} 2"#,
             "homestead_controller_leader 1",
             r#"homestead_controller_managed_objects{kind="User"} 3"#,
+            r#"homestead_controller_lease_errors_total{reason="namespace_not_found"} 1"#,
+            "homestead_controller_lease_failing 1",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

@@ -131,6 +131,7 @@ pub async fn run(
         client.clone(),
         settings.lease.clone(),
         leader_tx,
+        metrics.clone(),
         token.child_token(),
     ));
     let recorder = Recorder::new(
