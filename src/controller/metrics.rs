@@ -24,6 +24,15 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+/// Labels of the apply counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApplyLabels {
+    /// The object's kind.
+    pub kind: String,
+    /// `unchanged` (it already was as planned: nothing sent), `applied` or `failed`.
+    pub result: String,
+}
+
 /// Labels naming why something failed.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
@@ -44,6 +53,8 @@ pub struct Metrics {
     pub managed: Family<KindLabels, Gauge>,
     /// Problems in the last directory build (objects admission ignores).
     pub directory_problems: Gauge,
+    /// Planned objects by kind and what their reconcile did with them.
+    pub applies: Family<ApplyLabels, Counter>,
     /// Failed lease rounds, by reason (`namespace_not_found`, `forbidden`, `error`).
     pub lease_errors: Family<ReasonLabels, Counter>,
     /// 1 while the last lease round failed (this replica cannot lead), else 0.
@@ -62,6 +73,7 @@ impl Default for Metrics {
             leader: Gauge::default(),
             managed: Family::default(),
             directory_problems: Gauge::default(),
+            applies: Family::default(),
             lease_errors: Family::default(),
             lease_failing: Gauge::default(),
         }
@@ -98,6 +110,11 @@ impl Metrics {
             self.directory_problems.clone(),
         );
         sub.register(
+            "applies",
+            "Planned objects by kind and result: unchanged (already as planned, nothing sent), applied or failed",
+            self.applies.clone(),
+        );
+        sub.register(
             "lease_errors",
             "Failed leader-election rounds, by reason",
             self.lease_errors.clone(),
@@ -107,6 +124,16 @@ impl Metrics {
             "1 while the last leader-election round failed (this replica cannot lead)",
             self.lease_failing.clone(),
         );
+    }
+
+    /// Records what a reconcile did with one planned object.
+    pub fn applied(&self, kind: &str, result: &str) {
+        self.applies
+            .get_or_create(&ApplyLabels {
+                kind: kind.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
     }
 
     /// Records a failed lease round.
@@ -158,6 +185,7 @@ mod tests {
         metrics.leader.set(1);
         metrics.set_managed("User", 3);
         metrics.lease_error("namespace_not_found");
+        metrics.applied("ConfigMap", "unchanged");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for want in [
@@ -168,6 +196,7 @@ mod tests {
             r#"homestead_controller_managed_objects{kind="User"} 3"#,
             r#"homestead_controller_lease_errors_total{reason="namespace_not_found"} 1"#,
             "homestead_controller_lease_failing 1",
+            r#"homestead_controller_applies_total{kind="ConfigMap",result="unchanged"} 1"#,
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

@@ -4,7 +4,8 @@
 //!
 //! - [`caches`]: reflectors → the directory admission reads.
 //! - [`reconcile`]: the shared reconcile loop; [`user`] and [`session`] plug into it.
-//! - [`apply`]: server-side apply, deletes, claim pruning.
+//! - [`live`]: what exists of the objects homestead made, fed by the reconcilers' watches.
+//! - [`apply`]: server-side apply, deletes, stale member claims.
 //! - [`status`]: the status a reconcile leaves.
 //! - [`lease`]: leader election.
 //! - [`metrics`]: controller metrics.
@@ -12,6 +13,7 @@
 pub mod apply;
 pub mod caches;
 pub mod lease;
+pub mod live;
 pub mod metrics;
 pub mod reconcile;
 #[cfg(test)]

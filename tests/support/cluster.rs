@@ -184,6 +184,24 @@ pub fn kubeconfig_with_token(dir: &Path, token: &str, namespace: Option<&str>) -
     path
 }
 
+/// Writes a copy of the harness's kubeconfig into `dir` whose current context's namespace
+/// is `namespace` (what `serve` outside a cluster takes as its default namespace).
+pub fn kubeconfig_in_namespace(dir: &Path, namespace: &str) -> PathBuf {
+    let mut file = Kubeconfig::read_from(kubeconfig_path()).expect("kubeconfig");
+    let current = file.current_context.clone().unwrap_or_default();
+    for named in &mut file.contexts {
+        if named.name == current
+            && let Some(context) = named.context.as_mut()
+        {
+            context.namespace = Some(namespace.to_owned());
+        }
+    }
+    let path = dir.join("namespaced.kubeconfig");
+    // JSON is YAML: kubeconfig readers take it.
+    std::fs::write(&path, serde_json::to_vec_pretty(&file).expect("json")).expect("write");
+    path
+}
+
 /// A loopback port nothing listens on.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -785,6 +803,18 @@ impl Serve {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Replaces the configuration file (read at the next [`Serve::start`]).
+    pub fn set_config(&self, text: &str) {
+        std::fs::write(self.dir.path().join("config.yaml"), text).expect("config");
+    }
+
+    /// Stops and starts it again, and waits until it is ready.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.start();
+        self.wait_ready().await;
+    }
+
     /// Starts the process again after [`Serve::stop`], appending to the same log.
     pub fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
@@ -942,6 +972,24 @@ pub async fn admin_get(port: u16, path: &str) -> Option<(u16, String)> {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Some((status, body))
+}
+
+/// The sum over the series of metric `name` whose labels contain every one of `labels`
+/// (e.g. `result="applied"`); 0 when there is none.
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let rest = series.strip_prefix(name)?;
+            (rest.is_empty() || rest.starts_with('{')).then_some(())?;
+            labels
+                .iter()
+                .all(|want| rest.contains(want))
+                .then_some(())?;
+            value.parse::<f64>().ok()
+        })
+        .sum()
 }
 
 /// The value of the first line of Prometheus `text` that starts with `series`.
