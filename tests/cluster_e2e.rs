@@ -6,12 +6,16 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ServiceAccount,
+    ConfigMap, Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret, ServiceAccount,
 };
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -21,7 +25,7 @@ use serde_json::json;
 use homestead::core::names::ANNOTATION_RUN_AS;
 use homestead::core::resources::{Session, User};
 use support::cluster::{
-    Cluster, Person, ServeOptions, WAIT, client_as, client_with_groups, eventually, labels_of, pod,
+    Cluster, Person, Serve, ServeOptions, WAIT, client_as, client_with_groups, eventually, labels_of, pod,
     status_code, wait_admitting,
 };
 
@@ -572,4 +576,139 @@ async fn only_homestead_deletes_or_unlabels_a_managed_namespace() {
         }
     })
     .await;
+}
+
+/// Copies the serving pair of Secret `name` into `dir` as the kubelet updates a Secret
+/// volume: the files are links into `..data`, a link swapped atomically to a new
+/// directory, so a reader never sees one file new and the other old.
+async fn sync_secret_volume(secrets: Api<Secret>, name: String, dir: PathBuf) {
+    let mut last: Option<Vec<u8>> = None;
+    let mut generation = 0u32;
+    loop {
+        if let Ok(Some(secret)) = secrets.get_opt(&name).await {
+            let data = secret.data.unwrap_or_default();
+            if let (Some(cert), Some(key)) = (data.get("tls.crt"), data.get("tls.key"))
+                && last.as_deref() != Some(cert.0.as_slice())
+            {
+                generation += 1;
+                let version = dir.join(format!("..{generation}"));
+                std::fs::create_dir_all(&version).expect("mkdir");
+                std::fs::write(version.join("tls.crt"), &cert.0).expect("write");
+                std::fs::write(version.join("tls.key"), &key.0).expect("write");
+                let tmp = dir.join("..data_tmp");
+                let _ = std::fs::remove_file(&tmp);
+                std::os::unix::fs::symlink(format!("..{generation}"), &tmp).expect("link");
+                std::fs::rename(&tmp, dir.join("..data")).expect("swap");
+                for file in ["tls.crt", "tls.key"] {
+                    let link = dir.join(file);
+                    if !link.is_symlink() {
+                        let _ = std::fs::remove_file(&link);
+                        std::os::unix::fs::symlink(format!("..data/{file}"), &link).expect("link");
+                    }
+                }
+                last = Some(cert.0.clone());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn self_mode_rotates_the_ca_and_serving_certificates_without_a_failed_request() {
+    let cluster = Cluster::exclusive().await;
+    let admin = cluster.admin.clone();
+    // homestead's own namespace: the certificate Secret is kept there.
+    let home = cluster.name("rotation");
+    cluster.delete_on_drop::<Namespace>(None, &home);
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": home}})).expect("ns");
+    Api::<Namespace>::all(admin.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+
+    // Lifetimes short enough to see a whole CA rotation within a minute: the CA is
+    // replaced two thirds into its 60 s (a new CA trusted first, the signer switched after
+    // the 5 s overlap, the old CA dropped after another), serving certificates renewed
+    // two thirds into their 30 s.
+    let mut serve = Serve::prepare();
+    let configuration = cluster.name("homestead");
+    let args = [
+        "--cert-mode", "self",
+        "--webhook-configuration", &configuration,
+        "--webhook-url", &serve.url(),
+        "--webhook-namespace", &home,
+        "--ca-validity", "60s",
+        "--cert-validity", "30s",
+        "--cert-overlap", "5s",
+        "--cert-check-interval", "1s",
+    ];
+    serve.launch(&cluster, ServeOptions::default().args(&args)).await;
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), &home);
+    let kubelet = tokio::spawn(sync_secret_volume(secrets.clone(), "homestead-webhook-tls".into(), serve.certs()));
+    let _kubelet = AbortOnDrop(kubelet);
+    assert_eq!(serve.register_webhooks(&cluster).await, configuration);
+    let ada = cluster.user("rot-ada", &[]).await;
+    let member = client_as(&ada.username).await;
+    wait_admitting(&member, &ada.namespace, ada.uid).await;
+
+    // Settled: every webhook of both configurations carries the Secret's CA bundle.
+    let mutating: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
+    let validating: Api<ValidatingWebhookConfiguration> = Api::all(admin.clone());
+    let published = || async {
+        let secret = secrets.get_opt("homestead-webhook-tls").await.ok()??;
+        let bundle = secret.data?.get("ca.crt")?.0.clone();
+        let m = mutating.get(&configuration).await.ok()?;
+        let v = validating.get(&configuration).await.ok()?;
+        let mut bundles = m.webhooks.iter().flatten().map(|w| w.client_config.ca_bundle.clone());
+        let all_m = bundles.all(|b| b.map(|b| b.0) == Some(bundle.clone()));
+        let mut bundles = v.webhooks.iter().flatten().map(|w| w.client_config.ca_bundle.clone());
+        let all_v = bundles.all(|b| b.map(|b| b.0) == Some(bundle.clone()));
+        (all_m && all_v).then_some(())
+    };
+    eventually("the Secret's CA published", WAIT, published).await;
+    let flow_started = serve.log().len();
+
+    // Requests flow through the API server for 70 s while the certificates rotate: two
+    // callers, each a dry-run pod create the webhooks mutate and validate.
+    let deadline = Instant::now() + Duration::from_secs(70);
+    let caller = |name: &'static str| {
+        let pods: Api<Pod> = Api::namespaced(member.clone(), &ada.namespace);
+        let probe = pod(&ada.namespace, name, json!({"containers": [{"name": "c", "image": "busybox"}]}));
+        async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while Instant::now() < deadline {
+                let params = PostParams { dry_run: true, field_manager: None };
+                match pods.create(&params, &probe).await {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (ok, failed)
+        }
+    };
+    let ((ok_a, failed_a), (ok_b, failed_b)) = tokio::join!(caller("flow-a"), caller("flow-b"));
+    let failed: Vec<String> = failed_a.into_iter().chain(failed_b).collect();
+    assert!(failed.is_empty(), "{} requests failed: {failed:#?}", failed.len());
+    assert!(ok_a + ok_b > 100, "requests flowed: {}", ok_a + ok_b);
+
+    // ...and they did rotate, every step of a CA rotation and serving renewals.
+    let log = serve.log();
+    let during = &log[flow_started..];
+    for step in ["AddCa", "SwitchSigner", "DropRetiredCas", "RenewServing"] {
+        assert!(
+            during.lines().any(|l| l.contains("rotating webhook certificates") && l.contains(step)),
+            "no {step} while requests flowed:\n{during}"
+        );
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
