@@ -7,7 +7,7 @@
 //! thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`), which is what "one core" means on a
 //! machine whose other cores (and share of this one) are busy with something else.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/support/admission.rs"]
 mod common;
 
 use std::hint::black_box;

@@ -1,12 +1,12 @@
 //! The admission rules, one table row per escape (issue 2 item 7), through the public
 //! `review` entry point exactly as the server and CLI call it.
 
-mod common;
+mod support;
 
-use common::*;
 use homestead_core::config::{Config, UnattributedPods};
 use homestead_core::review::{Verdict, Webhook};
 use serde_json::{Value, json};
+use support::admission::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {

@@ -4,12 +4,12 @@
 //! member), the session's own `argo-workflow` ServiceAccount (any member can impersonate
 //! it), and the built-in controllers; the victim is ada.
 
-mod common;
+mod support;
 
-use common::*;
 use homestead_core::config::Config;
 use homestead_core::review::{Verdict, Webhook};
 use serde_json::{Value, json};
+use support::admission::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {

@@ -2,13 +2,13 @@
 //! checked in under `tests/golden/`. A drift fails with a line diff; after an intended
 //! change, regenerate with `UPDATE_GOLDEN=1 cargo test --test golden` and review the diff.
 
-mod common;
+mod support;
 
 use std::path::PathBuf;
 
-use common::*;
 use homestead_core::review::Webhook;
 use serde_json::{Value, json};
+use support::admission::*;
 
 fn golden(name: &str, request: &Value) {
     let fx = Fixture::new();

@@ -675,15 +675,16 @@ mod cluster {
     #[ignore = "needs a cluster"]
     async fn session_sync_and_the_serve_leader_keep_sessions_from_ispyb() {
         init();
+        let cluster = support::Cluster::exclusive().await;
         session_sync_applies_sessions_updates_members_and_ends_visits_that_left().await;
-        the_leader_of_serve_syncs_sessions_every_interval().await;
+        the_leader_of_serve_syncs_sessions_every_interval(&cluster).await;
     }
 
     async fn session_sync_applies_sessions_updates_members_and_ends_visits_that_left() {
         let Some(mut db) = MariaDb::start() else {
             return;
         };
-        let client = support::client_as(None).await;
+        let client = support::admin_client().await;
         let sessions: Api<Session> = Api::all(client.clone());
         let users: Api<User> = Api::all(client.clone());
         cleanup(&sessions, &users).await;
@@ -811,11 +812,11 @@ mod cluster {
         cleanup(&sessions, &users).await;
     }
 
-    async fn the_leader_of_serve_syncs_sessions_every_interval() {
+    async fn the_leader_of_serve_syncs_sessions_every_interval(cluster: &support::Cluster) {
         let Some(db) = MariaDb::start() else {
             return;
         };
-        let client = support::client_as(None).await;
+        let client = support::admin_client().await;
         let sessions: Api<Session> = Api::all(client.clone());
         let users: Api<User> = Api::all(client.clone());
         cleanup(&sessions, &users).await;
@@ -824,24 +825,8 @@ mod cluster {
         let mut source = gids_by_column(&db);
         source.interval = Duration::from_secs(10);
         let config = db.write_config(None, &source);
-        let certs = homestead_certs(db.dir());
-        let admin = support::free_port();
-        let serve = support::Serve(
-            Command::new(env!("CARGO_BIN_EXE_homestead"))
-                .arg("serve")
-                .arg("--kubeconfig")
-                .arg(support::kubeconfig_path())
-                .arg("--certs-dir")
-                .arg(&certs)
-                .arg("--config")
-                .arg(&config)
-                .args(["--listen", &format!("127.0.0.1:{}", support::free_port())])
-                .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
-                .args(["--lease-namespace", "default", "--identity", "ispyb-e2e"])
-                .args(["--lease-name", "homestead-ispyb-e2e"])
-                .spawn()
-                .expect("homestead serve"),
-        );
+        let text = std::fs::read_to_string(&config).expect("config");
+        let serve = cluster.serve(support::ServeOptions::config(text)).await;
 
         // Once leading, the first sync creates the Session.
         support::eventually("the Session of the visit", Duration::from_secs(60), || {
@@ -856,11 +841,7 @@ mod cluster {
             async move { sessions.get_opt("ispv2-1").await.ok().flatten() }
         })
         .await;
-        let metrics = Command::new("curl")
-            .args(["-sf", &format!("http://127.0.0.1:{admin}/metrics")])
-            .output()
-            .expect("curl");
-        let metrics = String::from_utf8_lossy(&metrics.stdout);
+        let metrics = serve.metrics().await;
         assert!(
             metrics.contains("homestead_ispyb_syncs_total{result=\"success\"}"),
             "{metrics}"

@@ -5,8 +5,7 @@
 //! Tests writing to a cluster are at the end, ignored unless a cluster is given with
 //! `HOMESTEAD_TEST_KUBECONFIG`.
 
-#[path = "support/slapd.rs"]
-mod slapd;
+mod support;
 
 use std::process::Command;
 
@@ -16,7 +15,7 @@ use homestead_core::resources::User;
 use homestead_core::sources::ldap::{Ldap, Mapped, SkipReason};
 use homestead_core::sources::plan;
 use ldap3::{LdapConnAsync, Scope};
-use slapd::{
+use support::slapd::{
     ADMIN_DN, ADMIN_PASSWORD, GROUPS, Options, PEOPLE, READER_DN, READER_PASSWORD, Slapd,
     generated, posix_group, posix_user,
 };
@@ -511,76 +510,58 @@ async fn only_members_of_limits_the_sync_to_those_groups() {
 }
 
 mod cluster {
-    //! Against a real cluster with the CRDs installed (`HOMESTEAD_TEST_KUBECONFIG`). Use a
-    //! throwaway cluster: the sync disables every LDAP-labelled User its test directory does
-    //! not hold, as it would in production.
+    //! Against the test cluster (`HOMESTEAD_TEST_KUBECONFIG`, see
+    //! `tests/support/cluster.rs`). The sync disables every LDAP-labelled User its test
+    //! directory does not hold, as it would in production; no other test makes such Users.
 
     use super::*;
+    use crate::support::cluster::Cluster;
     use homestead::sources::ldap::sync_once;
-    use kube::api::{Api, DeleteParams, PostParams};
-    use kube::config::{KubeConfigOptions, Kubeconfig};
-
-    async fn client() -> kube::Client {
-        init();
-        let path = std::env::var("HOMESTEAD_TEST_KUBECONFIG")
-            .expect("HOMESTEAD_TEST_KUBECONFIG names the test cluster's kubeconfig");
-        let kubeconfig = Kubeconfig::read_from(path).unwrap();
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .unwrap();
-        kube::Client::try_from(config).unwrap()
-    }
-
-    async fn cleanup(api: &Api<User>, names: &[&str]) {
-        for name in names {
-            let _ = api.delete(name, &DeleteParams::default()).await;
-        }
-    }
+    use kube::api::{Api, PostParams};
 
     #[tokio::test]
     #[ignore = "needs a cluster"]
     async fn sync_creates_updates_and_disables_users_and_leaves_others_alone() {
-        let client = client().await;
+        // No controller runs: nothing acts on these Users but the sync.
+        let cluster = Cluster::shared().await;
+        let client = cluster.admin.clone();
         let api: Api<User> = Api::all(client.clone());
+        let [ada, bob, hand] = ["ldapt-ada", "ldapt-bob", "ldapt-hand"].map(|n| cluster.name(n));
+        for name in [&ada, &bob, &hand] {
+            cluster.delete_on_drop::<User>(None, name);
+        }
         let ldif = [
-            posix_user("ldapt-ada", 61001, 100),
-            posix_user("ldapt-bob", 61002, 100),
-            posix_user("ldapt-hand", 61003, 100),
-            posix_group("ldapt-g", 62000, &["ldapt-ada"]),
+            posix_user(&ada, 61001, 100),
+            posix_user(&bob, 61002, 100),
+            posix_user(&hand, 61003, 100),
+            posix_group(&cluster.name("ldapt-g"), 62000, &[ada.as_str()]),
         ]
         .concat();
-        let all = ["ldapt-ada", "ldapt-bob", "ldapt-hand"];
-        cleanup(&api, &all).await;
-        let hand = User::new(
-            "ldapt-hand",
+        let by_hand = User::new(
+            &hand,
             homestead_core::resources::UserSpec {
-                username: "ldapt-hand".into(),
+                username: hand.clone(),
                 uid: 7,
                 gid: 7,
                 ..Default::default()
             },
         );
-        api.create(&PostParams::default(), &hand).await.unwrap();
+        api.create(&PostParams::default(), &by_hand).await.unwrap();
 
         let slapd = Slapd::start(Options::default(), &ldif);
         let config = slapd.config();
         let first = sync_once(client.clone(), &config).await.unwrap();
         assert_eq!((first.summary.created, first.summary.skipped), (2, 1));
-        let ada = api.get("ldapt-ada").await.unwrap();
-        assert_eq!(ada.spec.supplemental_groups, [62000]);
-        assert_eq!(api.get("ldapt-hand").await.unwrap().spec.uid, 7);
+        let ada_user = api.get(&ada).await.unwrap();
+        assert_eq!(ada_user.spec.supplemental_groups, [62000]);
+        assert_eq!(api.get(&hand).await.unwrap().spec.uid, 7);
 
         // A second sync changes nothing, not even a resourceVersion.
-        let version = ada.metadata.resource_version.clone();
+        let version = ada_user.metadata.resource_version.clone();
         let second = sync_once(client.clone(), &config).await.unwrap();
         assert_eq!(second.summary.created + second.summary.updated, 0);
         assert_eq!(
-            api.get("ldapt-ada")
-                .await
-                .unwrap()
-                .metadata
-                .resource_version,
+            api.get(&ada).await.unwrap().metadata.resource_version,
             version
         );
 
@@ -589,11 +570,7 @@ mod cluster {
         down.url = "ldap://127.0.0.1:1".into();
         assert!(sync_once(client.clone(), &down).await.is_err());
         assert_eq!(
-            api.get("ldapt-ada")
-                .await
-                .unwrap()
-                .metadata
-                .resource_version,
+            api.get(&ada).await.unwrap().metadata.resource_version,
             version
         );
 
@@ -606,11 +583,7 @@ mod cluster {
             "{err:#}"
         );
         assert_eq!(
-            api.get("ldapt-ada")
-                .await
-                .unwrap()
-                .metadata
-                .resource_version,
+            api.get(&ada).await.unwrap().metadata.resource_version,
             version
         );
 
@@ -622,17 +595,16 @@ mod cluster {
             .unwrap()
             .success()
             .unwrap();
-        ldap.delete(&format!("uid=ldapt-bob,{PEOPLE}"))
+        ldap.delete(&format!("uid={bob},{PEOPLE}"))
             .await
             .unwrap()
             .success()
             .unwrap();
         let third = sync_once(client.clone(), &config).await.unwrap();
         assert_eq!(third.summary.disabled, 1);
-        let bob = api.get("ldapt-bob").await.unwrap();
+        let bob = api.get(&bob).await.unwrap();
         assert!(bob.spec.disabled);
         assert_eq!(bob.spec.uid, 61002);
-        cleanup(&api, &all).await;
     }
 }
 

@@ -2,12 +2,12 @@
 //! the result again yields no patch, the result passes validation, every container runs
 //! as the identity's uid, and labels/annotations (keys with `/` and `~`) survive.
 
-mod common;
+mod support;
 
-use common::*;
 use homestead_core::review::{Verdict, Webhook, review};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+use support::admission::*;
 
 /// Keys that need JSON Pointer escaping, mixed with ordinary ones.
 fn key() -> impl Strategy<Value = String> {

@@ -4,13 +4,20 @@
 #
 #   tests/run.sh
 #
-# Steps: rustfmt check, clippy (warnings are errors), fuzz crate check, doc tests, and the
-# test suite (cargo-nextest when installed, else cargo test). The last line printed is the
-# test runner's summary. Tests that need a Kubernetes cluster are #[ignore]d; run them with
-# HOMESTEAD_TEST_KUBECONFIG=... cargo test -- --ignored.
+# Steps: rustfmt check, clippy (warnings are errors), fuzz crate check, chart lint, doc
+# tests, the test suite (cargo-nextest when installed, else cargo test), then the cluster
+# tests.
+#
+# Cluster tests are the #[ignore = "needs a cluster"] ones. When ../shared/controlplane/up
+# exists beside the checkout, this starts that throwaway control plane (kube-apiserver,
+# kube-controller-manager and etcd on loopback), runs every ignored test against it with
+# HOMESTEAD_TEST_KUBECONFIG set, and stops it on exit; they must pass like the rest. When
+# it does not exist they are skipped, and the run says so. By hand, against any cluster
+# you may write to: HOMESTEAD_TEST_KUBECONFIG=~/.kube/config cargo test -- --ignored
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+CONTROLPLANE="$(cd .. && pwd)/shared/controlplane"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -107,10 +114,54 @@ ensure_helm() {
         python3 -m pip install --quiet --ignore-requires-python --break-system-packages helm-sdkpy
 }
 
+# --- the control plane's own needs (it installs etcd itself) ---------------------------
+ensure_controlplane_tools() {
+    [ -x "$CONTROLPLANE/up" ] || return 0
+    local missing=()
+    have xz || missing+=(xz-utils)
+    have openssl || missing+=(openssl)
+    have setsid || missing+=(util-linux)
+    have base64 || missing+=(coreutils)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        apt_install "${missing[@]}"
+    fi
+}
+
+# --- cluster tests: every ignored test, against a fresh control plane -------------------
+run_cluster_tests() {
+    if [ ! -x "$CONTROLPLANE/up" ]; then
+        log "SKIPPED: the cluster tests (#[ignore = \"needs a cluster\"]) did not run:" \
+            "$CONTROLPLANE/up does not exist, so there is no control plane to run them against"
+        return 0
+    fi
+    local state kubeconfig
+    state=$(mktemp -d)
+    log "starting the test control plane ($CONTROLPLANE/up $state)"
+    if ! kubeconfig=$("$CONTROLPLANE/up" "$state"); then
+        log "FAILED: the test control plane did not come up; the end of its logs ($state/logs):"
+        for file in "$state"/logs/*; do
+            [ -f "$file" ] || continue
+            printf -- '--- %s\n' "$file" >&2
+            tail -n 20 "$file" >&2
+        done
+        return 1
+    fi
+    trap '"$CONTROLPLANE/down" "$state" --rm >/dev/null 2>&1 || true' EXIT
+    export HOMESTEAD_TEST_KUBECONFIG="$kubeconfig"
+    if cargo nextest --version >/dev/null 2>&1; then
+        log "cluster tests (cargo nextest, --run-ignored only)"
+        cargo nextest run --workspace --no-fail-fast --run-ignored only
+    else
+        log "cluster tests (cargo test -- --ignored)"
+        cargo test --workspace --no-fail-fast --lib --bins --tests -- --ignored
+    fi
+}
+
 ensure_toolchain
 ensure_ldap
 ensure_mariadb
 ensure_helm
+ensure_controlplane_tools
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -137,10 +188,18 @@ python3 tests/chart/helm_chart.py lint
 log "doc tests"
 cargo test --workspace --doc
 
+suite=0
 if cargo nextest --version >/dev/null 2>&1; then
     log "test suite (cargo nextest)"
-    cargo nextest run --workspace --no-fail-fast
+    cargo nextest run --workspace --no-fail-fast || suite=$?
 else
     log "test suite (cargo test)"
-    cargo test --workspace --no-fail-fast --lib --bins --tests
+    cargo test --workspace --no-fail-fast --lib --bins --tests || suite=$?
+fi
+
+cluster=0
+run_cluster_tests || cluster=$?
+if [ "$suite" -ne 0 ] || [ "$cluster" -ne 0 ]; then
+    log "FAILED: test suite exit $suite, cluster tests exit $cluster"
+    exit 1
 fi

@@ -138,9 +138,7 @@ enum Objects {
 /// by one.
 pub(crate) fn parse(body: &str) -> Result<Envelope<'_>, serde_json::Error> {
     match read(body, Objects::InPlace) {
-        Ok(envelope) if !envelope.request.as_ref().is_some_and(Request::needs_text) => {
-            Ok(envelope)
-        }
+        Ok(envelope) if !envelope.request.as_ref().is_some_and(Request::needs_text) => Ok(envelope),
         _ => read(body, Objects::Raw),
     }
 }

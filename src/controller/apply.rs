@@ -1,15 +1,15 @@
 //! Writing a plan to the API server: server-side apply with the one field manager,
-//! deletes that tolerate absence, and pruning of a session's stale member claims.
+//! deletes that tolerate absence, and which of a session's member claims are stale.
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use k8s_openapi::api::core::v1::PersistentVolume;
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use serde_json::Value;
 
 use super::Error;
-use homestead_core::desired::{
-    FIELD_MANAGER, MANAGED_BY, Object, ObjectKey, OwnerKind, claim_ref_for,
-};
-use homestead_core::names::{LABEL_MANAGED_BY, VOLUME_PRIVATE};
+use super::live::Live;
+use homestead_core::desired::{FIELD_MANAGER, Kind, ObjectKey, OwnerKind, claim_ref_for};
+use homestead_core::names::VOLUME_PRIVATE;
 
 fn dynamic_api(client: &Client, key: &ObjectKey) -> Api<DynamicObject> {
     let resource = key.kind.api_resource();
@@ -19,32 +19,35 @@ fn dynamic_api(client: &Client, key: &ObjectKey) -> Api<DynamicObject> {
     }
 }
 
-/// Server-side applies one object, forcing ownership of the fields homestead sets (drift
-/// made by others is overwritten). Identical content is a no-op on the server: no new
-/// `resourceVersion`.
+/// Server-side applies the object `key` with body `intent`, forcing ownership of the
+/// fields homestead sets (drift made by others is overwritten).
 ///
-/// A PersistentVolume is read first: its `claimRef` is completed by the volume controller
-/// on binding and is kept as it stands (see [`claim_ref_for`]).
-pub async fn apply_object(client: &Client, object: &Object) -> Result<(), Error> {
-    let key = object.key();
-    let body = match object {
-        Object::PersistentVolume(desired) => {
-            let api: Api<PersistentVolume> = Api::all(client.clone());
-            let existing = api.get_opt(&key.name).await?;
-            let mut volume = desired.clone();
-            if let Some(spec) = volume.spec.as_mut() {
-                spec.claim_ref = claim_ref_for(existing.as_ref(), desired);
-            }
-            serde_json::to_value(&volume)
+/// A PersistentVolume's `claimRef` is completed by the volume controller on binding; it is
+/// applied as it stands in `existing` (see [`claim_ref_for`]), so the binding is kept.
+pub async fn apply_object(
+    client: &Client,
+    key: &ObjectKey,
+    mut intent: Value,
+    existing: Option<&Value>,
+) -> Result<(), Error> {
+    if key.kind == Kind::PersistentVolume {
+        let typed = |v: &Value| serde_json::from_value::<PersistentVolume>(v.clone());
+        let desired = typed(&intent).map_err(|e| Error::Serialize(key.to_string(), e))?;
+        let existing = existing.map(typed).transpose().ok().flatten();
+        let claim_ref = claim_ref_for(existing.as_ref(), &desired);
+        if let Some(spec) = intent.get_mut("spec").and_then(Value::as_object_mut) {
+            match claim_ref.map(serde_json::to_value).transpose() {
+                Ok(Some(r)) => spec.insert("claimRef".to_owned(), r),
+                Ok(None) => spec.remove("claimRef"),
+                Err(e) => return Err(Error::Serialize(key.to_string(), e)),
+            };
         }
-        other => other.to_value(),
     }
-    .map_err(|e| Error::Serialize(key.to_string(), e))?;
-    dynamic_api(client, &key)
+    dynamic_api(client, key)
         .patch(
             &key.name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(body),
+            &Patch::Apply(intent),
         )
         .await?;
     Ok(())
@@ -62,35 +65,26 @@ pub async fn delete_object(client: &Client, key: &ObjectKey) -> Result<bool, Err
     }
 }
 
-/// Deletes the member claims of a session namespace that the session no longer wants.
-/// Only claims homestead made (its label, the session's label, the member-claim name
-/// prefix) are candidates; their PersistentVolumes are never touched (Retain).
-pub async fn prune_member_claims(
-    client: &Client,
+/// The member claims of session `owner`'s namespace that it no longer wants. Only claims
+/// homestead made for it (in its live copies: its labels) with the member-claim name
+/// prefix are candidates; their PersistentVolumes are never touched (Retain).
+pub fn stale_member_claims(
+    live: &Live,
     namespace: &str,
     owner: &str,
     wanted: &[String],
-) -> Result<Vec<String>, Error> {
-    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-    let selector = format!(
-        "{LABEL_MANAGED_BY}={MANAGED_BY},{}={owner}",
-        OwnerKind::Session.label()
-    );
-    let claims = api
-        .list_metadata(&ListParams::default().labels(&selector))
-        .await?;
+) -> Vec<ObjectKey> {
     let prefix = format!("{VOLUME_PRIVATE}-");
-    let mut deleted = Vec::new();
-    for claim in claims.items {
-        let name = claim.name_any();
-        if !name.starts_with(&prefix) || wanted.contains(&name) {
-            continue;
-        }
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => deleted.push(name),
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(deleted)
+    live.keys(Kind::PersistentVolumeClaim, namespace)
+        .into_iter()
+        .filter(|key| key.name.starts_with(&prefix) && !wanted.contains(&key.name))
+        .filter(|key| {
+            live.get(key).is_some_and(|claim| {
+                claim
+                    .pointer("/metadata/labels")
+                    .and_then(|l| l.get(OwnerKind::Session.label()))
+                    == Some(&Value::String(owner.to_owned()))
+            })
+        })
+        .collect()
 }

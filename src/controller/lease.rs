@@ -12,6 +12,9 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::Metrics;
+use crate::telemetry::Repeated;
+
 /// The Lease's name unless `--lease-name` says otherwise.
 pub const DEFAULT_LEASE_NAME: &str = "homestead-controller";
 
@@ -160,21 +163,78 @@ pub async fn release(api: &Api<Lease>, settings: &LeaseSettings) -> Result<(), k
         .map(|_| ())
 }
 
+/// Why a lease round failed: a short reason (the metric label) and what to do about it.
+pub fn explain(error: &kube::Error, settings: &LeaseSettings) -> (&'static str, String) {
+    match error {
+        kube::Error::Api(status)
+            if status.code == 404
+                && status
+                    .details
+                    .as_ref()
+                    .is_some_and(|d| d.kind == "namespaces") =>
+        {
+            (
+                "namespace_not_found",
+                format!(
+                    "the Lease namespace {:?} does not exist: create it, or pass --lease-namespace \
+                     (HOMESTEAD_NAMESPACE); until then this replica serves admission but \
+                     reconciles nothing",
+                    settings.namespace
+                ),
+            )
+        }
+        kube::Error::Api(status) if status.code == 403 => (
+            "forbidden",
+            format!(
+                "not allowed to use Lease {}/{}: {}; until then this replica serves admission \
+                 but reconciles nothing",
+                settings.namespace, settings.name, status.message
+            ),
+        ),
+        other => (
+            "error",
+            format!(
+                "Lease {}/{} could not be read or written: {other}",
+                settings.namespace, settings.name
+            ),
+        ),
+    }
+}
+
 /// Holds (or follows) the lease until `token` is cancelled, publishing leadership on
-/// `leader`. A holder that cannot renew for a whole lease duration steps down.
+/// `leader`. A holder that cannot renew for a whole lease duration steps down. A round
+/// that fails is logged once as an error (then only as a reminder, see [`Repeated`]),
+/// counted in `homestead_controller_lease_errors_total{reason}` and shown by
+/// `homestead_controller_lease_failing`; rounds are spaced out while they keep failing.
 pub async fn run(
     client: Client,
     settings: LeaseSettings,
     leader: watch::Sender<bool>,
+    metrics: Metrics,
     token: CancellationToken,
 ) {
     let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
     let mut last_held: Option<tokio::time::Instant> = None;
+    let mut problem = Repeated::default();
+    let mut failures: u32 = 0;
     loop {
         match try_hold(&api, &settings).await {
-            Ok(true) => last_held = Some(tokio::time::Instant::now()),
-            Ok(false) => last_held = None,
-            Err(e) => tracing::warn!(error = %e, lease = %settings.name, "lease round failed"),
+            Ok(held) => {
+                last_held = held.then(tokio::time::Instant::now);
+                failures = 0;
+                metrics.lease_failing.set(0);
+                if problem.clear() {
+                    tracing::info!(lease = %settings.name, namespace = %settings.namespace, "the Lease can be used again");
+                }
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let (reason, message) = explain(&e, &settings);
+                metrics.lease_error(reason);
+                if let Some(held_back) = problem.report(reason, std::time::Instant::now()) {
+                    tracing::error!(lease = %settings.name, namespace = %settings.namespace, reason, repeats = held_back, "{message}");
+                }
+            }
         }
         let holding = last_held.is_some_and(|t| t.elapsed() < settings.duration);
         leader.send_if_modified(|was| {
@@ -185,9 +245,11 @@ pub async fn run(
             *was = holding;
             changed
         });
+        // While rounds fail, wait longer each time (up to six renew periods).
+        let wait = settings.renew_every * failures.clamp(1, 6);
         tokio::select! {
             _ = token.cancelled() => break,
-            _ = tokio::time::sleep(settings.renew_every) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
     leader.send_replace(false);
@@ -232,6 +294,41 @@ mod tests {
                 want,
                 "{spec:?} at {now}"
             );
+        }
+    }
+
+    #[test]
+    fn failed_rounds_are_explained_by_what_to_do() {
+        let settings = LeaseSettings::new("homestead", "me");
+        let api_error = |body: serde_json::Value| {
+            kube::Error::Api(Box::new(serde_json::from_value(body).unwrap()))
+        };
+        let table = [
+            (
+                api_error(serde_json::json!({"code": 404, "reason": "NotFound",
+                    "message": "namespaces \"homestead\" not found",
+                    "details": {"name": "homestead", "kind": "namespaces"}})),
+                "namespace_not_found",
+                "the Lease namespace \"homestead\" does not exist: create it, or pass --lease-namespace",
+            ),
+            (
+                api_error(serde_json::json!({"code": 403, "reason": "Forbidden",
+                    "message": "leases is forbidden"})),
+                "forbidden",
+                "not allowed to use Lease homestead/homestead-controller: leases is forbidden",
+            ),
+            (
+                api_error(serde_json::json!({"code": 404, "reason": "NotFound",
+                    "message": "the server could not find the requested resource",
+                    "details": {"kind": "leases"}})),
+                "error",
+                "Lease homestead/homestead-controller could not be read or written",
+            ),
+        ];
+        for (error, want_reason, want_message) in table {
+            let (reason, message) = explain(&error, &settings);
+            assert_eq!(reason, want_reason, "{error}");
+            assert!(message.starts_with(want_message), "{message}");
         }
     }
 

@@ -24,6 +24,22 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+/// Labels of the apply counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApplyLabels {
+    /// The object's kind.
+    pub kind: String,
+    /// `unchanged` (it already was as planned: nothing sent), `applied` or `failed`.
+    pub result: String,
+}
+
+/// Labels naming why something failed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// A short reason code.
+    pub reason: String,
+}
+
 /// The controller's metrics; cheap to clone (every handle shares the same values).
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -37,6 +53,12 @@ pub struct Metrics {
     pub managed: Family<KindLabels, Gauge>,
     /// Problems in the last directory build (objects admission ignores).
     pub directory_problems: Gauge,
+    /// Planned objects by kind and what their reconcile did with them.
+    pub applies: Family<ApplyLabels, Counter>,
+    /// Failed lease rounds, by reason (`namespace_not_found`, `forbidden`, `error`).
+    pub lease_errors: Family<ReasonLabels, Counter>,
+    /// 1 while the last lease round failed (this replica cannot lead), else 0.
+    pub lease_failing: Gauge,
 }
 
 impl Default for Metrics {
@@ -51,6 +73,9 @@ impl Default for Metrics {
             leader: Gauge::default(),
             managed: Family::default(),
             directory_problems: Gauge::default(),
+            applies: Family::default(),
+            lease_errors: Family::default(),
+            lease_failing: Gauge::default(),
         }
     }
 }
@@ -84,6 +109,41 @@ impl Metrics {
             "Users, Sessions and dataset claims left out of the last directory build",
             self.directory_problems.clone(),
         );
+        sub.register(
+            "applies",
+            "Planned objects by kind and result: unchanged (already as planned, nothing sent), applied or failed",
+            self.applies.clone(),
+        );
+        sub.register(
+            "lease_errors",
+            "Failed leader-election rounds, by reason",
+            self.lease_errors.clone(),
+        );
+        sub.register(
+            "lease_failing",
+            "1 while the last leader-election round failed (this replica cannot lead)",
+            self.lease_failing.clone(),
+        );
+    }
+
+    /// Records what a reconcile did with one planned object.
+    pub fn applied(&self, kind: &str, result: &str) {
+        self.applies
+            .get_or_create(&ApplyLabels {
+                kind: kind.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Records a failed lease round.
+    pub fn lease_error(&self, reason: &str) {
+        self.lease_errors
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+        self.lease_failing.set(1);
     }
 
     /// Records one finished reconcile.
@@ -124,6 +184,8 @@ mod tests {
         metrics.reconciled("User", false, 0.2);
         metrics.leader.set(1);
         metrics.set_managed("User", 3);
+        metrics.lease_error("namespace_not_found");
+        metrics.applied("ConfigMap", "unchanged");
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for want in [
@@ -132,6 +194,9 @@ mod tests {
             r#"homestead_controller_reconcile_duration_seconds_count{kind="User"} 2"#,
             "homestead_controller_leader 1",
             r#"homestead_controller_managed_objects{kind="User"} 3"#,
+            r#"homestead_controller_lease_errors_total{reason="namespace_not_found"} 1"#,
+            "homestead_controller_lease_failing 1",
+            r#"homestead_controller_applies_total{kind="ConfigMap",result="unchanged"} 1"#,
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

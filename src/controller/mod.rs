@@ -5,7 +5,8 @@
 //! - [`caches`]: reflectors → the directory admission reads.
 //! - [`pods`]: the pod index admission reads for `exec`, `attach`, `port-forward`.
 //! - [`reconcile`]: the shared reconcile loop; [`user`] and [`session`] plug into it.
-//! - [`apply`]: server-side apply, deletes, claim pruning.
+//! - [`live`]: what exists of the objects homestead made, fed by the reconcilers' watches.
+//! - [`apply`]: server-side apply, deletes, stale member claims.
 //! - [`status`]: the status a reconcile leaves.
 //! - [`lease`]: leader election.
 //! - [`metrics`]: controller metrics.
@@ -13,6 +14,7 @@
 pub mod apply;
 pub mod caches;
 pub mod lease;
+pub mod live;
 pub mod metrics;
 pub mod pods;
 pub mod reconcile;
@@ -138,6 +140,7 @@ pub async fn run(
         client.clone(),
         settings.lease.clone(),
         leader_tx,
+        metrics.clone(),
         token.child_token(),
     ));
     let recorder = Recorder::new(

@@ -28,19 +28,22 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::Error;
-use super::apply::{apply_object, delete_object, prune_member_claims};
+use super::apply::{apply_object, delete_object, stale_member_claims};
+use super::live::Live;
 use super::metrics::Metrics;
-use super::status::{Outcome, next_status, should_mark_deploying};
+use super::status::{CONDITION_STORAGE_CURRENT, Outcome, next_status, should_mark_deploying};
 use homestead_core::config::Config;
 use homestead_core::desired::{
-    DesiredObjects, DesiredObjectsError, FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY, Owner,
-    OwnerKind, SecretSources, clone_sources,
+    DesiredObjects, DesiredObjectsError, FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY, ObjectKey,
+    Owner, OwnerKind, SecretSources, clone_sources, is_met, keep_existing_storage,
 };
 use homestead_core::names::LABEL_MANAGED_BY;
 use homestead_core::resources::{Phase, ResourceStatus, User};
 
 /// How often a healthy object is reconciled again even if nothing changed.
 pub const RESYNC: Duration = Duration::from_secs(60 * 60);
+/// Reconciles of one kind running at once.
+pub const CONCURRENCY: u16 = 16;
 /// How often a namespace homestead did not create is looked at again.
 pub const FOREIGN_RECHECK: Duration = Duration::from_secs(10 * 60);
 
@@ -56,6 +59,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Controller metrics.
     pub metrics: Metrics,
+    /// What exists of the objects made for Users, and for Sessions.
+    live: [Live; 2],
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -74,7 +79,16 @@ impl Context {
             users,
             recorder,
             metrics,
+            live: [Live::new(WATCHED_KINDS), Live::new(WATCHED_KINDS)],
             failures: Mutex::default(),
+        }
+    }
+
+    /// What exists of the objects homestead made for owners of `kind`.
+    pub fn live(&self, kind: OwnerKind) -> &Live {
+        match kind {
+            OwnerKind::User => &self.live[0],
+            OwnerKind::Session => &self.live[1],
         }
     }
 
@@ -200,8 +214,11 @@ async fn fetch_sources(ctx: &Context, kind: OwnerKind) -> Result<SecretSources, 
 
 async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     let owner = owner_of(&*obj);
+    let live = ctx.live(K::KIND);
+    // Compare with what exists only once every kind has listed.
+    live.ready().await;
     let sources = fetch_sources(ctx, K::KIND).await?;
-    let plan = match obj.plan(ctx, &sources) {
+    let mut plan = match obj.plan(ctx, &sources) {
         Ok(plan) => plan,
         Err(e) => {
             let outcome = Outcome::Failed {
@@ -214,8 +231,22 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
     };
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    if let Some(existing) = namespaces.get_opt(&plan.namespace).await? {
+    // A namespace homestead made for this owner is in the live copies; any other one is
+    // looked up (it may exist without being homestead's).
+    let namespace_key = ObjectKey {
+        kind: Kind::Namespace,
+        namespace: None,
+        name: plan.namespace.clone(),
+    };
+    let existing = match live.get_as::<Namespace>(&namespace_key) {
+        Some(ns) => Some(ns),
+        None => {
+            Api::<Namespace>::all(ctx.client.clone())
+                .get_opt(&plan.namespace)
+                .await?
+        }
+    };
+    if let Some(existing) = existing {
         if !owner.created(existing.metadata.labels.as_ref()) {
             let outcome = Outcome::NamespaceNotOwned;
             if write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await? {
@@ -238,6 +269,7 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::requeue(Duration::from_secs(5)));
         }
     }
+    let storage = keep_existing_storage(&mut plan, |key| live.get(key));
     let generation = obj.meta().generation;
     if should_mark_deploying(obj.status(), generation) {
         write_status(&*obj, ctx, Some(&plan.namespace), &Outcome::Deploying).await?;
@@ -245,30 +277,49 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
 
     let mut failures = Vec::new();
     for object in &plan.objects {
-        if let Err(e) = apply_object(&ctx.client, object).await {
-            let key = object.key();
+        let key = object.key();
+        let kind = key.kind.as_str();
+        let intent = match object.intent() {
+            Ok(intent) => intent,
+            Err(e) => {
+                failures.push((key.to_string(), Error::Serialize(key.to_string(), e)));
+                continue;
+            }
+        };
+        let existing = live.get(&key);
+        if existing.as_ref().is_some_and(|e| is_met(&intent, e)) {
+            ctx.metrics.applied(kind, "unchanged");
+            continue;
+        }
+        if let Err(e) = apply_object(&ctx.client, &key, intent, existing.as_ref()).await {
+            ctx.metrics.applied(kind, "failed");
             tracing::warn!(object = %key, error = %e, "apply failed");
             let fatal = key.kind == Kind::Namespace;
             failures.push((key.to_string(), e));
             if fatal {
                 break;
             }
+        } else {
+            ctx.metrics.applied(kind, "applied");
         }
     }
     if failures.is_empty() {
         for key in &plan.absent {
+            if live.get(key).is_none() {
+                continue;
+            }
             if let Err(e) = delete_object(&ctx.client, key).await {
                 failures.push((key.to_string(), e));
             }
         }
         if let Some(wanted) = &plan.member_claims {
-            match prune_member_claims(&ctx.client, &plan.namespace, &owner.name, wanted).await {
-                Ok(deleted) => {
-                    for claim in deleted {
-                        tracing::info!(namespace = %plan.namespace, %claim, "removed the claim of a former member; its volume is kept");
+            for key in stale_member_claims(live, &plan.namespace, &owner.name, wanted) {
+                match delete_object(&ctx.client, &key).await {
+                    Ok(_) => {
+                        tracing::info!(namespace = %plan.namespace, claim = %key.name, "removed the claim of a former member; its volume is kept");
                     }
+                    Err(e) => failures.push((key.to_string(), e)),
                 }
-                Err(e) => failures.push((format!("member claims of {}", plan.namespace), e)),
             }
         }
     }
@@ -285,8 +336,15 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
         return Err(error);
     }
     let was = obj.status().and_then(|s| s.phase);
+    let storage_said_before = obj.status().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_STORAGE_CURRENT)
+            .map(|c| c.message.clone())
+    });
     let outcome = Outcome::Deployed {
         problems: plan.problems.clone(),
+        storage: storage.clone(),
     };
     write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await?;
     if was != Some(Phase::Deployed) {
@@ -296,6 +354,16 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
             EventType::Normal,
             "Deployed",
             format!("namespace {} and its objects are in place", plan.namespace),
+        )
+        .await;
+    }
+    if !storage.is_empty() && storage_said_before.as_deref() != Some(storage.join("; ").as_str()) {
+        publish(
+            ctx,
+            &*obj,
+            EventType::Warning,
+            "StorageDiffers",
+            storage.join("; "),
         )
         .await;
     }
@@ -391,20 +459,25 @@ fn owned_selector(kind: OwnerKind) -> String {
     format!("{LABEL_MANAGED_BY}={MANAGED_BY},{}", kind.label())
 }
 
+/// How many kinds each controller watches into its live copies (see [`run_controller`]).
+pub const WATCHED_KINDS: usize = 9;
+
 /// Runs the controller for `K` until `token` is cancelled: watches `K`, every kind it owns
 /// (drift is repaired), its namespaces and volumes (by label), and the sources of cloned
-/// Secrets (a change re-syncs every copy). `extra` adds kind-specific watches.
+/// Secrets (a change re-syncs every copy). The watches of what it made also keep its live
+/// copies ([`Context::live`]). `extra` adds kind-specific watches.
 pub async fn run_controller<K: Owned>(
     ctx: Arc<Context>,
     token: CancellationToken,
     extra: impl FnOnce(Controller<K>) -> Controller<K>,
 ) {
     let client = ctx.client.clone();
+    let live = ctx.live(K::KIND).clone();
     let owned = watcher::Config::default().labels(&owned_selector(K::KIND));
     let controller = Controller::new(Api::<K>::all(client.clone()), watcher::Config::default())
         .with_config(
             ControllerConfig::default()
-                .concurrency(8)
+                .concurrency(CONCURRENCY)
                 .debounce(Duration::from_millis(500)),
         );
     let store = controller.store();
@@ -413,25 +486,57 @@ pub async fn run_controller<K: Owned>(
             .get(K::KIND.label())
             .map(|name| ObjectRef::<K>::new(name))
     };
+    // WATCHED_KINDS streams feed `live`.
     let mut controller = controller
-        .owns(Api::<ServiceAccount>::all(client.clone()), owned.clone())
-        .owns(Api::<RoleBinding>::all(client.clone()), owned.clone())
-        .owns(Api::<ConfigMap>::all(client.clone()), owned.clone())
-        .owns(Api::<Secret>::all(client.clone()), owned.clone())
-        .owns(Api::<ResourceQuota>::all(client.clone()), owned.clone())
-        .owns(Api::<LimitRange>::all(client.clone()), owned.clone())
-        .owns(
+        .owns_stream(live.watch(
+            Kind::ServiceAccount,
+            Api::<ServiceAccount>::all(client.clone()),
+            owned.clone(),
+        ))
+        .owns_stream(live.watch(
+            Kind::RoleBinding,
+            Api::<RoleBinding>::all(client.clone()),
+            owned.clone(),
+        ))
+        .owns_stream(live.watch(
+            Kind::ConfigMap,
+            Api::<ConfigMap>::all(client.clone()),
+            owned.clone(),
+        ))
+        .owns_stream(live.watch(
+            Kind::Secret,
+            Api::<Secret>::all(client.clone()),
+            owned.clone(),
+        ))
+        .owns_stream(live.watch(
+            Kind::ResourceQuota,
+            Api::<ResourceQuota>::all(client.clone()),
+            owned.clone(),
+        ))
+        .owns_stream(live.watch(
+            Kind::LimitRange,
+            Api::<LimitRange>::all(client.clone()),
+            owned.clone(),
+        ))
+        .owns_stream(live.watch(
+            Kind::PersistentVolumeClaim,
             Api::<PersistentVolumeClaim>::all(client.clone()),
             owned.clone(),
-        )
-        .watches(
-            Api::<Namespace>::all(client.clone()),
-            owned.clone(),
+        ))
+        .watches_stream(
+            live.watch(
+                Kind::Namespace,
+                Api::<Namespace>::all(client.clone()),
+                owned.clone(),
+            ),
             move |ns: Namespace| ns.metadata.labels.as_ref().and_then(by_label),
         )
-        .watches(
-            Api::<PersistentVolume>::all(client.clone()),
-            owned.clone(),
+        .watches_stream(
+            live.watch(
+                Kind::PersistentVolume,
+                Api::<PersistentVolume>::all(client.clone()),
+                owned.clone(),
+            ),
             move |pv: PersistentVolume| pv.metadata.labels.as_ref().and_then(by_label),
         );
     for (from, _) in clone_sources(&ctx.config, K::KIND) {

@@ -23,7 +23,8 @@ use super::reconcile::{Context, Owned, backoff, error_policy, reconcile};
 use super::status::{Outcome, next_status};
 use homestead_core::config::Config;
 use homestead_core::desired::{
-    FINALIZER, Kind, Object, OwnerKind, SecretSources, session_objects, user_objects,
+    DesiredObjects, FINALIZER, Kind, Object, ObjectKey, OwnerKind, SecretSources, is_met,
+    session_objects, user_objects,
 };
 use homestead_core::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_USER};
 use homestead_core::resources::{Session, User, UserSpec};
@@ -140,7 +141,18 @@ struct Harness {
 }
 
 impl Harness {
+    /// A context whose live copies hold nothing (every kind listed, empty).
     fn new(config: Config, users: &[User], steps: Vec<Step>) -> Self {
+        Self::with_live(config, users, Vec::new(), steps)
+    }
+
+    /// A context whose live copies (of both owner kinds) hold `live`.
+    fn with_live(
+        config: Config,
+        users: &[User],
+        live: Vec<(ObjectKey, Value)>,
+        steps: Vec<Step>,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "default");
@@ -162,6 +174,9 @@ impl Harness {
             recorder,
             Metrics::default(),
         ));
+        for kind in [OwnerKind::User, OwnerKind::Session] {
+            ctx.live(kind).synced_with(live.clone());
+        }
         Self {
             ctx,
             server: serve(handle, steps),
@@ -208,7 +223,10 @@ fn deployed<K: Owned>(obj: &mut K, namespace: &str, generation: i64, problems: V
         None,
         Some(generation),
         Some(namespace),
-        &Outcome::Deployed { problems },
+        &Outcome::Deployed {
+            problems,
+            storage: Vec::new(),
+        },
         &Time(Timestamp::UNIX_EPOCH),
     );
     let mut value = serde_json::to_value(&*obj).unwrap();
@@ -242,22 +260,45 @@ fn object_path(object: &Object) -> String {
     }
 }
 
-/// The requests applying `objects` makes: a volume is read (here: absent) before its apply.
+/// The applies of `objects`, in order.
 fn applies(objects: &[Object]) -> Vec<Step> {
     objects
         .iter()
-        .flat_map(|o| apply_steps(o, Reply::Echo))
+        .map(|o| step(Method::PATCH, &object_path(o), Reply::Echo))
         .collect()
 }
 
-fn apply_steps(object: &Object, reply: Reply) -> Vec<Step> {
-    let path = object_path(object);
-    let mut steps = Vec::new();
-    if object.kind() == Kind::PersistentVolume {
-        steps.push(step(Method::GET, &path, Reply::Fail(404)));
-    }
-    steps.push(step(Method::PATCH, &path, reply));
-    steps
+/// The objects of `plan` as the API server holds them after applying it (for the live
+/// copies): each intent, with a volume bound to its claim.
+fn stored(plan: &DesiredObjects) -> Vec<(ObjectKey, Value)> {
+    plan.objects
+        .iter()
+        .map(|o| {
+            let mut v = o.intent().unwrap();
+            if o.kind() == Kind::PersistentVolume {
+                v["spec"]["claimRef"]["uid"] = json!("claim-uid");
+                v["spec"]["claimRef"]["resourceVersion"] = json!("12");
+                v["status"] = json!({"phase": "Bound"});
+            }
+            (o.key(), v)
+        })
+        .collect()
+}
+
+/// The applies of the objects of `plan` that `live` does not already hold as planned.
+fn changed_applies(plan: &DesiredObjects, live: &[(ObjectKey, Value)]) -> Vec<Step> {
+    let changed: Vec<Object> = plan
+        .objects
+        .iter()
+        .filter(|o| {
+            let intent = o.intent().unwrap();
+            !live
+                .iter()
+                .any(|(k, v)| *k == o.key() && is_met(&intent, v))
+        })
+        .cloned()
+        .collect();
+    applies(&changed)
 }
 
 fn with_status<K: Resource + serde::Serialize>(obj: &K) -> Reply {
@@ -380,18 +421,43 @@ async fn create_applies_every_object_and_reports_deployed() {
 }
 
 #[tokio::test]
+async fn a_reconcile_with_nothing_to_change_sends_nothing() {
+    // After a restart: every object exists as planned (the volumes bound by the binder).
+    let mut ada = user("ada");
+    deployed(&mut ada, "home-ada", 1, vec![]);
+    let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let h = Harness::with_live(Config::default(), &[], stored(&plan), Vec::new());
+    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    let mut text = String::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    h.ctx.metrics.register(&mut registry);
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains(
+            r#"homestead_controller_applies_total{kind="PersistentVolume",result="unchanged"} 2"#
+        ),
+        "{text}"
+    );
+    assert!(h.finish().await.is_empty(), "not one request");
+}
+
+#[tokio::test]
 async fn drift_is_repaired_and_a_noop_writes_no_status() {
     // The RoleBinding was deleted by hand; its watch event triggers this reconcile.
     let mut ada = user("ada");
     deployed(&mut ada, "home-ada", 1, vec![]);
     let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
-    let mut steps = vec![step(
-        Method::GET,
-        "/api/v1/namespaces/home-ada",
-        Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
-    )];
-    steps.extend(applies(&plan.objects));
-    let h = Harness::new(Config::default(), &[], steps);
+    let mut live = stored(&plan);
+    live.retain(|(k, _)| k.kind != Kind::RoleBinding);
+    // Someone also edited the ConfigMap.
+    for (k, v) in &mut live {
+        if k.kind == Kind::ConfigMap {
+            v["data"]["uid"] = json!("0");
+        }
+    }
+    let steps = changed_applies(&plan, &live);
+    assert_eq!(steps.len(), 2);
+    let h = Harness::with_live(Config::default(), &[], live, steps);
     reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
     let seen = h.finish().await;
     let rb = seen
@@ -399,11 +465,57 @@ async fn drift_is_repaired_and_a_noop_writes_no_status() {
         .find(|s| s.path().ends_with("/rolebindings/homestead-owner"))
         .expect("the missing RoleBinding is applied again");
     assert_eq!(rb.method, Method::PATCH);
+    let cm = seen
+        .iter()
+        .find(|s| s.path().ends_with("/configmaps/homestead"))
+        .expect("the edited ConfigMap is applied again");
+    assert_eq!(cm.body["data"]["uid"], "1001");
     assert!(
         seen.iter().all(|s| !s.path().ends_with("/status")),
         "status unchanged, so not written"
     );
     assert!(seen.iter().all(|s| s.method != Method::POST), "no event");
+}
+
+#[tokio::test]
+async fn a_storage_configuration_change_keeps_volumes_and_says_how_to_migrate() {
+    let mut ada = user("ada");
+    deployed(&mut ada, "home-ada", 1, vec![]);
+    let old =
+        Config::from_yaml("storage: {private: {pathTemplate: '/export/home/{username}'}}").unwrap();
+    let new =
+        Config::from_yaml("storage: {private: {pathTemplate: '/srv/home/{username}'}}").unwrap();
+    let live = stored(&user_objects(&old, &ada, &SecretSources::new()).unwrap());
+    let steps = vec![
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ),
+        step(Method::POST, EVENTS, Reply::Echo),
+    ];
+    let h = Harness::with_live(new, &[], live, steps);
+    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    let seen = h.finish().await;
+    assert_eq!(phase_of(&seen[0]), "Deployed", "the User stays Deployed");
+    let storage = seen[0].body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "StorageCurrent")
+        .unwrap();
+    assert_eq!(storage["status"], "False");
+    let message = storage["message"].as_str().unwrap();
+    for part in [
+        "homestead-home-ada-homestead-private",
+        "/export/home/ada",
+        "/srv/home/ada",
+        "copy it there",
+    ] {
+        assert!(message.contains(part), "{part} in {message}");
+    }
+    assert_eq!(seen[1].body["reason"], "StorageDiffers");
+    assert_eq!(seen[1].body["type"], "Warning");
 }
 
 #[tokio::test]
@@ -471,89 +583,43 @@ async fn another_users_namespace_is_not_adopted_either() {
 async fn a_disabled_user_loses_the_role_binding_and_keeps_everything_else() {
     let mut ada = user("ada");
     deployed(&mut ada, "home-ada", 1, vec![]);
+    let live = stored(&user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap());
     ada.spec.disabled = true;
     ada.metadata.generation = Some(2);
     let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
     assert!(plan.objects.iter().all(|o| o.kind() != Kind::RoleBinding));
-    let mut steps = vec![
-        step(
-            Method::GET,
-            "/api/v1/namespaces/home-ada",
-            Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
-        ),
-        step(
+    let binding =
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/home-ada/rolebindings/homestead-owner";
+    for reply in [Reply::Json(200, status_body(200)), Reply::Fail(404)] {
+        let mut steps = vec![step(
             Method::PATCH,
             &format!("{USERS}/ada/status"),
             with_status(&ada),
-        ),
-    ];
-    steps.extend(applies(&plan.objects));
-    steps.push(step(
-        Method::DELETE,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/home-ada/rolebindings/homestead-owner",
-        Reply::Json(200, status_body(200)),
-    ));
-    steps.push(step(
-        Method::PATCH,
-        &format!("{USERS}/ada/status"),
-        with_status(&ada),
-    ));
-    let h = Harness::new(Config::default(), &[], steps);
-    reconcile(Arc::new(ada.clone()), h.ctx.clone())
-        .await
-        .unwrap();
-    let seen = h.finish().await;
-    assert_eq!(
-        seen.iter().filter(|s| s.method == Method::DELETE).count(),
-        1,
-        "only the RoleBinding is deleted"
-    );
-    assert!(
-        seen.iter().any(|s| s
-            .path()
-            .ends_with("/persistentvolumeclaims/homestead-private")),
-        "storage is kept in place"
-    );
-    assert_eq!(phase_of(seen.last().unwrap()), "Deployed");
-
-    // Already gone (404) is just as good.
-    let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
-    let mut steps = vec![step(
-        Method::GET,
-        "/api/v1/namespaces/home-ada",
-        Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
-    )];
-    steps.push(step(
-        Method::PATCH,
-        &format!("{USERS}/ada/status"),
-        with_status(&ada),
-    ));
-    steps.extend(applies(&plan.objects));
-    steps.push(step(
-        Method::DELETE,
-        "/apis/rbac.authorization.k8s.io/v1/namespaces/home-ada/rolebindings/homestead-owner",
-        Reply::Fail(404),
-    ));
-    steps.push(step(
-        Method::PATCH,
-        &format!("{USERS}/ada/status"),
-        with_status(&ada),
-    ));
-    let h = Harness::new(Config::default(), &[], steps);
-    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
-    h.finish().await;
-}
-
-fn pvc_list(names: &[&str]) -> Value {
-    json!({
-        "apiVersion": "meta.k8s.io/v1",
-        "kind": "PartialObjectMetadataList",
-        "metadata": {"resourceVersion": "7"},
-        "items": names.iter().map(|n| json!({
-            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-            "metadata": {"name": n, "namespace": "cm37235-2"}
-        })).collect::<Vec<_>>()
-    })
+        )];
+        steps.extend(changed_applies(&plan, &live));
+        // Already gone (404) is just as good.
+        steps.push(step(Method::DELETE, binding, reply));
+        steps.push(step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ));
+        let h = Harness::with_live(Config::default(), &[], live.clone(), steps);
+        reconcile(Arc::new(ada.clone()), h.ctx.clone())
+            .await
+            .unwrap();
+        let seen = h.finish().await;
+        assert_eq!(
+            seen.iter().filter(|s| s.method == Method::DELETE).count(),
+            1,
+            "only the RoleBinding is deleted"
+        );
+        assert!(
+            seen.iter().all(|s| !s.path().contains("persistentvolume")),
+            "storage is kept in place, untouched"
+        );
+        assert_eq!(phase_of(seen.last().unwrap()), "Deployed");
+    }
 }
 
 #[tokio::test]
@@ -579,6 +645,9 @@ async fn members_added_and_removed_change_their_claims_but_never_volumes() {
         .map(|u| (u.spec.username.clone(), u.spec.clone()))
         .collect();
     let sources = SecretSources::from([(("argo".into(), "minio".into()), source.clone())]);
+    let mut before = visit.clone();
+    before.spec.members = vec!["ada".into(), "bob".into()];
+    let live = stored(&session_objects(&config, &before, &members, &sources).unwrap());
     let plan = session_objects(&config, &visit, &members, &sources).unwrap();
     let mut steps = vec![
         step(
@@ -587,33 +656,12 @@ async fn members_added_and_removed_change_their_claims_but_never_volumes() {
             Reply::Json(200, serde_json::to_value(&source).unwrap()),
         ),
         step(
-            Method::GET,
-            "/api/v1/namespaces/cm37235-2",
-            Reply::Json(
-                200,
-                our_namespace(OwnerKind::Session, "cm37235-2", "cm37235-2"),
-            ),
-        ),
-        step(
             Method::PATCH,
             &format!("{SESSIONS}/cm37235-2/status"),
             with_status(&visit),
         ),
     ];
-    steps.extend(applies(&plan.objects));
-    steps.push(step(
-        Method::GET,
-        "/api/v1/namespaces/cm37235-2/persistentvolumeclaims",
-        Reply::Json(
-            200,
-            pvc_list(&[
-                "homestead-data",
-                "homestead-shared",
-                "homestead-private-ada",
-                "homestead-private-bob",
-            ]),
-        ),
-    ));
+    steps.extend(changed_applies(&plan, &live));
     steps.push(step(
         Method::DELETE,
         "/api/v1/namespaces/cm37235-2/persistentvolumeclaims/homestead-private-bob",
@@ -624,17 +672,13 @@ async fn members_added_and_removed_change_their_claims_but_never_volumes() {
         &format!("{SESSIONS}/cm37235-2/status"),
         with_status(&visit),
     ));
-    let h = Harness::new(config, &users, steps);
+    let h = Harness::with_live(config, &users, live, steps);
     reconcile(Arc::new(visit), h.ctx.clone()).await.unwrap();
     let seen = h.finish().await;
-    let list = seen
-        .iter()
-        .find(|s| s.method == Method::GET && s.path().ends_with("/persistentvolumeclaims"))
-        .unwrap();
     assert!(
-        list.uri.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dhomestead%2Chomestead.dev%2Fsession%3Dcm37235-2"),
-        "{}",
-        list.uri
+        seen.iter()
+            .all(|s| !s.path().contains("homestead-private-ada")),
+        "the staying member's claim and volume are left alone"
     );
     let carol = seen
         .iter()
@@ -668,15 +712,20 @@ async fn members_added_and_removed_change_their_claims_but_never_volumes() {
         .find(|s| s.path().ends_with("/rolebindings/visit-member"))
         .unwrap();
     assert_eq!(rb.body["subjects"].as_array().unwrap().len(), 2);
-    let secret = seen
-        .iter()
-        .find(|s| s.path().ends_with("/secrets/artifact-s3"))
-        .unwrap();
-    assert_eq!(secret.body["type"], "Opaque");
-    assert_eq!(
-        secret.body["metadata"]["labels"][LABEL_SESSION],
-        "cm37235-2"
+    assert!(
+        seen.iter()
+            .all(|s| !s.path().ends_with("/secrets/artifact-s3")),
+        "the artifact secret is unchanged"
     );
+    let secret = plan
+        .objects
+        .iter()
+        .find(|o| o.key().name == "artifact-s3")
+        .unwrap()
+        .to_value()
+        .unwrap();
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(secret["metadata"]["labels"][LABEL_SESSION], "cm37235-2");
 }
 
 fn deleting(mut ada: User) -> User {
@@ -782,7 +831,7 @@ async fn api_errors_fail_one_object_back_off_and_spare_the_rest() {
             } else {
                 Reply::Echo
             };
-            steps.extend(apply_steps(object, reply));
+            steps.push(step(Method::PATCH, &object_path(object), reply));
         }
         steps.push(step(
             Method::PATCH,
@@ -972,39 +1021,30 @@ async fn a_bound_volume_keeps_its_binding_on_reapply() {
     let mut ada = user("ada");
     deployed(&mut ada, "home-ada", 1, vec![]);
     let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
-    let mut steps = vec![step(
-        Method::GET,
-        "/api/v1/namespaces/home-ada",
-        Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
-    )];
-    for object in &plan.objects {
-        if let Object::PersistentVolume(pv) = object {
-            let mut bound = serde_json::to_value(pv).unwrap();
-            bound["spec"]["claimRef"]["uid"] = json!("claim-uid");
-            bound["spec"]["claimRef"]["resourceVersion"] = json!("12");
-            bound["status"] = json!({"phase": "Bound"});
-            steps.push(step(
-                Method::GET,
-                &object_path(object),
-                Reply::Json(200, bound),
-            ));
-            steps.push(step(Method::PATCH, &object_path(object), Reply::Echo));
-        } else {
-            steps.extend(apply_steps(object, Reply::Echo));
+    // The volumes are bound, and someone removed a label homestead set on them.
+    let mut live = stored(&plan);
+    for (k, v) in &mut live {
+        if k.kind == Kind::PersistentVolume {
+            v["metadata"]["labels"]
+                .as_object_mut()
+                .unwrap()
+                .remove("homestead.dev/claim");
         }
     }
-    let h = Harness::new(Config::default(), &[], steps);
+    let steps = changed_applies(&plan, &live);
+    assert_eq!(steps.len(), 2, "the two volumes");
+    let h = Harness::with_live(Config::default(), &[], live, steps);
     reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
     let seen = h.finish().await;
-    let volume_applies: Vec<_> = seen
-        .iter()
-        .filter(|s| s.method == Method::PATCH && s.path().contains("/persistentvolumes/"))
-        .collect();
-    assert_eq!(volume_applies.len(), 2);
-    for apply in volume_applies {
+    for apply in &seen {
+        assert!(apply.path().contains("/persistentvolumes/"));
         assert_eq!(
             apply.body["spec"]["claimRef"]["uid"], "claim-uid",
-            "the binding is re-applied as it stands, so the apply is a no-op"
+            "the binding is re-applied as it stands"
+        );
+        assert_eq!(
+            apply.body["metadata"]["labels"]["homestead.dev/claim"],
+            apply.body["spec"]["claimRef"]["name"]
         );
     }
 }

@@ -10,16 +10,22 @@ pub const CONDITION_READY: &str = "Ready";
 pub const CONDITION_NAMESPACE_OWNED: &str = "NamespaceOwned";
 /// Condition listing what could not be planned (members without Users, missing sources).
 pub const CONDITION_COMPLETE: &str = "Complete";
+/// Condition saying whether existing volumes and claims are as the configuration plans
+/// them (they are kept as they are when it changes; the message says how to migrate).
+pub const CONDITION_STORAGE_CURRENT: &str = "StorageCurrent";
 
 /// What a reconcile concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Objects are about to be applied.
     Deploying,
-    /// Everything applied; `problems` lists what had to be left out.
+    /// Everything applied; `problems` lists what had to be left out, `storage` the
+    /// existing storage kept although the configuration now plans it otherwise.
     Deployed {
         /// What could not be planned.
         problems: Vec<String>,
+        /// Storage kept as it is, and how to migrate it.
+        storage: Vec<String>,
     },
     /// The namespace exists and homestead did not create it.
     NamespaceNotOwned,
@@ -43,15 +49,16 @@ pub fn next_status(
     outcome: &Outcome,
     now: &Time,
 ) -> ResourceStatus {
-    let (phase, reason, ready, owned, complete) = match outcome {
+    let (phase, reason, ready, owned, complete, storage) = match outcome {
         Outcome::Deploying => (
             Phase::Deploying,
             None,
             cond("False", "Deploying", "objects are being applied"),
             Some(cond("True", "Created", "homestead created the namespace")),
             None,
+            None,
         ),
-        Outcome::Deployed { problems } => (
+        Outcome::Deployed { problems, storage } => (
             Phase::Deployed,
             None,
             cond("True", "Deployed", "every object exists and matches"),
@@ -60,6 +67,15 @@ pub fn next_status(
                 cond("True", "Complete", "nothing was left out")
             } else {
                 cond("False", "Incomplete", &problems.join("; "))
+            }),
+            Some(if storage.is_empty() {
+                cond(
+                    "True",
+                    "Current",
+                    "every volume and claim is as the configuration plans it",
+                )
+            } else {
+                cond("False", "DiffersFromConfiguration", &storage.join("; "))
             }),
         ),
         Outcome::NamespaceNotOwned => {
@@ -73,6 +89,7 @@ pub fn next_status(
                 cond("False", "NamespaceNotOwned", &message),
                 Some(cond("False", "NamespaceNotOwned", &message)),
                 None,
+                None,
             )
         }
         Outcome::Failed { reason, message } => (
@@ -81,11 +98,13 @@ pub fn next_status(
             cond("False", reason, message),
             None,
             None,
+            None,
         ),
         Outcome::Deleting => (
             Phase::Deleting,
             None,
             cond("False", "Deleting", "the resource is being deleted"),
+            None,
             None,
             None,
         ),
@@ -96,6 +115,7 @@ pub fn next_status(
         (CONDITION_READY, Some(ready)),
         (CONDITION_NAMESPACE_OWNED, owned),
         (CONDITION_COMPLETE, complete),
+        (CONDITION_STORAGE_CURRENT, storage),
     ] {
         // A condition this outcome says nothing about keeps its last value.
         let Some((status, reason, message)) = c else {
@@ -165,13 +185,16 @@ mod tests {
 
     #[test]
     fn unchanged_outcome_gives_an_equal_status() {
-        let deployed = Outcome::Deployed { problems: vec![] };
+        let deployed = Outcome::Deployed {
+            problems: vec![],
+            storage: vec![],
+        };
         let first = next_status(None, Some(1), Some("home-ada"), &deployed, &at(10));
         let again = next_status(Some(&first), Some(1), Some("home-ada"), &deployed, &at(99));
         assert_eq!(first, again, "no write on a no-op reconcile");
         assert_eq!(first.phase, Some(Phase::Deployed));
         assert_eq!(first.observed_generation, Some(1));
-        assert_eq!(first.conditions.len(), 3);
+        assert_eq!(first.conditions.len(), 4);
     }
 
     #[test]
@@ -184,6 +207,7 @@ mod tests {
             Some("ns"),
             &Outcome::Deployed {
                 problems: vec!["member \"x\" has no User".into()],
+                storage: vec!["PersistentVolume x keeps the source {}".into()],
             },
             &at(20),
         );
@@ -213,6 +237,16 @@ mod tests {
             .unwrap();
         assert_eq!(complete.status, "False");
         assert!(complete.message.contains("no User"));
+        let storage = deployed
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_STORAGE_CURRENT)
+            .unwrap();
+        assert_eq!(
+            (storage.status.as_str(), storage.reason.as_str()),
+            ("False", "DiffersFromConfiguration")
+        );
+        assert!(storage.message.contains("keeps the source"));
     }
 
     #[test]
@@ -244,7 +278,10 @@ mod tests {
             None,
             Some(1),
             None,
-            &Outcome::Deployed { problems: vec![] },
+            &Outcome::Deployed {
+                problems: vec![],
+                storage: vec![],
+            },
             &at(1),
         );
         assert!(!should_mark_deploying(Some(&deployed), Some(1)));

@@ -92,8 +92,9 @@ pub struct WebhookArgs {
     /// Seconds the API server waits for a review.
     #[arg(long, env = "HOMESTEAD_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=30))]
     pub webhook_timeout_seconds: i32,
-    /// CA certificate(s) to publish in `external` mode: PEM, or base64 of PEM.
-    #[arg(long, env = "HOMESTEAD_CA_BUNDLE")]
+    /// CA certificate(s) to publish in `external` mode: PEM, or base64 of PEM
+    /// (`--ca-bundle "$(cat ca.crt)"`: a value may start with the PEM's dashes).
+    #[arg(long, env = "HOMESTEAD_CA_BUNDLE", allow_hyphen_values = true)]
     pub ca_bundle: Option<String>,
     /// Lifetime of the private CA (`self` mode).
     #[arg(long, env = "HOMESTEAD_CA_VALIDITY", default_value = "365days", value_parser = humantime::parse_duration)]
@@ -287,6 +288,9 @@ mod tests {
         for given in [ca.cert_pem(), b64.as_str()] {
             let flag = format!("--ca-bundle={given}");
             let s = parse(&["--cert-mode", "external", &flag]).expect("external");
+            assert_eq!(s.ca_bundle.as_deref(), Some(ca.cert_pem().as_bytes()));
+            // As a separate argument, as `--ca-bundle "$(cat certs/ca.crt)"` passes it.
+            let s = parse(&["--ca-bundle", given, "--cert-mode", "external"]).expect("separate");
             assert_eq!(s.ca_bundle.as_deref(), Some(ca.cert_pem().as_bytes()));
         }
     }

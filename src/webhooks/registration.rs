@@ -8,7 +8,8 @@
 //! reported, and `helm upgrade` restores it).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use futures::{StreamExt, stream::BoxStream};
@@ -26,6 +27,7 @@ use tracing::{info, warn};
 
 use super::{CertMode, WebhookSettings};
 use crate::certs::Ring;
+use crate::telemetry::Repeated;
 use homestead_core::certs::rotation::{self, Step};
 use homestead_core::certs::secret::{KEY_CA_BUNDLE, Material, Observed};
 use homestead_core::desired::FIELD_MANAGER;
@@ -355,50 +357,103 @@ pub async fn reconcile_once(
         &mut outcome,
     )
     .await?;
-    for kind in &outcome.missing {
-        warn!(
-            configuration = name,
-            "{kind} {name} does not exist; homestead does not recreate it (helm upgrade does)"
-        );
-    }
     Ok(outcome)
 }
 
-fn ping<T>(event: Result<T, watcher::Error>) {
-    if let Err(e) = event {
-        warn!("watching webhook objects: {e}");
+/// A watch event that may mean the objects changed: an object was written or deleted, or
+/// the watch listed afresh (after a disconnect). Errors are logged (throttled) and, like
+/// the events of an initial list, trigger nothing.
+fn change<T>(
+    event: Result<watcher::Event<T>, watcher::Error>,
+    errors: &Mutex<Repeated>,
+) -> Option<()> {
+    match event {
+        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => {
+            Some(())
+        }
+        Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
+        Err(e) => {
+            let mut errors = errors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(held_back) = errors.report(&e.to_string(), Instant::now()) {
+                warn!(repeats = held_back, "watching webhook objects: {e}");
+            }
+            None
+        }
     }
 }
 
-/// Changes to the watched objects (any event means: look again).
+/// Watches `K` objects selected by `config`, as a stream of [`change`]s.
+fn changes<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    errors: &Arc<Mutex<Repeated>>,
+) -> BoxStream<'static, ()>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    let errors = errors.clone();
+    watcher(api, config)
+        .default_backoff()
+        .filter_map(move |event| std::future::ready(change(event, &errors)))
+        .boxed()
+}
+
+/// Changes to the watched objects: both configurations and, in `self` mode, the Secret.
 fn triggers(client: &Client, settings: &WebhookSettings) -> BoxStream<'static, ()> {
     let Some(name) = settings.configuration.clone() else {
         return futures::stream::pending().boxed();
     };
+    let errors = Arc::new(Mutex::new(Repeated::default()));
     let by_name = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mutating = watcher(
-        Api::<MutatingWebhookConfiguration>::all(client.clone()),
-        by_name.clone(),
-    )
-    .default_backoff()
-    .map(ping);
-    let validating = watcher(
-        Api::<ValidatingWebhookConfiguration>::all(client.clone()),
-        by_name,
-    )
-    .default_backoff()
-    .map(ping);
-    let mut streams: Vec<BoxStream<'static, ()>> = vec![mutating.boxed(), validating.boxed()];
+    let mut streams = vec![
+        changes(
+            Api::<MutatingWebhookConfiguration>::all(client.clone()),
+            by_name.clone(),
+            &errors,
+        ),
+        changes(
+            Api::<ValidatingWebhookConfiguration>::all(client.clone()),
+            by_name,
+            &errors,
+        ),
+    ];
     if settings.mode == CertMode::SelfSigned {
-        let secret = watcher(
+        streams.push(changes(
             Api::<Secret>::namespaced(client.clone(), &settings.namespace),
             watcher::Config::default().fields(&format!("metadata.name={}", settings.secret)),
-        )
-        .default_backoff()
-        .map(ping);
-        streams.push(secret.boxed());
+            &errors,
+        ));
     }
     futures::stream::select_all(streams).boxed()
+}
+
+/// Warns (throttled, see [`Repeated`]) while configurations are missing; says once when
+/// they are back.
+fn report_missing(
+    outcome: &RegistrationReport,
+    settings: &WebhookSettings,
+    missing: &mut Repeated,
+) {
+    let name = settings.configuration.as_deref().unwrap_or_default();
+    if outcome.missing.is_empty() {
+        if missing.clear() {
+            info!(
+                configuration = name,
+                "the webhook configurations exist again"
+            );
+        }
+        return;
+    }
+    let kinds = outcome.missing.join(" and ");
+    if let Some(held_back) = missing.report(&kinds, Instant::now()) {
+        warn!(
+            configuration = name,
+            repeats = held_back,
+            "{kinds} {name} does not exist; homestead does not create it (helm install or upgrade does)"
+        );
+    }
 }
 
 /// The leader task: keeps the certificates and both webhook configurations right until
@@ -412,10 +467,16 @@ pub async fn run(
     info!(mode = ?settings.mode, secret = %settings.secret, configuration = ?settings.configuration, "webhook registration started");
     let mut events = triggers(&client, &settings);
     let mut failures: u32 = 0;
+    let mut failing = Repeated::default();
+    let mut missing = Repeated::default();
     loop {
         let wait = match reconcile_once(&client, &settings, SystemTime::now()).await {
             Ok(outcome) => {
                 failures = 0;
+                if failing.clear() {
+                    info!("webhook registration passes succeed again");
+                }
+                report_missing(&outcome, &settings, &mut missing);
                 outcome
                     .recheck_at
                     .and_then(|t| t.duration_since(SystemTime::now()).ok())
@@ -425,7 +486,10 @@ pub async fn run(
             Err(e) => {
                 failures = failures.saturating_add(1);
                 let backoff = Duration::from_secs(1 << failures.min(8)).min(MAX_INTERVAL);
-                warn!(error = format!("{e:#}"), retry_in = ?backoff, "webhook registration pass failed");
+                let error = format!("{e:#}");
+                if let Some(held_back) = failing.report(&error, Instant::now()) {
+                    warn!(error, retry_in = ?backoff, repeats = held_back, "webhook registration pass failed");
+                }
                 backoff
             }
         };

@@ -3,7 +3,11 @@
 
     python3 tests/chart/helm_chart.py lint             # lint the chart, then render every scenario
     python3 tests/chart/helm_chart.py render [JSON]    # print the manifests for values JSON
-    python3 tests/chart/helm_chart.py install KUBECONFIG NAMESPACE [JSON]
+    python3 tests/chart/helm_chart.py install KUBECONFIG NAMESPACE [JSON] [--no-wait]
+    python3 tests/chart/helm_chart.py uninstall KUBECONFIG NAMESPACE
+    python3 tests/chart/helm_chart.py helm install NAME CHART [-n NS] [--create-namespace] \
+        [--set KEY=VALUE]... [--set-file KEY=PATH]...      # the helm CLI's words, for the
+    python3 tests/chart/helm_chart.py helm uninstall NAME [-n NS]  # README's commands
 
 helm-sdkpy exposes Helm's Lint but no `helm template`. Lint renders every template with
 Helm's engine, so `render` lints a copy of the chart that carries one extra template:
@@ -191,36 +195,92 @@ def command_render(args: list[str]) -> int:
     return 0
 
 
-def command_install(args: list[str]) -> int:
-    kubeconfig, namespace = args[0], args[1]
-    values = json.loads(args[2]) if len(args) > 2 else {}
+def install(kubeconfig: str, namespace: str, release: str, chart: str, values: dict, wait: bool) -> int:
     config = helm.Configuration(namespace=namespace, kubeconfig=kubeconfig)
     result = asyncio.run(
-        helm.Install(config).run("homestead", CHART, values=values, create_namespace=True, wait=True, timeout=300)
+        helm.Install(config).run(release, chart, values=values, create_namespace=True, wait=wait, timeout=300)
     )
     print(json.dumps({"name": result.get("name"), "version": result.get("version")}))
     return 0
 
 
-def command_uninstall(args: list[str]) -> int:
-    kubeconfig, namespace = args[0], args[1]
+def uninstall(kubeconfig: str, namespace: str, release: str) -> int:
     config = helm.Configuration(namespace=namespace, kubeconfig=kubeconfig)
-    asyncio.run(helm.Uninstall(config).run("homestead", wait=True, timeout=300))
+    asyncio.run(helm.Uninstall(config).run(release, wait=True, timeout=300))
     return 0
 
 
+def command_install(args: list[str]) -> int:
+    wait = "--no-wait" not in args
+    args = [a for a in args if a != "--no-wait"]
+    kubeconfig, namespace = args[0], args[1]
+    values = json.loads(args[2]) if len(args) > 2 else {}
+    return install(kubeconfig, namespace, "homestead", CHART, values, wait)
+
+
+def command_uninstall(args: list[str]) -> int:
+    return uninstall(args[0], args[1], "homestead")
+
+
+def set_value(values: dict, key: str, value) -> None:
+    """Sets dotted `key` in `values` as `helm --set` does (no list or escape syntax)."""
+    *parents, last = key.split(".")
+    for part in parents:
+        values = values.setdefault(part, {})
+    values[last] = value
+
+
+def parse_scalar(text: str):
+    """A `--set` value: true/false and integers are typed, as Helm types them."""
+    if text in ("true", "false"):
+        return text == "true"
+    if re.fullmatch(r"-?[0-9]+", text):
+        return int(text)
+    return text
+
+
+def command_helm(args: list[str]) -> int:
+    """The few helm CLI words the README uses, over the same library (no helm binary)."""
+    kubeconfig = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    namespace, values, positional = "default", {}, []
+    words = iter(args)
+    for word in words:
+        if word in ("-n", "--namespace"):
+            namespace = next(words)
+        elif word == "--create-namespace":
+            pass  # install always creates it
+        elif word == "--set":
+            key, _, value = next(words).partition("=")
+            set_value(values, key, parse_scalar(value))
+        elif word == "--set-file":
+            key, _, path = next(words).partition("=")
+            with open(path, encoding="utf-8") as f:
+                set_value(values, key, f.read())
+        elif word.startswith("-"):
+            print(f"helm: {word} is not supported here", file=sys.stderr)
+            return 2
+        else:
+            positional.append(word)
+    if positional[:1] == ["install"] and len(positional) == 3:
+        return install(kubeconfig, namespace, positional[1], positional[2], values, wait=True)
+    if positional[:1] == ["uninstall"] and len(positional) == 2:
+        return uninstall(kubeconfig, namespace, positional[1])
+    print(f"helm: unsupported command {positional}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("lint", "render", "install", "uninstall"):
+    commands = {
+        "lint": lambda _: command_lint(),
+        "render": command_render,
+        "install": command_install,
+        "uninstall": command_uninstall,
+        "helm": command_helm,
+    }
+    if not argv or argv[0] not in commands:
         print(__doc__, file=sys.stderr)
         return 2
-    command = argv[0]
-    if command == "lint":
-        return command_lint()
-    if command == "render":
-        return command_render(argv[1:])
-    if command == "install":
-        return command_install(argv[1:])
-    return command_uninstall(argv[1:])
+    return commands[argv[0]](argv[1:])
 
 
 if __name__ == "__main__":

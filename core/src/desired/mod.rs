@@ -3,6 +3,7 @@
 //! resource, the configuration and the few cluster objects it depends on (the sources of
 //! cloned Secrets, the members' `User`s) and apply what it returns.
 
+mod intent;
 mod objects;
 mod session;
 mod storage;
@@ -32,9 +33,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
+pub use intent::{ANNOTATION_APPLIED, is_met, reduce};
 pub use objects::{Kind, Object, ObjectKey};
 pub use session::session_objects;
-pub use storage::{claim_ref_for, pv_name, storage_objects};
+pub use storage::{claim_ref_for, keep_existing_storage, pv_name, storage_objects};
 pub use user::user_objects;
 
 use crate::config::SecretRef;

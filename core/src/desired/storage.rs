@@ -11,7 +11,10 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::core::ObjectMeta;
 
-use super::{Object, Owner};
+use serde_json::Value;
+
+use super::intent::{contains, without_empty};
+use super::{DesiredObjects, Kind, Object, ObjectKey, Owner};
 use crate::config::{Backend, StorageConfig};
 
 /// Name of the static PersistentVolume behind `claim` in `namespace`: deterministic, so
@@ -154,6 +157,144 @@ pub fn claim_ref_for(
         }
         _ => Some(wanted),
     }
+}
+
+/// Fields of a PersistentVolume spec that are not its source.
+const NOT_SOURCE: &[&str] = &[
+    "accessModes",
+    "capacity",
+    "claimRef",
+    "mountOptions",
+    "nodeAffinity",
+    "persistentVolumeReclaimPolicy",
+    "storageClassName",
+    "volumeAttributesClassName",
+    "volumeMode",
+];
+
+/// What to do when the storage a configuration plans differs from what exists.
+const MIGRATE: &str = "to move the data to the configured location, copy it there, then \
+    delete the claim and its volume (volumes are Retain: deleting them deletes no data); \
+    homestead then makes both from the configuration";
+
+/// Keeps storage that exists as it is. A static volume's source is where the person's data
+/// already is, and a claim's spec cannot change once it is bound: when the configuration
+/// (a new `pathTemplate`, backend, size or class) plans them otherwise, the plan takes the
+/// existing values instead, and a static volume planned for a claim that is bound to
+/// another volume is left out. New owners get the configuration as it is. Returns one
+/// sentence per difference, saying what is kept and how to migrate. `live` gives an object
+/// as it exists.
+pub fn keep_existing_storage(
+    plan: &mut DesiredObjects,
+    live: impl Fn(&ObjectKey) -> Option<Value>,
+) -> Vec<String> {
+    let mut differences = Vec::new();
+    let mut left_out = Vec::new();
+    for object in &mut plan.objects {
+        let key = object.key();
+        let Some(existing) = live(&key) else {
+            continue;
+        };
+        let kept = match object {
+            Object::PersistentVolume(volume) => keep_source(volume, &existing),
+            Object::PersistentVolumeClaim(claim) => {
+                let planned = pv_name(key.namespace.as_deref().unwrap_or_default(), &key.name);
+                let kept = keep_claim_spec(claim, &existing, &planned);
+                let bound_to = claim.spec.as_ref().and_then(|s| s.volume_name.clone());
+                if bound_to.is_some_and(|v| v != planned) && live(&volume_key(&planned)).is_none() {
+                    left_out.push(planned);
+                }
+                kept
+            }
+            _ => None,
+        };
+        if let Some((have, want)) = kept {
+            differences.push(format!(
+                "{key} keeps {have} (the configuration now gives {want}); {MIGRATE}"
+            ));
+        }
+    }
+    plan.objects
+        .retain(|o| !(o.kind() == Kind::PersistentVolume && left_out.contains(&o.key().name)));
+    differences
+}
+
+fn volume_key(name: &str) -> ObjectKey {
+    ObjectKey {
+        kind: Kind::PersistentVolume,
+        namespace: None,
+        name: name.to_owned(),
+    }
+}
+
+/// Gives `volume` the source `existing` has when they differ: (existing, planned) as JSON.
+fn keep_source(volume: &mut PersistentVolume, existing: &Value) -> Option<(String, String)> {
+    let source = |spec: &Value| -> serde_json::Map<String, Value> {
+        spec.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| !NOT_SOURCE.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let have = source(&without_empty(existing.get("spec")?));
+    let mut spec = serde_json::to_value(volume.spec.as_ref()?).ok()?;
+    let want = source(&spec);
+    if have.is_empty() || contains(&Value::Object(have.clone()), &Value::Object(want.clone())) {
+        return None;
+    }
+    let map = spec.as_object_mut()?;
+    map.retain(|k, _| NOT_SOURCE.contains(&k.as_str()));
+    map.extend(have.clone());
+    volume.spec = Some(serde_json::from_value(spec).ok()?);
+    Some((
+        format!("the source {}", Value::Object(have)),
+        Value::Object(want).to_string(),
+    ))
+}
+
+/// The fields of a claim's spec homestead may set (and so may have set before).
+const CLAIM_FIELDS: &[&str] = &[
+    "accessModes",
+    "resources",
+    "storageClassName",
+    "volumeName",
+    "volumeMode",
+];
+
+/// Gives `claim` the spec `existing` has (every field homestead may set) when the plan
+/// differs from it — sets another value, or leaves out the binding to the static volume
+/// `static_volume` homestead made — since a claim's spec is fixed once bound: (existing,
+/// planned) as JSON.
+fn keep_claim_spec(
+    claim: &mut PersistentVolumeClaim,
+    existing: &Value,
+    static_volume: &str,
+) -> Option<(String, String)> {
+    let have = existing.get("spec")?;
+    let want = serde_json::to_value(claim.spec.as_ref()?).ok()?;
+    let bound_to_ours = have.get("volumeName").and_then(Value::as_str) == Some(static_volume);
+    let drops_binding = bound_to_ours && want.get("volumeName").is_none();
+    if contains(have, &want) && !drops_binding {
+        return None;
+    }
+    let mut kept = serde_json::Map::new();
+    for field in CLAIM_FIELDS {
+        let Some(value) = have.get(*field) else {
+            continue;
+        };
+        let value = match *field {
+            // Only the requests are homestead's; limits are not set on claims.
+            "resources" => serde_json::json!({"requests": value.get("requests")}),
+            _ => value.clone(),
+        };
+        kept.insert((*field).to_owned(), value);
+    }
+    let kept = Value::Object(kept);
+    claim.spec = Some(serde_json::from_value(kept.clone()).ok()?);
+    Some((format!("the spec {kept}"), want.to_string()))
 }
 
 /// Label on homestead's claims and volumes naming the claim.
@@ -344,6 +485,177 @@ mod tests {
         let mut unbound = bound;
         unbound.spec.as_mut().unwrap().claim_ref = None;
         assert_eq!(claim_ref_for(Some(&unbound), &desired), fresh);
+    }
+
+    /// A plan of one user's private storage on `backend` at `path` with `size`.
+    fn planned(backend: Backend, path: &str, size: &str) -> DesiredObjects {
+        let mut s = slot(backend);
+        s.storage_class_name = Some("fast".into());
+        DesiredObjects {
+            namespace: "home-ada".into(),
+            objects: storage_objects(&owner(), "home-ada", "homestead-private", &s, path, size),
+            absent: Vec::new(),
+            member_claims: None,
+            problems: Vec::new(),
+        }
+    }
+
+    /// The objects of `plan` as the API server keeps them once bound (defaults filled in).
+    fn as_stored(plan: &DesiredObjects) -> std::collections::HashMap<ObjectKey, Value> {
+        plan.objects
+            .iter()
+            .map(|o| {
+                let mut v = o.to_value().unwrap();
+                if let Some(host) = v.pointer_mut("/spec/hostPath") {
+                    host["type"] = Value::String(String::new());
+                }
+                if o.kind() == Kind::PersistentVolumeClaim && v["spec"].get("volumeName").is_none()
+                {
+                    v["spec"]["volumeName"] = "pvc-0f3a".into();
+                }
+                v["status"] = serde_json::json!({"phase": "Bound"});
+                (o.key(), v)
+            })
+            .collect()
+    }
+
+    fn volume_source(plan: &DesiredObjects) -> Option<Value> {
+        plan.objects.iter().find_map(|o| match o {
+            Object::PersistentVolume(v) => {
+                let spec = serde_json::to_value(v.spec.as_ref()?).ok()?;
+                Some(spec.get("hostPath").or(spec.get("nfs"))?.clone())
+            }
+            _ => None,
+        })
+    }
+
+    fn claim_spec(plan: &DesiredObjects) -> Value {
+        plan.objects
+            .iter()
+            .find_map(|o| match o {
+                Object::PersistentVolumeClaim(c) => serde_json::to_value(c.spec.as_ref()?).ok(),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn existing_storage_is_kept_when_the_configuration_changes() {
+        let old = planned(Backend::HostPath, "/export/home/ada", "10Gi");
+        let existing = as_stored(&old);
+        let live = |key: &ObjectKey| existing.get(key).cloned();
+
+        // Unchanged configuration: nothing to keep, nothing said.
+        let mut same = old.clone();
+        assert!(keep_existing_storage(&mut same, live).is_empty());
+        assert_eq!(same, old, "the server's defaults are no difference");
+
+        // (configuration now, the volume source kept, what the claim keeps, words said)
+        let table = [
+            (
+                planned(Backend::HostPath, "/srv/home/ada", "10Gi"),
+                Some(r#"{"path":"/export/home/ada"}"#),
+                None,
+                vec!["/srv/home/ada"],
+            ),
+            (
+                planned(Backend::Nfs, "/export/home/ada", "10Gi"),
+                Some(r#"{"path":"/export/home/ada"}"#),
+                None,
+                vec!["nfs.example.org"],
+            ),
+            (
+                planned(Backend::HostPath, "/export/home/ada", "50Gi"),
+                None,
+                Some(("resources", r#"{"requests":{"storage":"10Gi"}}"#)),
+                vec!["50Gi"],
+            ),
+            (
+                planned(Backend::StorageClass, "", "10Gi"),
+                None,
+                Some(("storageClassName", r#""""#)),
+                vec!["fast"],
+            ),
+        ];
+        for (mut now, source, claim, words) in table {
+            let said = keep_existing_storage(&mut now, live);
+            assert_eq!(said.len(), 1, "{said:?}");
+            for word in words {
+                assert!(said[0].contains(word), "{word} in {said:?}");
+            }
+            assert!(
+                said[0].contains("deleting them deletes no data"),
+                "{said:?}"
+            );
+            if let Some(source) = source {
+                assert_eq!(volume_source(&now).unwrap().to_string(), source);
+                // Kept, the volume is planned exactly as it was first planned: its intent
+                // (and fingerprint) is unchanged, so nothing is applied.
+                let volume = |p: &DesiredObjects| {
+                    p.objects
+                        .iter()
+                        .find(|o| o.kind() == Kind::PersistentVolume)
+                        .unwrap()
+                        .intent()
+                        .unwrap()
+                };
+                assert_eq!(volume(&now), volume(&old));
+            }
+            if let Some((field, value)) = claim {
+                assert_eq!(claim_spec(&now)[field].to_string(), value);
+            }
+        }
+    }
+
+    #[test]
+    fn a_volume_planned_for_a_claim_bound_elsewhere_is_left_out() {
+        // The claim was made on a StorageClass; now the configuration says static volumes.
+        let old = planned(Backend::StorageClass, "", "10Gi");
+        let existing = as_stored(&old);
+        let mut now = planned(Backend::HostPath, "/export/home/ada", "10Gi");
+        let said = keep_existing_storage(&mut now, |key| existing.get(key).cloned());
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            now.objects
+                .iter()
+                .all(|o| o.kind() != Kind::PersistentVolume),
+            "no volume that could never bind"
+        );
+        assert_eq!(claim_spec(&now)["storageClassName"], "fast");
+        assert_eq!(
+            claim_spec(&now)["volumeName"],
+            "pvc-0f3a",
+            "still bound where it is"
+        );
+    }
+
+    #[test]
+    fn a_claim_keeps_its_binding_when_the_plan_leaves_it_out() {
+        // Static volumes before; now the cluster's default StorageClass (nothing set).
+        let old = planned(Backend::HostPath, "/export/home/ada", "10Gi");
+        let existing = as_stored(&old);
+        let mut s = slot(Backend::StorageClass);
+        s.storage_class_name = None;
+        let mut now = DesiredObjects {
+            objects: storage_objects(&owner(), "home-ada", "homestead-private", &s, "", "10Gi"),
+            ..old.clone()
+        };
+        let said = keep_existing_storage(&mut now, |key| existing.get(key).cloned());
+        assert_eq!(said.len(), 1, "{said:?}");
+        let spec = claim_spec(&now);
+        assert_eq!(spec["volumeName"], "homestead-home-ada-homestead-private");
+        assert_eq!(
+            spec["storageClassName"], "",
+            "an applied claim would otherwise lose them"
+        );
+    }
+
+    #[test]
+    fn new_owners_get_the_configuration_as_it_is() {
+        let mut now = planned(Backend::Nfs, "/srv/home/ada", "50Gi");
+        let before = now.clone();
+        assert!(keep_existing_storage(&mut now, |_| None).is_empty());
+        assert_eq!(now, before);
     }
 
     #[test]

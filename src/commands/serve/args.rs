@@ -88,14 +88,10 @@ pub struct ServeArgs {
         action = clap::ArgAction::Set
     )]
     pub no_controller: bool,
-    /// Namespace of the leader-election Lease (homestead's own namespace).
-    #[arg(
-        long,
-        env = "HOMESTEAD_NAMESPACE",
-        value_name = "NAMESPACE",
-        default_value = "homestead"
-    )]
-    pub lease_namespace: String,
+    /// Namespace of the leader-election Lease [default: in a pod, the pod's namespace;
+    /// outside, the kubeconfig context's namespace, else `default`].
+    #[arg(long, env = "HOMESTEAD_NAMESPACE", value_name = "NAMESPACE")]
+    pub lease_namespace: Option<String>,
     /// Name of the leader-election Lease: replicas of one installation share it; two
     /// installations in one namespace need different names.
     #[arg(

@@ -58,6 +58,9 @@ pub struct ClusterPlan {
     pub kubeconfig: Option<PathBuf>,
     /// How the controller runs (reconcilers or caches only, the Lease).
     pub controller: ControllerSettings,
+    /// Namespace of the Lease when given; `None`: the client's default namespace (in a
+    /// pod, the pod's; outside, the kubeconfig context's).
+    pub lease_namespace: Option<String>,
     /// Webhook certificate and configuration settings (the leader keeps them when a
     /// configuration name is given).
     pub webhooks: WebhookSettings,
@@ -118,12 +121,14 @@ impl StartupPlan {
             None if args.dev => DirectorySource::Offline(None),
             None => {
                 let identity = args.identity.clone().unwrap_or_else(default_identity);
-                let mut controller = ControllerSettings::new(&args.lease_namespace, &identity);
+                let namespace = args.lease_namespace.as_deref().unwrap_or_default();
+                let mut controller = ControllerSettings::new(namespace, &identity);
                 controller.lease.name.clone_from(&args.lease_name);
                 controller.reconcile = !args.no_controller;
                 DirectorySource::Cluster(Box::new(ClusterPlan {
                     kubeconfig: args.kubeconfig.clone(),
                     controller,
+                    lease_namespace: args.lease_namespace.clone(),
                     webhooks: WebhookSettings::from_args(&args.webhooks)?,
                 }))
             }
@@ -229,20 +234,26 @@ pub async fn start_directory(
             let client = kube_client(plan.kubeconfig.as_deref()).await?;
             let metrics = Metrics::default();
             metrics.register(registry);
-            let tasks = if plan.controller.reconcile {
+            let mut settings = plan.controller.clone();
+            settings.lease.namespace = plan
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| client.default_namespace().to_owned());
+            let tasks = if settings.reconcile {
                 leader_tasks(&state.config, &client, registry, &plan.webhooks)
             } else {
                 Vec::new()
             };
             tracing::info!(
-                identity = %plan.controller.lease.identity,
-                reconcile = plan.controller.reconcile,
+                identity = %settings.lease.identity,
+                reconcile = settings.reconcile,
+                lease = %format!("{}/{}", settings.lease.namespace, settings.lease.name),
                 "watching the cluster"
             );
             Ok(Some(tokio::spawn(controller::run(
                 client,
                 state.clone(),
-                plan.controller.clone(),
+                settings,
                 metrics,
                 tasks,
                 stop.cancelled_owned(),
