@@ -441,17 +441,35 @@ async fn write_status<K: Owned>(
     Ok(true)
 }
 
+/// The longest note the API server accepts on an Event (`events.k8s.io/v1`).
+const EVENT_NOTE_MAX: usize = 1024;
+
 async fn publish<K: Owned>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: String) {
     let event = Event {
         type_,
         reason: reason.to_owned(),
-        note: Some(note),
+        note: Some(truncate_note(note)),
         action: "Reconcile".to_owned(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         tracing::warn!(error = %e, reason, "could not publish an event");
     }
+}
+
+/// `note` cut to [`EVENT_NOTE_MAX`] bytes at a character boundary, ending in `…` when
+/// cut, so a long error (a webhook's denial of several fields) still makes an Event.
+fn truncate_note(mut note: String) -> String {
+    if note.len() <= EVENT_NOTE_MAX {
+        return note;
+    }
+    let mut end = EVENT_NOTE_MAX - '…'.len_utf8();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note.truncate(end);
+    note.push('…');
+    note
 }
 
 /// Label selector of everything homestead made for owners of `kind`.
@@ -565,4 +583,28 @@ pub async fn run_controller<K: Owned>(
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EVENT_NOTE_MAX, truncate_note};
+
+    #[test]
+    fn event_notes_fit_the_api_server_limit() {
+        for (note, want_cut) in [
+            (String::new(), false),
+            ("a".repeat(EVENT_NOTE_MAX), false),
+            ("a".repeat(EVENT_NOTE_MAX + 1), true),
+            // A multi-byte character across the limit is not split.
+            (
+                format!("{}é{}", "a".repeat(EVENT_NOTE_MAX - 3), "b".repeat(50)),
+                true,
+            ),
+        ] {
+            let cut = truncate_note(note.clone());
+            assert!(cut.len() <= EVENT_NOTE_MAX, "{} bytes", cut.len());
+            assert_eq!(cut.ends_with('…'), want_cut, "{note:?}");
+            assert!(note.starts_with(cut.trim_end_matches('…')));
+        }
+    }
 }

@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use kube::api::{Api, ObjectMeta, PostParams};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -210,6 +212,7 @@ pub fn leader_tasks(
 /// returned.
 pub async fn start_directory(
     source: &DirectorySource,
+    client: Option<kube::Client>,
     state: &Arc<SharedState>,
     registry: &mut Registry,
     stop: CancellationToken,
@@ -231,7 +234,10 @@ pub async fn start_directory(
             Ok(None)
         }
         DirectorySource::Cluster(plan) => {
-            let client = kube_client(plan.kubeconfig.as_deref()).await?;
+            let client = match client {
+                Some(client) => client,
+                None => kube_client(plan.kubeconfig.as_deref()).await?,
+            };
             let metrics = Metrics::default();
             metrics.register(registry);
             let mut settings = plan.controller.clone();
@@ -262,14 +268,56 @@ pub async fn start_directory(
     }
 }
 
+/// Adds the username the API server knows this process by (a SelfSubjectReview) to
+/// `homesteadUsernames`: the controller writes homestead's labels and manages its
+/// namespaces as that identity, so admission must know it as homestead's own — in a pod
+/// the chart's ServiceAccount (configured anyway), outside a cluster whoever the
+/// kubeconfig names. If the API server cannot say, the configured names stand.
+async fn trust_own_identity(client: &kube::Client, config: &mut Config) {
+    let review = SelfSubjectReview {
+        metadata: ObjectMeta::default(),
+        status: None,
+    };
+    let answer = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await;
+    let username = match answer {
+        Ok(review) => review
+            .status
+            .and_then(|s| s.user_info)
+            .and_then(|u| u.username),
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "could not learn homestead's own username (SelfSubjectReview); only the configured homesteadUsernames may write homestead's labels"
+            );
+            return;
+        }
+    };
+    if let Some(username) = username.filter(|u| !config.homestead_usernames.contains(u)) {
+        tracing::info!(%username, "acting as {username}, trusted as homestead's own identity");
+        config.homestead_usernames.push(username);
+    }
+}
+
 /// Runs the server until SIGTERM/SIGINT, then shuts down in order.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let plan = StartupPlan::from_args(&args)?;
-    let state = SharedState::new(Arc::new(plan.config));
+    let mut config = plan.config;
+    let client = match &plan.directory {
+        DirectorySource::Cluster(cluster) => {
+            let client = kube_client(cluster.kubeconfig.as_deref()).await?;
+            trust_own_identity(&client, &mut config).await;
+            Some(client)
+        }
+        DirectorySource::Offline(_) => None,
+    };
+    let state = SharedState::new(Arc::new(config));
     let mut registry = Registry::default();
     let stop_controller = CancellationToken::new();
     let controller = start_directory(
         &plan.directory,
+        client,
         &state,
         &mut registry,
         stop_controller.clone(),
