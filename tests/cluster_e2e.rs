@@ -26,7 +26,7 @@ use homestead_core::names::ANNOTATION_RUN_AS;
 use homestead_core::resources::{Session, User};
 use support::cluster::{
     Cluster, Person, Serve, ServeOptions, WAIT, client_as, client_with_groups, eventually,
-    labels_of, pod, status_code, wait_admitting, wait_validating,
+    labels_of, pod, status_code, wait_admitting,
 };
 
 async fn check_user_objects(client: &Client, ada: &Person) {
@@ -661,9 +661,9 @@ async fn self_mode_rotates_the_ca_and_serving_certificates_without_a_failed_requ
         serve.certs(),
     ));
     let _kubelet = AbortOnDrop(kubelet);
-    // homestead registers both configurations itself (self mode), with the Secret's CA.
-    cluster.delete_on_drop::<MutatingWebhookConfiguration>(None, &configuration);
-    cluster.delete_on_drop::<ValidatingWebhookConfiguration>(None, &configuration);
+    // Registered as the chart does (with the starting CA); homestead then keeps their
+    // bundles equal to its Secret's. Waits until homestead itself answers through them.
+    assert_eq!(serve.register_webhooks(&cluster).await, configuration);
 
     // Settled: every webhook of both configurations carries the Secret's CA bundle.
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
@@ -688,7 +688,6 @@ async fn self_mode_rotates_the_ca_and_serving_certificates_without_a_failed_requ
         (all_m && all_v).then_some(())
     };
     eventually("the Secret's CA published", WAIT, published).await;
-    wait_validating(&admin).await;
     let ada = cluster.user("rot-ada", &[]).await;
     let member = client_as(&ada.username).await;
     wait_admitting(&member, &ada.namespace, ada.uid).await;

@@ -174,6 +174,9 @@ if [ -n "$impure" ]; then
     exit 1
 fi
 
+log "the core crate builds and its tests compile on its own (no features borrowed from the shell)"
+cargo check -p homestead-core --all-targets
+
 log "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -92,13 +92,14 @@ impl CertInfo {
         self.not_before + BACKDATE
     }
 
-    /// The point two thirds into its life, when it is renewed.
+    /// The point two thirds into its life, when it is renewed. Its life starts when it
+    /// was made, not at the back-dated `notBefore`: counted from there, a certificate
+    /// valid for less than twice [`BACKDATE`] would be due for renewal the moment it was
+    /// made, and renewed again and again.
     pub fn renew_at(&self) -> SystemTime {
-        let life = self
-            .not_after
-            .duration_since(self.not_before)
-            .unwrap_or_default();
-        self.not_before + life * 2 / 3
+        let issued = self.issued_at().min(self.not_after);
+        let life = self.not_after.duration_since(issued).unwrap_or_default();
+        issued + life * 2 / 3
     }
 
     /// True when `self` names `ca` as its issuer.
@@ -273,6 +274,41 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn renewal_falls_two_thirds_after_a_certificate_was_made_whatever_its_back_dating() {
+        let made = from_unix_seconds(1_800_000_000);
+        let cert = |validity: u64| CertInfo {
+            not_before: made - BACKDATE,
+            not_after: made + Duration::from_secs(validity),
+            subject: Vec::new(),
+            issuer: Vec::new(),
+            public_key: Vec::new(),
+            is_ca: false,
+            names: Vec::new(),
+            der: Vec::new(),
+        };
+        for (validity, renew_after) in [
+            // Shorter than the back-dating: counted from notBefore it was due at once.
+            (30, 20),
+            (60, 40),
+            (3 * 3600, 2 * 3600),
+            (365 * 86_400, 2 * 365 * 86_400 / 3),
+        ] {
+            let renew_at = cert(validity).renew_at();
+            assert_eq!(
+                renew_at,
+                made + Duration::from_secs(renew_after),
+                "{validity}s"
+            );
+        }
+        // Made after it expired (a cap in the past): due at once, never before notAfter.
+        let expired = CertInfo {
+            not_after: made - Duration::from_secs(1),
+            ..cert(30)
+        };
+        assert_eq!(expired.renew_at(), expired.not_after);
     }
 
     #[test]

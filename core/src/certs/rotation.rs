@@ -221,14 +221,21 @@ pub fn plan(
             now,
         );
     }
-    if now >= serving.renew_at() {
+    // A certificate cut short by its signer's expiry gains nothing from the same signer:
+    // it waits for the next CA to sign it (renewing it again and again, each time shorter,
+    // would only churn the Secret while a rotation waits for its bundle to be published).
+    // Should the rotation never complete, the expired signer is replaced above.
+    if serving.not_after >= signer.not_after {
+        recheck.push(signer.not_after);
+    } else if now >= serving.renew_at() {
         return act(
             Step::RenewServing,
             "the serving certificate is two thirds through its life",
             now,
         );
+    } else {
+        recheck.push(serving.renew_at());
     }
-    recheck.push(serving.renew_at());
 
     // CAs no longer signing leave the bundle once every replica serves the new certificate.
     let keep = |ca: &CertInfo| {
@@ -633,6 +640,30 @@ mod tests {
                 false,
                 next_made + 10 * HOUR,
                 None,
+            ),
+            (
+                "serving cut short by the signer's expiry waits for the next CA",
+                with(&|o| {
+                    let mut capped = serving("ca-1", start() + 29 * DAY);
+                    capped.not_after = start() + 30 * DAY;
+                    o.serving = Some(capped);
+                    o.next = Some(next.clone());
+                    o.bundle.push(next.clone());
+                }),
+                false,
+                start() + 30 * DAY - HOUR,
+                None,
+            ),
+            (
+                "serving cut short, its signer gone: start over",
+                with(&|o| {
+                    let mut capped = serving("ca-1", start() + 29 * DAY);
+                    capped.not_after = start() + 30 * DAY;
+                    o.serving = Some(capped);
+                }),
+                false,
+                start() + 30 * DAY,
+                Some(Step::Create),
             ),
             (
                 "next CA left the bundle",

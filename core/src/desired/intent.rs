@@ -140,7 +140,7 @@ pub fn reduce(value: &mut Value) {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
-    use kube::api::ObjectMeta;
+    use kube::core::ObjectMeta;
     use proptest::prelude::*;
     use serde_json::json;
 
