@@ -565,6 +565,31 @@ mod cluster {
             version
         );
 
+        // `ldap-sync --once --kubeconfig` says the same: the counts on stdout, in the
+        // source's words, and why a User was not applied on stderr.
+        let out = Command::new(env!("CARGO_BIN_EXE_homestead"))
+            .args(["ldap-sync", "--once", "--config"])
+            .arg(slapd.write_config_file(&config))
+            .arg("--kubeconfig")
+            .arg(crate::support::cluster::kubeconfig_path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let counts = stdout.trim();
+        assert!(
+            counts.starts_with("created 0, updated 0, disabled 0, unchanged ")
+                && counts.ends_with(", skipped 1, failed 0"),
+            "{stdout}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "warning: User {hand}: a User named {hand:?} exists without the label"
+            )),
+            "{stderr}"
+        );
+
         // The directory goes down: the sync fails and nothing changes.
         let mut down = config.clone();
         down.url = "ldap://127.0.0.1:1".into();
