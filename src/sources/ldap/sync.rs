@@ -1,7 +1,5 @@
 //! One whole LDAP sync: read the directory, map, plan, apply.
 
-use std::time::Duration;
-
 use anyhow::Result;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
@@ -76,8 +74,7 @@ pub async fn run_periodic(
     metrics: SyncMetrics,
     shutdown: impl Future<Output = ()>,
 ) {
-    let interval = config.interval;
-    periodic::run_periodic("LDAP", interval, metrics, shutdown, || {
+    periodic::run_periodic("LDAP", config.interval, metrics, shutdown, || {
         let (client, config) = (client.clone(), config.clone());
         async move { sync_once(client, &config).await }
     })
@@ -91,8 +88,7 @@ pub fn leader_task(
     config: LdapConfig,
     metrics: SyncMetrics,
 ) -> crate::controller::LeaderTask {
-    let interval: Duration = config.interval;
-    periodic::leader_task("LDAP", interval, metrics, move || {
+    periodic::leader_task("LDAP", config.interval, metrics, move || {
         let (client, config) = (client.clone(), config.clone());
         async move { sync_once(client, &config).await }
     })
