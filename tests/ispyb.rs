@@ -437,9 +437,8 @@ async fn a_database_that_is_down_is_an_error_and_nothing_is_printed() {
 #[tokio::test]
 async fn the_periodic_task_retries_a_database_that_is_down_with_backoff() {
     init();
-    use homestead::sources::ispyb::METRICS;
-    use homestead::sources::metrics::SyncMetrics;
-    use homestead::sources::periodic::run_periodic;
+    use homestead::sources::SyncMetrics;
+    use homestead::sources::ispyb::{METRICS, run_periodic};
     use prometheus_client::registry::Registry;
 
     let Some(mut db) = MariaDb::start() else {
@@ -455,18 +454,11 @@ async fn the_periodic_task_retries_a_database_that_is_down_with_backoff() {
     let metrics = SyncMetrics::register(&mut registry, METRICS);
     // First attempt at once, the retry 5 s later, the next one not before 15 s.
     run_periodic(
-        "ISPyB",
+        client,
+        std::sync::Arc::new(config),
         Duration::from_secs(60),
         metrics,
         tokio::time::sleep(Duration::from_secs(8)),
-        || {
-            let (client, config) = (client.clone(), config.clone());
-            async move {
-                homestead::sources::ispyb::sync_once(client, &config)
-                    .await
-                    .map(|o| o.summary)
-            }
-        },
     )
     .await;
     let mut text = String::new();
@@ -772,7 +764,7 @@ mod cluster {
 
         // A second sync changes nothing, not even a resourceVersion.
         let again = sync_once(client.clone(), &config).await.unwrap();
-        assert_eq!(again.summary.created + again.summary.updated, 0);
+        assert_eq!(again.counts.created + again.counts.updated, 0);
         assert_eq!(
             version(&sessions.get("ispt1-1").await.unwrap()),
             version(&one)
@@ -791,10 +783,10 @@ mod cluster {
             .unwrap();
         let third = sync_once(client.clone(), &config).await.unwrap();
         assert_eq!(
-            (third.summary.updated, third.summary.retired),
+            (third.counts.updated, third.counts.retired),
             (1, 1),
             "{}",
-            third.summary
+            third.counts
         );
         assert_eq!(
             sessions.get("ispt1-1").await.unwrap().spec.members,

@@ -9,7 +9,7 @@ mod support;
 
 use std::process::Command;
 
-use homestead::sources::ldap::apply::desired_users;
+use homestead::sources::ldap::desired_users;
 use homestead_core::config::LdapAttributes;
 use homestead_core::resources::User;
 use homestead_core::sources::ldap::{Ldap, Mapped, SkipReason};
@@ -551,7 +551,7 @@ mod cluster {
         let slapd = Slapd::start(Options::default(), &ldif);
         let config = slapd.config();
         let first = sync_once(client.clone(), &config).await.unwrap();
-        assert_eq!((first.summary.created, first.summary.skipped), (2, 1));
+        assert_eq!((first.counts.created, first.counts.skipped), (2, 1));
         let ada_user = api.get(&ada).await.unwrap();
         assert_eq!(ada_user.spec.supplemental_groups, [62000]);
         assert_eq!(api.get(&hand).await.unwrap().spec.uid, 7);
@@ -559,10 +559,35 @@ mod cluster {
         // A second sync changes nothing, not even a resourceVersion.
         let version = ada_user.metadata.resource_version.clone();
         let second = sync_once(client.clone(), &config).await.unwrap();
-        assert_eq!(second.summary.created + second.summary.updated, 0);
+        assert_eq!(second.counts.created + second.counts.updated, 0);
         assert_eq!(
             api.get(&ada).await.unwrap().metadata.resource_version,
             version
+        );
+
+        // `ldap-sync --once --kubeconfig` says the same: the counts on stdout, in the
+        // source's words, and why a User was not applied on stderr.
+        let out = Command::new(env!("CARGO_BIN_EXE_homestead"))
+            .args(["ldap-sync", "--once", "--config"])
+            .arg(slapd.write_config_file(&config))
+            .arg("--kubeconfig")
+            .arg(crate::support::cluster::kubeconfig_path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let counts = stdout.trim();
+        assert!(
+            counts.starts_with("created 0, updated 0, disabled 0, unchanged ")
+                && counts.ends_with(", skipped 1, failed 0"),
+            "{stdout}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "warning: User {hand}: a User named {hand:?} exists without the label"
+            )),
+            "{stderr}"
         );
 
         // The directory goes down: the sync fails and nothing changes.
@@ -601,7 +626,7 @@ mod cluster {
             .success()
             .unwrap();
         let third = sync_once(client.clone(), &config).await.unwrap();
-        assert_eq!(third.summary.disabled, 1);
+        assert_eq!(third.counts.retired, 1);
         let bob = api.get(&bob).await.unwrap();
         assert!(bob.spec.disabled);
         assert_eq!(bob.spec.uid, 61002);
@@ -611,7 +636,8 @@ mod cluster {
 #[tokio::test]
 async fn the_periodic_task_retries_a_failing_directory_with_backoff_and_writes_nothing() {
     init();
-    use homestead::sources::ldap::{LdapMetrics, run_periodic};
+    use homestead::sources::SyncMetrics;
+    use homestead::sources::ldap::{METRICS, run_periodic};
     use prometheus_client::registry::Registry;
 
     let mut slapd = Slapd::start(Options::default(), &small_directory());
@@ -622,7 +648,7 @@ async fn the_periodic_task_retries_a_failing_directory_with_backoff_and_writes_n
     let kube_config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
     let client = kube::Client::try_from(kube_config).unwrap();
     let mut registry = Registry::default();
-    let metrics = LdapMetrics::register(&mut registry);
+    let metrics = SyncMetrics::register(&mut registry, METRICS);
 
     // First attempt at once, the retry 5 s later, the next one not before 15 s.
     run_periodic(

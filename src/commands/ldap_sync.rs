@@ -7,7 +7,8 @@ use anyhow::{Context, Result, bail};
 
 use super::inputs::load_config;
 use super::{kube_client, runtime};
-use crate::sources::ldap::{LdapMetrics, desired_users, run_periodic, sync_once};
+use crate::sources::SyncMetrics;
+use crate::sources::ldap::{desired_users, run_periodic, sync_once};
 use homestead_core::config::LdapConfig;
 
 /// Arguments of `homestead ldap-sync`.
@@ -64,19 +65,19 @@ async fn sync(args: LdapSyncArgs) -> Result<()> {
         }
         (Some(path), true) => {
             let client = kube_client(Some(path)).await?;
-            let outcome = sync_once(client, &ldap).await?;
-            for skipped in &outcome.skipped_entries {
+            let report = sync_once(client, &ldap).await?;
+            for skipped in &report.details {
                 eprintln!("warning: {skipped}");
             }
-            for (name, reason) in &outcome.skipped_users {
+            for (name, reason) in &report.skipped {
                 eprintln!("warning: User {name}: {reason}");
             }
-            for (name, error) in &outcome.failures {
+            for (name, error) in &report.failures {
                 eprintln!("error: User {name}: {error}");
             }
-            println!("{}", outcome.summary);
-            if outcome.summary.failed > 0 {
-                bail!("{} Users could not be written", outcome.summary.failed);
+            println!("{}", report.counts);
+            if report.counts.failed > 0 {
+                bail!("{} Users could not be written", report.counts.failed);
             }
             Ok(())
         }
@@ -88,7 +89,7 @@ async fn sync(args: LdapSyncArgs) -> Result<()> {
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
-            run_periodic(client, ldap, LdapMetrics::default(), shutdown).await;
+            run_periodic(client, ldap, SyncMetrics::default(), shutdown).await;
             Ok(())
         }
     }

@@ -3,15 +3,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
 use super::inputs::load_config;
 use super::ldap_sync::{SyncOutput, render};
 use super::{kube_client, runtime};
-use crate::sources::ispyb::{desired_sessions, sync_once};
-use crate::sources::metrics::SyncMetrics;
-use crate::sources::periodic::run_periodic;
+use crate::sources::SyncMetrics;
+use crate::sources::ispyb::{desired_sessions, run_periodic, sync_once};
 
 /// Arguments of `homestead session-sync`.
 #[derive(Debug, Clone, clap::Args)]
@@ -63,22 +63,22 @@ async fn sync(args: SessionSyncArgs) -> Result<()> {
         }
         (Some(path), true) => {
             let client = kube_client(Some(path)).await?;
-            let outcome = sync_once(client, &config).await?;
-            for warning in outcome.desired.warnings() {
+            let report = sync_once(client, &config).await?;
+            for warning in report.details.desired.warnings() {
                 eprintln!("warning: {warning}");
             }
-            for name in &outcome.held {
+            for name in &report.details.held {
                 eprintln!("warning: Session {name} is not ended: its visit's row has bad data");
             }
-            for (name, reason) in &outcome.skipped_sessions {
+            for (name, reason) in &report.skipped {
                 eprintln!("warning: Session {name}: {reason}");
             }
-            for (name, error) in &outcome.failures {
+            for (name, error) in &report.failures {
                 eprintln!("error: Session {name}: {error}");
             }
-            println!("{}", outcome.summary);
-            if outcome.summary.failed > 0 {
-                bail!("{} Sessions could not be written", outcome.summary.failed);
+            println!("{}", report.counts);
+            if report.counts.failed > 0 {
+                bail!("{} Sessions could not be written", report.counts.failed);
             }
             Ok(())
         }
@@ -88,15 +88,11 @@ async fn sync(args: SessionSyncArgs) -> Result<()> {
                 let _ = tokio::signal::ctrl_c().await;
             };
             run_periodic(
-                "ISPyB",
+                client,
+                Arc::new(config),
                 source.interval,
                 SyncMetrics::default(),
                 shutdown,
-                || {
-                    let client = client.clone();
-                    let config = &config;
-                    async move { sync_once(client, config).await.map(|o| o.summary) }
-                },
             )
             .await;
             Ok(())

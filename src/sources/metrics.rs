@@ -10,7 +10,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::apply::Summary;
+use super::report::SyncCounts;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
@@ -98,12 +98,12 @@ impl SyncMetrics {
 
     /// Records one sync: how long it took and what it did (`None` when it failed before
     /// anything was written).
-    pub fn observe(&self, elapsed: Duration, summary: Option<&Summary>) {
+    pub fn observe(&self, elapsed: Duration, counts: Option<&SyncCounts>) {
         self.duration.observe(elapsed.as_secs_f64());
-        let ok = summary.is_some_and(|s| s.failed == 0);
+        let ok = counts.is_some_and(|s| s.failed == 0);
         let result = if ok { "success" } else { "failure" };
         self.runs.get_or_create(&ResultLabels { result }).inc();
-        if let Some(s) = summary {
+        if let Some(s) = counts {
             for (action, n) in [
                 ("created", s.created),
                 ("updated", s.updated),
@@ -133,40 +133,57 @@ mod tests {
     use super::*;
     use prometheus_client::encoding::text::encode;
 
+    /// Each source's series, as operators' dashboards and alerts name them: these names
+    /// must not change.
     #[test]
-    fn a_sync_shows_up_in_the_exposition() {
-        let mut registry = Registry::default();
-        let metrics = SyncMetrics::register(
-            &mut registry,
-            MetricNames {
-                prefix: "homestead_ispyb",
-                source: "ISPyB",
-                objects: "sessions",
-                records: "skipped_rows",
-            },
-        );
-        let summary = Summary {
-            created: 3,
-            retired: 1,
-            skipped: 2,
-            skipped_records: 2,
-            retired_as: "ended",
-            ..Summary::default()
-        };
-        metrics.observe(Duration::from_millis(300), Some(&summary));
-        metrics.observe(Duration::from_millis(10), None);
-        let mut text = String::new();
-        encode(&mut text, &registry).unwrap();
-        for want in [
-            "homestead_ispyb_sync_duration_seconds_count 2",
-            "homestead_ispyb_syncs_total{result=\"success\"} 1",
-            "homestead_ispyb_syncs_total{result=\"failure\"} 1",
-            "homestead_ispyb_sessions_total{action=\"created\"} 3",
-            "homestead_ispyb_sessions_total{action=\"ended\"} 1",
-            "homestead_ispyb_skipped_rows 2",
+    fn a_sync_shows_up_in_the_exposition_under_each_sources_names() {
+        for (names, retired_as, want) in [
+            (
+                crate::sources::ldap::METRICS,
+                "disabled",
+                [
+                    "homestead_ldap_sync_duration_seconds_count 2",
+                    "homestead_ldap_syncs_total{result=\"success\"} 1",
+                    "homestead_ldap_syncs_total{result=\"failure\"} 1",
+                    "homestead_ldap_users_total{action=\"created\"} 3",
+                    "homestead_ldap_users_total{action=\"disabled\"} 1",
+                    "homestead_ldap_skipped_entries 2",
+                    "homestead_ldap_last_success_timestamp_seconds ",
+                ],
+            ),
+            (
+                crate::sources::ispyb::METRICS,
+                "ended",
+                [
+                    "homestead_ispyb_sync_duration_seconds_count 2",
+                    "homestead_ispyb_syncs_total{result=\"success\"} 1",
+                    "homestead_ispyb_syncs_total{result=\"failure\"} 1",
+                    "homestead_ispyb_sessions_total{action=\"created\"} 3",
+                    "homestead_ispyb_sessions_total{action=\"ended\"} 1",
+                    "homestead_ispyb_skipped_rows 2",
+                    "homestead_ispyb_last_success_timestamp_seconds ",
+                ],
+            ),
         ] {
-            assert!(text.contains(want), "missing {want:?} in\n{text}");
+            let mut registry = Registry::default();
+            let metrics = SyncMetrics::register(&mut registry, names);
+            let counts = SyncCounts {
+                created: 3,
+                retired: 1,
+                skipped: 2,
+                skipped_records: 2,
+                retired_as,
+                ..SyncCounts::default()
+            };
+            metrics.observe(Duration::from_millis(300), Some(&counts));
+            metrics.observe(Duration::from_millis(10), None);
+            let mut text = String::new();
+            encode(&mut text, &registry).unwrap();
+            for want in want {
+                assert!(text.contains(want), "missing {want:?} in\n{text}");
+            }
+            let zero = format!("{}_last_success_timestamp_seconds 0.0\n", names.prefix);
+            assert!(!text.contains(&zero), "{text}");
         }
-        assert!(!text.contains("homestead_ispyb_last_success_timestamp_seconds 0.0\n"));
     }
 }

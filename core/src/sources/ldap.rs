@@ -47,6 +47,7 @@ impl Source for Ldap {
     type Object = User;
     const NAME: &'static str = SOURCE_LDAP;
     const FIELD_MANAGER: &'static str = "homestead-ldap";
+    const RETIRED_AS: &'static str = "disabled";
 
     fn same_owned_fields(have: &User, want: &User) -> bool {
         let (a, b) = (&have.spec, &want.spec);

@@ -32,6 +32,9 @@ pub trait Source {
     const NAME: &'static str;
     /// The field manager of the source's server-side applies.
     const FIELD_MANAGER: &'static str;
+    /// What retiring one of its objects is called in counts, logs and metrics (`disabled`,
+    /// `ended`).
+    const RETIRED_AS: &'static str;
     /// True when the fields the source owns are equal.
     fn same_owned_fields(have: &Self::Object, want: &Self::Object) -> bool;
     /// True when the object is retired already.

@@ -176,7 +176,8 @@ pub fn leader_tasks(
 ) -> Vec<LeaderTask> {
     let mut tasks: Vec<LeaderTask> = Vec::new();
     if let Some(ldap) = &config.ldap {
-        let metrics = crate::sources::ldap::LdapMetrics::register(registry);
+        let metrics =
+            crate::sources::SyncMetrics::register(registry, crate::sources::ldap::METRICS);
         tasks.push(crate::sources::ldap::leader_task(
             client.clone(),
             ldap.clone(),
@@ -184,10 +185,8 @@ pub fn leader_tasks(
         ));
     }
     if let Some(source) = &config.session_source {
-        let metrics = crate::sources::metrics::SyncMetrics::register(
-            registry,
-            crate::sources::ispyb::METRICS,
-        );
+        let metrics =
+            crate::sources::SyncMetrics::register(registry, crate::sources::ispyb::METRICS);
         tasks.push(crate::sources::ispyb::leader_task(
             client.clone(),
             config.clone(),

@@ -4,8 +4,9 @@
 //!
 //! - [`database`] — connecting, the window on the database's clock, checked queries, rows;
 //! - [`sync`] — reading (database + LDAP groups), mapping (pure, in
-//!   `homestead_core::sources::ispyb`), planning with the shared plan, applying; the
-//!   leader's periodic task.
+//!   `homestead_core::sources::ispyb`), planning with the shared plan, applying with the
+//!   shared [`apply_plan`](crate::sources::apply::apply_plan); its metric names and the
+//!   leader's periodic task (the shared [`periodic`](crate::sources::periodic) loop).
 //!
 //! `homestead session-sync` (in `crate::commands::session_sync`) runs it from the command line.
 //!
@@ -15,4 +16,6 @@
 pub mod database;
 pub mod sync;
 
-pub use sync::{METRICS, Outcome, desired_sessions, leader_task, sync_once};
+pub use sync::{
+    IspybDetails, IspybReport, METRICS, desired_sessions, leader_task, run_periodic, sync_once,
+};

@@ -10,17 +10,18 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::database::{Fetched, fetch};
-use crate::sources::apply::{Summary, apply_plan, list_all};
+use crate::sources::apply::{apply_plan, list_all};
 use crate::sources::ldap::client::fetch_groups;
 use crate::sources::metrics::{MetricNames, SyncMetrics};
-use crate::sources::periodic::run_periodic;
+use crate::sources::periodic;
+use crate::sources::report::SyncReport;
 use homestead_core::config::{Config, SessionSourceConfig};
 use homestead_core::resources::{Session, User};
 use homestead_core::sources::ispyb::{
     Input, Ispyb, Mapped, SkippedMember, SkippedRow, keep_held, map_visits,
 };
 use homestead_core::sources::ldap::{Skipped, posix_groups};
-use homestead_core::sources::{PosixGroup, Source, check_not_emptied, plan};
+use homestead_core::sources::{PosixGroup, check_not_emptied, plan};
 
 /// How the sync's metrics are named.
 pub const METRICS: MetricNames = MetricNames {
@@ -123,24 +124,21 @@ pub async fn desired_sessions(
     Ok(map(config, source, read, users))
 }
 
-/// Everything one sync did.
+/// What one ISPyB sync read and left out: the details of its [`SyncReport`].
 #[derive(Debug, Clone)]
-pub struct Outcome {
-    /// The counts.
-    pub summary: Summary,
-    /// What was left out.
+pub struct IspybDetails {
+    /// The Sessions it wanted, and the rows, members and groups it left out.
     pub desired: Desired,
     /// Sessions not ended because their visit's row has bad data.
     pub held: Vec<String>,
-    /// Desired Sessions not applied because a Session managed by hand has the name.
-    pub skipped_sessions: Vec<(String, String)>,
-    /// Writes that failed: `(name, error)`.
-    pub failures: Vec<(String, String)>,
 }
+
+/// The report of one ISPyB sync.
+pub type IspybReport = SyncReport<IspybDetails>;
 
 /// One whole sync: read the database and the directory, list Users and Sessions, plan,
 /// apply. A database or directory that cannot be read fails before anything is written.
-pub async fn sync_once(client: Client, config: &Config) -> Result<Outcome> {
+pub async fn sync_once(client: Client, config: &Config) -> Result<IspybReport> {
     let source = config
         .session_source
         .as_ref()
@@ -163,17 +161,10 @@ pub async fn sync_once(client: Client, config: &Config) -> Result<Outcome> {
     for name in &held {
         tracing::warn!(session = %name, "not ended: its visit's row has bad data");
     }
-    let applied = apply_plan(&api, &plan, Ispyb::FIELD_MANAGER, "ended", apply_body).await;
-    let mut summary = applied.summary;
-    summary.skipped += desired.mapped.skipped.len();
-    summary.skipped_records = desired.mapped.skipped.len() + desired.skipped_groups.len();
-    Ok(Outcome {
-        summary,
-        desired,
-        held,
-        skipped_sessions: applied.skipped,
-        failures: applied.failures,
-    })
+    let mut report = apply_plan::<Ispyb>(&api, &plan, apply_body).await;
+    report.counts.skipped += desired.mapped.skipped.len();
+    report.counts.skipped_records = desired.mapped.skipped.len() + desired.skipped_groups.len();
+    Ok(report.with_details(IspybDetails { desired, held }))
 }
 
 /// The server-side apply body: only what the sync owns, with `members` and `ended` always
@@ -206,6 +197,22 @@ pub fn apply_body(session: &Session) -> Result<Value> {
     }))
 }
 
+/// Syncs now and then every `interval` (`sessionSource.interval`) until `shutdown`
+/// completes (the process stops, leadership is lost), as [`periodic::run_periodic`] says.
+pub async fn run_periodic(
+    client: Client,
+    config: Arc<Config>,
+    interval: Duration,
+    metrics: SyncMetrics,
+    shutdown: impl Future<Output = ()>,
+) {
+    periodic::run_periodic("ISPyB", interval, metrics, shutdown, || {
+        let (client, config) = (client.clone(), config.clone());
+        async move { sync_once(client, &config).await }
+    })
+    .await;
+}
+
 /// The sync as a controller leader task: started each time this replica wins the Lease,
 /// stopped when it loses it; it syncs every `interval` (`sessionSource.interval`).
 pub fn leader_task(
@@ -214,16 +221,9 @@ pub fn leader_task(
     interval: Duration,
     metrics: SyncMetrics,
 ) -> crate::controller::LeaderTask {
-    Box::new(move |lost: tokio_util::sync::CancellationToken| {
-        let (client, config, metrics) = (client.clone(), config.clone(), metrics.clone());
-        Box::pin(async move {
-            run_periodic("ISPyB", interval, metrics, lost.cancelled_owned(), || {
-                let (client, config) = (client.clone(), config.clone());
-                async move { sync_once(client, &config).await.map(|o| o.summary) }
-            })
-            .await;
-            Ok(())
-        })
+    periodic::leader_task("ISPyB", interval, metrics, move || {
+        let (client, config) = (client.clone(), config.clone());
+        async move { sync_once(client, &config).await }
     })
 }
 

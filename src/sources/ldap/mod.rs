@@ -6,9 +6,11 @@
 //! - `homestead_core::sources::sync` — pure: desired vs existing Users → create / update /
 //!   disable / skip;
 //! - [`client`] — reading the directory (ldap://, ldaps://, StartTLS, paged searches);
-//! - [`apply`] — server-side apply of a plan, and one whole sync;
-//! - [`periodic`] — the leader's task syncing every `interval` with backoff;
-//! - [`metrics`] — sync duration, results and last success;
+//! - [`sync`] — one whole sync (read, map, plan, apply with the shared
+//!   [`apply_plan`](crate::sources::apply::apply_plan)), its metric names, and the leader's
+//!   periodic task (the shared [`periodic`](crate::sources::periodic) loop).
+//!
+//! `homestead ldap-sync` (in `crate::commands::ldap_sync`) runs it from the command line.
 //!
 //! The controller's leader runs the sync while it leads ([`leader_task`] is how `serve`
 //! hands it to the controller); by hand:
@@ -20,19 +22,16 @@
 //! #     registry: &mut prometheus_client::registry::Registry,
 //! #     leadership_lost: tokio_util::sync::CancellationToken,
 //! # ) {
-//! if let Some(ldap) = config.ldap.clone() {
-//!     let metrics = homestead::sources::ldap::LdapMetrics::register(registry);
+//! use homestead::sources::{SyncMetrics, ldap};
+//! if let Some(config) = config.ldap.clone() {
+//!     let metrics = SyncMetrics::register(registry, ldap::METRICS);
 //!     let shutdown = leadership_lost.cancelled_owned();
-//!     tokio::spawn(homestead::sources::ldap::run_periodic(client, ldap, metrics, shutdown));
+//!     tokio::spawn(ldap::run_periodic(client, config, metrics, shutdown));
 //! }
 //! # }
 //! ```
 
-pub mod apply;
 pub mod client;
-pub mod metrics;
-pub mod periodic;
+pub mod sync;
 
-pub use apply::{SyncCounts, SyncReport, desired_users, sync_once};
-pub use metrics::LdapMetrics;
-pub use periodic::{leader_task, run_periodic};
+pub use sync::{LdapReport, METRICS, desired_users, leader_task, run_periodic, sync_once};

@@ -37,6 +37,7 @@ impl Source for Ispyb {
     type Object = Session;
     const NAME: &'static str = SOURCE_ISPYB;
     const FIELD_MANAGER: &'static str = "homestead-ispyb";
+    const RETIRED_AS: &'static str = "ended";
 
     fn same_owned_fields(have: &Session, want: &Session) -> bool {
         let (a, b) = (&have.spec, &want.spec);
