@@ -3,6 +3,7 @@
 //! script in order, and any request beyond it fails the test.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Method, Request, Response};
 use k8s_openapi::api::core::v1::Secret;
@@ -1194,6 +1195,79 @@ mod lease {
         ])
         .await;
         assert!(!held.unwrap());
+    }
+
+    /// The reply to `request` with `code` and `body`.
+    fn reply(send: tower_test::mock::SendResponse<Response<Body>>, code: u16, body: &Value) {
+        send.send_response(
+            Response::builder()
+                .status(code)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(body).unwrap()))
+                .unwrap(),
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_renewal_stops_leading_before_the_lease_can_expire() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let settings = LeaseSettings::new("homestead", "pod-a");
+        let (leader, mut leading) = tokio::sync::watch::channel(false);
+        let token = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(crate::controller::lease::run(
+            client,
+            settings.clone(),
+            leader,
+            Metrics::default(),
+            token.clone(),
+        ));
+        // Round one: there is no lease; it is created and held.
+        let started = tokio::time::Instant::now();
+        let (request, send) = handle.next_request().await.unwrap();
+        assert_eq!(
+            (request.method(), request.uri().path()),
+            (&Method::GET, LEASE)
+        );
+        reply(send, 404, &status_body(404));
+        let (request, send) = handle.next_request().await.unwrap();
+        assert_eq!(
+            (request.method(), request.uri().path()),
+            (&Method::POST, LEASES)
+        );
+        let body = request.into_body().collect_bytes().await.unwrap();
+        reply(send, 201, &serde_json::from_slice(&body).unwrap());
+        leading.wait_for(|l| *l).await.unwrap();
+        // Round two: the API server never answers the read.
+        let (request, _hung) = handle.next_request().await.unwrap();
+        assert_eq!(
+            (request.method(), request.uri().path()),
+            (&Method::GET, LEASE)
+        );
+        // (The borrow wait_for returns is dropped at once: it would block the sender.)
+        let stopped = tokio::time::timeout(Duration::from_secs(120), async {
+            leading.wait_for(|l| !*l).await.map(|_| ())
+        })
+        .await;
+        assert!(
+            stopped.is_ok(),
+            "a hung renewal must not keep the replica leading"
+        );
+        let after = started.elapsed();
+        assert!(
+            after <= settings.renew_deadline && after < settings.duration,
+            "stopped leading {after:?} after the lease was taken"
+        );
+        // Shut down; every request from now on (a round, the release) finds no lease.
+        token.cancel();
+        let answer = tokio::spawn(async move {
+            while let Some((_, send)) = handle.next_request().await {
+                reply(send, 404, &status_body(404));
+            }
+        });
+        task.await.unwrap();
+        answer.abort();
     }
 
     #[tokio::test]
