@@ -1,6 +1,11 @@
 //! Leader election with a `coordination.k8s.io/v1` Lease: one replica holds it and
 //! reconciles; all replicas serve admission. Every write carries the `resourceVersion` it
 //! read, so two replicas can never both win: the loser gets 409 and follows.
+//!
+//! The holder must stop leading before another replica may take the lease: every round is
+//! bounded in time (kube's client has no read timeout, so a hung request would otherwise
+//! stall the loop), and a holder that has not renewed within the renew deadline — well
+//! before the lease can expire — stops leading (client-go's `RenewDeadline`).
 
 use std::time::Duration;
 
@@ -29,20 +34,79 @@ pub struct LeaseSettings {
     pub identity: String,
     /// How long a lease lasts without renewal.
     pub duration: Duration,
+    /// How long after the start of its last successful renewal the holder stops leading
+    /// if it could not renew again; shorter than `duration`, so that it has stopped before
+    /// another replica can take the lease.
+    pub renew_deadline: Duration,
     /// How often the holder renews (and followers look).
     pub renew_every: Duration,
+    /// The longest one round (read and write) may take.
+    pub round_timeout: Duration,
 }
 
 impl LeaseSettings {
-    /// Defaults: 15 s leases renewed every 5 s.
+    /// Defaults: 15 s leases renewed every 5 s, each round bounded to 5 s, leadership
+    /// given up 10 s after the last renewal began.
     pub fn new(namespace: &str, identity: &str) -> Self {
         Self {
             namespace: namespace.to_owned(),
             name: DEFAULT_LEASE_NAME.to_owned(),
             identity: identity.to_owned(),
             duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
             renew_every: Duration::from_secs(5),
+            round_timeout: Duration::from_secs(5),
         }
+    }
+
+    /// What is left of the renew deadline `since_renewed` after the start of the last
+    /// successful renewal; `None` when not leading.
+    fn deadline_left(&self, since_renewed: Option<Duration>) -> Option<Duration> {
+        let since = since_renewed?;
+        // Never trust a deadline at or beyond the lease itself.
+        let deadline = self.renew_deadline.min(
+            self.duration
+                .saturating_sub(self.round_timeout.min(self.duration / 3)),
+        );
+        deadline.checked_sub(since).filter(|left| !left.is_zero())
+    }
+}
+
+/// True when this replica leads, `since_renewed` after the start of its last successful
+/// renewal (`None`: it holds nothing): only within the renew deadline.
+pub fn leading(settings: &LeaseSettings, since_renewed: Option<Duration>) -> bool {
+    settings.deadline_left(since_renewed).is_some()
+}
+
+/// How long the next round may take: the round timeout, and while leading no longer than
+/// what is left of the renew deadline (a round that cannot finish in time is abandoned and
+/// leadership is given up).
+pub fn round_budget(settings: &LeaseSettings, since_renewed: Option<Duration>) -> Duration {
+    match settings.deadline_left(since_renewed) {
+        Some(left) => settings.round_timeout.min(left),
+        None => settings.round_timeout,
+    }
+}
+
+/// How long to wait before the next round after `failures` failed rounds in a row. While
+/// leading: the renew period (half of it while failing, to retry within the deadline), and
+/// never past the renew deadline, so leadership ends on time. Otherwise the renew period,
+/// longer each time while rounds keep failing (up to six periods).
+pub fn next_wait(
+    settings: &LeaseSettings,
+    since_renewed: Option<Duration>,
+    failures: u32,
+) -> Duration {
+    match settings.deadline_left(since_renewed) {
+        Some(left) => {
+            let period = if failures > 0 {
+                settings.renew_every / 2
+            } else {
+                settings.renew_every
+            };
+            period.min(left)
+        }
+        None => settings.renew_every * failures.clamp(1, 6),
     }
 }
 
@@ -202,9 +266,10 @@ pub fn explain(error: &kube::Error, settings: &LeaseSettings) -> (&'static str, 
 }
 
 /// Holds (or follows) the lease until `token` is cancelled, publishing leadership on
-/// `leader`. A holder that cannot renew for a whole lease duration steps down. A round
-/// that fails is logged once as an error (then only as a reminder, see [`Repeated`]),
-/// counted in `homestead_controller_lease_errors_total{reason}` and shown by
+/// `leader`. Every round is bounded ([`round_budget`]); a holder that cannot renew within
+/// the renew deadline stops leading ([`leading`], [`next_wait`]) before the lease can
+/// expire. A round that fails is logged once as an error (then only as a reminder, see
+/// [`Repeated`]), counted in `homestead_controller_lease_errors_total{reason}` and shown by
 /// `homestead_controller_lease_failing`; rounds are spaced out while they keep failing.
 pub async fn run(
     client: Client,
@@ -214,29 +279,11 @@ pub async fn run(
     token: CancellationToken,
 ) {
     let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
+    // When the last successful round began: the lease's renewTime is taken then.
     let mut last_held: Option<tokio::time::Instant> = None;
     let mut problem = Repeated::default();
     let mut failures: u32 = 0;
-    loop {
-        match try_hold(&api, &settings).await {
-            Ok(held) => {
-                last_held = held.then(tokio::time::Instant::now);
-                failures = 0;
-                metrics.lease_failing.set(0);
-                if problem.clear() {
-                    tracing::info!(lease = %settings.name, namespace = %settings.namespace, "the Lease can be used again");
-                }
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let (reason, message) = explain(&e, &settings);
-                metrics.lease_error(reason);
-                if let Some(held_back) = problem.report(reason, std::time::Instant::now()) {
-                    tracing::error!(lease = %settings.name, namespace = %settings.namespace, reason, repeats = held_back, "{message}");
-                }
-            }
-        }
-        let holding = last_held.is_some_and(|t| t.elapsed() < settings.duration);
+    let publish = |holding: bool| {
         leader.send_if_modified(|was| {
             let changed = *was != holding;
             if changed {
@@ -245,18 +292,61 @@ pub async fn run(
             *was = holding;
             changed
         });
-        // While rounds fail, wait longer each time (up to six renew periods).
-        let wait = settings.renew_every * failures.clamp(1, 6);
+    };
+    loop {
+        let since = |held: Option<tokio::time::Instant>| held.map(|t| t.elapsed());
+        // The deadline may have passed while waiting.
+        publish(leading(&settings, since(last_held)));
+        let started = tokio::time::Instant::now();
+        let budget = round_budget(&settings, since(last_held));
+        let round = tokio::select! {
+            _ = token.cancelled() => break,
+            round = tokio::time::timeout(budget, try_hold(&api, &settings)) => round,
+        };
+        let failed = match round {
+            Ok(Ok(held)) => {
+                last_held = held.then_some(started);
+                None
+            }
+            Ok(Err(e)) => Some(explain(&e, &settings)),
+            Err(_) => Some((
+                "timeout",
+                format!(
+                    "Lease {}/{}: a round took longer than {budget:?} and was abandoned",
+                    settings.namespace, settings.name
+                ),
+            )),
+        };
+        match failed {
+            None => {
+                failures = 0;
+                metrics.lease_failing.set(0);
+                if problem.clear() {
+                    tracing::info!(lease = %settings.name, namespace = %settings.namespace, "the Lease can be used again");
+                }
+            }
+            Some((reason, message)) => {
+                failures = failures.saturating_add(1);
+                metrics.lease_error(reason);
+                if let Some(held_back) = problem.report(reason, std::time::Instant::now()) {
+                    tracing::error!(lease = %settings.name, namespace = %settings.namespace, reason, repeats = held_back, "{message}");
+                }
+            }
+        }
+        publish(leading(&settings, since(last_held)));
+        let wait = next_wait(&settings, since(last_held), failures);
         tokio::select! {
             _ = token.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
         }
     }
     leader.send_replace(false);
-    if last_held.is_some()
-        && let Err(e) = release(&api, &settings).await
-    {
-        tracing::warn!(error = %e, "could not release the lease");
+    if last_held.is_some() {
+        match tokio::time::timeout(settings.round_timeout, release(&api, &settings)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not release the lease"),
+            Err(_) => tracing::warn!("could not release the lease in time"),
+        }
     }
 }
 
@@ -295,6 +385,46 @@ mod tests {
                 "{spec:?} at {now}"
             );
         }
+    }
+
+    #[test]
+    fn the_holder_stops_leading_before_the_lease_can_expire() {
+        let settings = LeaseSettings::new("homestead", "me");
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        // (since the last renewal began, failures, leading, round budget, wait after)
+        let table = [
+            (None, 0, false, s(5), s(5)),
+            (None, 3, false, s(5), s(15)),
+            (None, 9, false, s(5), s(30)),
+            (Some(s(0)), 0, true, s(5), s(5)),
+            (Some(s(5)), 0, true, s(5), s(5)),
+            // A renewal that failed: retry sooner, within the deadline.
+            (Some(s(5)), 1, true, s(5), ms(2500)),
+            // Late: the round may only use what is left, the wait ends at the deadline.
+            (Some(s(8)), 1, true, s(2), s(2)),
+            (Some(ms(9999)), 1, true, ms(1), ms(1)),
+            // Past the deadline (a hung round was cut off): not leading, well before the
+            // 15 s lease has passed.
+            (Some(s(10)), 1, false, s(5), s(5)),
+            (Some(s(14)), 2, false, s(5), s(10)),
+        ];
+        for (since, failures, lead, budget, wait) in table {
+            assert_eq!(leading(&settings, since), lead, "{since:?}");
+            assert_eq!(round_budget(&settings, since), budget, "{since:?}");
+            assert_eq!(
+                next_wait(&settings, since, failures),
+                wait,
+                "{since:?} {failures}"
+            );
+        }
+        // A deadline configured at or past the lease is never trusted.
+        let careless = LeaseSettings {
+            renew_deadline: s(20),
+            ..settings
+        };
+        assert!(leading(&careless, Some(s(9))));
+        assert!(!leading(&careless, Some(s(10))), "{careless:?}");
     }
 
     #[test]

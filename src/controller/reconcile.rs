@@ -34,8 +34,10 @@ use super::metrics::Metrics;
 use super::status::{CONDITION_STORAGE_CURRENT, Outcome, next_status, should_mark_deploying};
 use homestead_core::config::Config;
 use homestead_core::desired::{
-    DesiredObjects, DesiredObjectsError, FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY, ObjectKey,
-    Owner, OwnerKind, SecretSources, clone_sources, is_met, keep_existing_storage,
+    DesiredObjects, DesiredObjectsError, FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY,
+    NamespaceOwnership, ObjectKey, Owner, OwnerKind, SecretSources, VolumeHeal, clone_sources,
+    is_met, keep_existing_storage, namespace_ownership, references_owner, release_namespace_patch,
+    unbound_claims, volumes_to_heal,
 };
 use homestead_core::names::LABEL_MANAGED_BY;
 use homestead_core::resources::{Phase, ResourceStatus, User};
@@ -247,29 +249,31 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
         }
     };
     if let Some(existing) = existing {
-        if !owner.created(existing.metadata.labels.as_ref()) {
-            let outcome = Outcome::NamespaceNotOwned;
-            if write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await? {
-                publish(
-                    ctx,
-                    &*obj,
-                    EventType::Warning,
-                    "NamespaceNotOwned",
-                    format!(
-                        "namespace {} exists and was not created by homestead; it is not adopted",
-                        plan.namespace
-                    ),
-                )
-                .await;
-            }
-            return Ok(Action::requeue(FOREIGN_RECHECK));
-        }
-        if existing.metadata.deletion_timestamp.is_some() {
+        if owner.created(existing.metadata.labels.as_ref())
+            && existing.metadata.deletion_timestamp.is_some()
+        {
             // A namespace being deleted cannot take new objects; try again once it is gone.
             return Ok(Action::requeue(Duration::from_secs(5)));
         }
+        let evidence = children_name_owner(live, &plan.namespace, &owner);
+        if let NamespaceOwnership::NotOwned(why) =
+            namespace_ownership(&owner, &existing.metadata, evidence)
+        {
+            let note = format!(
+                "namespace {} exists and was not created by homestead for this {}: {why}; it is not adopted and nothing in it is touched",
+                plan.namespace,
+                K::KIND.as_str()
+            );
+            let outcome = Outcome::NamespaceNotOwned { why };
+            if write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await? {
+                publish(ctx, &*obj, EventType::Warning, "NamespaceNotOwned", note).await;
+            }
+            return Ok(Action::requeue(FOREIGN_RECHECK));
+        }
     }
     let storage = keep_existing_storage(&mut plan, |key| live.get(key));
+    let heals = volumes_to_heal(&plan, |key| live.get(key));
+    let unbound = unbound_claims(&plan, |key| live.get(key), &heals);
     let generation = obj.meta().generation;
     if should_mark_deploying(obj.status(), generation) {
         write_status(&*obj, ctx, Some(&plan.namespace), &Outcome::Deploying).await?;
@@ -312,6 +316,16 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
                 failures.push((key.to_string(), e));
             }
         }
+        // A Released volume whose claim was deleted and is planned again keeps the deleted
+        // claim's uid, which an apply cannot clear: free it so the new claim binds.
+        for heal in &heals {
+            match heal_volume(&ctx.client, heal).await {
+                Ok(()) => {
+                    tracing::info!(volume = %heal.volume.name, claim = %heal.claim, "freed a Released volume for its claim made again; its data is untouched");
+                }
+                Err(e) => failures.push((heal.volume.to_string(), e)),
+            }
+        }
         if let Some(wanted) = &plan.member_claims {
             for key in stale_member_claims(live, &plan.namespace, &owner.name, wanted) {
                 match delete_object(&ctx.client, &key).await {
@@ -345,6 +359,7 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     let outcome = Outcome::Deployed {
         problems: plan.problems.clone(),
         storage: storage.clone(),
+        unbound,
     };
     write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await?;
     if was != Some(Phase::Deployed) {
@@ -377,40 +392,85 @@ async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> 
     let Some(namespace) = namespace else {
         return Ok(Action::await_change());
     };
+    let live = ctx.live(K::KIND);
+    live.ready().await;
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let Some(ns) = namespaces.get_opt(&namespace).await? else {
+        return Ok(Action::await_change());
+    };
+    let evidence = children_name_owner(live, &namespace, &owner);
+    if let NamespaceOwnership::NotOwned(why) = namespace_ownership(&owner, &ns.metadata, evidence) {
+        tracing::info!(%namespace, %why, "not touching a namespace homestead did not create");
+        return Ok(Action::await_change());
+    }
     if !ctx.config.controller.delete_namespaces {
+        // The owner reference would let the garbage collector delete the namespace once
+        // the owner is gone: remove it, keep the namespace.
+        if let Some(patch) = release_namespace_patch(&owner, &ns.metadata) {
+            let patch: json_patch::Patch = serde_json::from_value(patch)
+                .map_err(|e| Error::Serialize(format!("Namespace {namespace}"), e))?;
+            namespaces
+                .patch(
+                    &namespace,
+                    &PatchParams::default(),
+                    &Patch::Json::<()>(patch),
+                )
+                .await?;
+        }
         tracing::info!(%namespace, "keeping the namespace (deleteNamespaces is off)");
         return Ok(Action::await_change());
     }
-    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    match namespaces.get_opt(&namespace).await? {
-        Some(ns)
-            if owner.created(ns.metadata.labels.as_ref())
-                && ns.metadata.deletion_timestamp.is_none() =>
-        {
-            match namespaces
-                .delete(&namespace, &DeleteParams::default())
-                .await
-            {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
-            publish(
-                ctx,
-                &*obj,
-                EventType::Normal,
-                "NamespaceDeleted",
-                format!("deleted namespace {namespace}; persistent volumes are kept"),
-            )
-            .await;
-        }
-        Some(ns) if owner.created(ns.metadata.labels.as_ref()) => {}
-        Some(_) => {
-            tracing::info!(%namespace, "not deleting a namespace homestead did not create");
-        }
-        None => {}
+    if ns.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
     }
+    match namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    publish(
+        ctx,
+        &*obj,
+        EventType::Normal,
+        "NamespaceDeleted",
+        format!("deleted namespace {namespace}; persistent volumes are kept"),
+    )
+    .await;
     Ok(Action::await_change())
+}
+
+/// True when an object homestead made in `namespace` (in the live copies) names `owner`'s
+/// uid in its owner references: evidence that homestead made the namespace for it.
+fn children_name_owner(live: &Live, namespace: &str, owner: &Owner) -> bool {
+    [
+        Kind::ServiceAccount,
+        Kind::RoleBinding,
+        Kind::ConfigMap,
+        Kind::Secret,
+        Kind::ResourceQuota,
+        Kind::LimitRange,
+        Kind::PersistentVolumeClaim,
+    ]
+    .into_iter()
+    .flat_map(|kind| live.keys(kind, namespace))
+    .any(|key| live.get(&key).is_some_and(|v| references_owner(owner, &v)))
+}
+
+/// Sends the JSON Patch of `heal` to its volume.
+async fn heal_volume(client: &Client, heal: &VolumeHeal) -> Result<(), Error> {
+    let patch: json_patch::Patch = serde_json::from_value(heal.patch.clone())
+        .map_err(|e| Error::Serialize(heal.volume.to_string(), e))?;
+    Api::<PersistentVolume>::all(client.clone())
+        .patch(
+            &heal.volume.name,
+            &PatchParams::default(),
+            &Patch::Json::<()>(patch),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Writes the status for `outcome` unless it is already there. Returns true on a write.

@@ -3,6 +3,7 @@
 //! script in order, and any request beyond it fails the test.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Method, Request, Response};
 use k8s_openapi::api::core::v1::Secret;
@@ -226,6 +227,7 @@ fn deployed<K: Owned>(obj: &mut K, namespace: &str, generation: i64, problems: V
         &Outcome::Deployed {
             problems,
             storage: Vec::new(),
+            unbound: Vec::new(),
         },
         &Time(Timestamp::UNIX_EPOCH),
     );
@@ -238,7 +240,24 @@ fn namespace_json(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
 }
 
+/// A namespace homestead made for `owner` (its labels and its owner reference; the uid is
+/// the one [`user`] and [`session`] give).
 fn our_namespace(kind: OwnerKind, owner: &str, name: &str) -> Value {
+    let mut ns = labelled_namespace(kind, owner, name);
+    let uid = match kind {
+        OwnerKind::User => format!("uid-{owner}"),
+        OwnerKind::Session => "uid-session".to_owned(),
+    };
+    ns["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "homestead.dev/v1alpha1", "kind": kind.as_str(), "name": owner,
+        "uid": uid, "controller": true
+    }]);
+    ns
+}
+
+/// A namespace carrying homestead's labels for `owner` and no owner reference: what an
+/// attacker able to label namespaces makes for a future owner.
+fn labelled_namespace(kind: OwnerKind, owner: &str, name: &str) -> Value {
     namespace_json(
         name,
         json!({LABEL_MANAGED: "true", LABEL_MANAGED_BY: "homestead", kind.label(): owner}),
@@ -278,6 +297,9 @@ fn stored(plan: &DesiredObjects) -> Vec<(ObjectKey, Value)> {
             if o.kind() == Kind::PersistentVolume {
                 v["spec"]["claimRef"]["uid"] = json!("claim-uid");
                 v["spec"]["claimRef"]["resourceVersion"] = json!("12");
+                v["status"] = json!({"phase": "Bound"});
+            }
+            if o.kind() == Kind::PersistentVolumeClaim {
                 v["status"] = json!({"phase": "Bound"});
             }
             (o.key(), v)
@@ -580,6 +602,136 @@ async fn another_users_namespace_is_not_adopted_either() {
 }
 
 #[tokio::test]
+async fn a_labelled_namespace_without_the_owners_uid_is_never_adopted() {
+    // Someone able to label namespaces made home-ada for a future User ada, with a
+    // backdoor RoleBinding in it. Its labels put it in the live copies.
+    let ada = user("ada");
+    let forged = labelled_namespace(OwnerKind::User, "ada", "home-ada");
+    let live = vec![(
+        ObjectKey {
+            kind: Kind::Namespace,
+            namespace: None,
+            name: "home-ada".into(),
+        },
+        forged,
+    )];
+    let steps = vec![
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ),
+        step(Method::POST, EVENTS, Reply::Echo),
+    ];
+    let h = Harness::with_live(Config::default(), &[], live, steps);
+    let action = reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    assert_eq!(action, Action::requeue(super::reconcile::FOREIGN_RECHECK));
+    let seen = h.finish().await;
+    assert_eq!(seen.len(), 2, "nothing in the namespace is touched");
+    assert_eq!(phase_of(&seen[0]), "Failed");
+    let reason = seen[0].body["status"]["reason"].as_str().unwrap();
+    for words in [
+        "\"home-ada\"",
+        "no ownerReference names this User (uid uid-ada)",
+        "never adopted",
+    ] {
+        assert!(reason.contains(words), "{words} in {reason}");
+    }
+    assert_eq!(seen[1].body["reason"], "NamespaceNotOwned");
+}
+
+#[tokio::test]
+async fn a_namespace_made_before_owner_references_is_adopted() {
+    // homestead made home-ada before namespaces carried the reference: its objects in it
+    // name ada's uid. The next apply adds the reference.
+    let mut ada = user("ada");
+    deployed(&mut ada, "home-ada", 1, vec![]);
+    let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let mut live = stored(&plan);
+    for (k, v) in &mut live {
+        if k.kind == Kind::Namespace {
+            v["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("ownerReferences");
+        }
+    }
+    let steps = changed_applies(&plan, &live);
+    assert_eq!(steps.len(), 1, "the namespace");
+    let h = Harness::with_live(Config::default(), &[], live, steps);
+    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    let seen = h.finish().await;
+    assert_eq!(
+        seen[0].body["metadata"]["ownerReferences"][0]["uid"],
+        "uid-ada"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_claims_volume_is_freed_and_the_claim_reported_not_bound() {
+    // ines deleted homestead-private: the claim is gone, its Retain volume is Released
+    // with the deleted claim's uid.
+    let mut ada = user("ada");
+    deployed(&mut ada, "home-ada", 1, vec![]);
+    let plan = user_objects(&Config::default(), &ada, &SecretSources::new()).unwrap();
+    let volume = "homestead-home-ada-homestead-private";
+    let mut live = stored(&plan);
+    live.retain(|(k, _)| !(k.kind == Kind::PersistentVolumeClaim && k.name == "homestead-private"));
+    let mut released = Value::Null;
+    for (k, v) in &mut live {
+        if k.name == volume {
+            v["status"] = json!({"phase": "Released"});
+            released = v.clone();
+        }
+    }
+    let mut steps = changed_applies(&plan, &live);
+    assert_eq!(steps.len(), 2, "the volume (Released) and the claim");
+    steps.push(step(
+        Method::PATCH,
+        &format!("/api/v1/persistentvolumes/{volume}"),
+        Reply::Json(200, released),
+    ));
+    steps.push(step(
+        Method::PATCH,
+        &format!("{USERS}/ada/status"),
+        with_status(&ada),
+    ));
+    let h = Harness::with_live(Config::default(), &[], live, steps);
+    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    let seen = h.finish().await;
+    let heal = &seen[2];
+    assert!(
+        !heal.uri.contains("fieldManager"),
+        "a JSON Patch, not an apply: {}",
+        heal.uri
+    );
+    assert_eq!(
+        heal.body,
+        json!([
+            {"op": "test", "path": "/spec/claimRef/uid", "value": "claim-uid"},
+            {"op": "remove", "path": "/spec/claimRef/uid"},
+            {"op": "remove", "path": "/spec/claimRef/resourceVersion"},
+        ])
+    );
+    let status = &seen[3].body["status"];
+    assert_eq!(status["phase"], "Deployed", "not Failed");
+    let bound = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "StorageBound")
+        .unwrap();
+    assert_eq!(
+        (&bound["status"], &bound["reason"]),
+        (&json!("False"), &json!("NotBound"))
+    );
+    let message = bound["message"].as_str().unwrap();
+    for words in ["home-ada/homestead-private is not Bound yet", volume] {
+        assert!(message.contains(words), "{words} in {message}");
+    }
+}
+
+#[tokio::test]
 async fn a_disabled_user_loses_the_role_binding_and_keeps_everything_else() {
     let mut ada = user("ada");
     deployed(&mut ada, "home-ada", 1, vec![]);
@@ -788,9 +940,48 @@ async fn delete_keeps_namespaces_when_configured_or_foreign() {
             &format!("{USERS}/ada/status"),
             with_status(&ada),
         ),
+        step(
+            Method::GET,
+            "/api/v1/namespaces/home-ada",
+            Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
+        ),
+        // The owner reference goes, so the garbage collector keeps the namespace.
+        step(
+            Method::PATCH,
+            "/api/v1/namespaces/home-ada",
+            Reply::Json(200, namespace_json("home-ada", json!({}))),
+        ),
         step(Method::PATCH, &format!("{USERS}/ada"), with_status(&done)),
     ];
     let h = Harness::new(keep, &[], steps);
+    reconcile(Arc::new(ada.clone()), h.ctx.clone())
+        .await
+        .unwrap();
+    let seen = h.finish().await;
+    assert!(seen.iter().all(|s| s.method != Method::DELETE));
+    assert_eq!(
+        seen[2].body,
+        json!([
+            {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": "uid-ada"},
+            {"op": "remove", "path": "/metadata/ownerReferences/0"}
+        ])
+    );
+
+    // Homestead's labels without the owner reference: not homestead's, not deleted.
+    let steps = vec![
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        ),
+        step(
+            Method::GET,
+            "/api/v1/namespaces/home-ada",
+            Reply::Json(200, labelled_namespace(OwnerKind::User, "ada", "home-ada")),
+        ),
+        step(Method::PATCH, &format!("{USERS}/ada"), with_status(&done)),
+    ];
+    let h = Harness::new(Config::default(), &[], steps);
     reconcile(Arc::new(ada.clone()), h.ctx.clone())
         .await
         .unwrap();
@@ -849,6 +1040,12 @@ async fn api_errors_fail_one_object_back_off_and_spare_the_rest() {
             Reply::Json(200, our_namespace(OwnerKind::User, "bob", "home-bob")),
         ));
         steps.extend(applies(&bob_plan.objects));
+        // Claims just made are not Bound yet: the status says so.
+        steps.push(step(
+            Method::PATCH,
+            &format!("{USERS}/bob/status"),
+            with_status(&bob),
+        ));
 
         let h = Harness::new(Config::default(), &[], steps);
         let ada = Arc::new(ada);
@@ -998,6 +1195,79 @@ mod lease {
         ])
         .await;
         assert!(!held.unwrap());
+    }
+
+    /// The reply to `request` with `code` and `body`.
+    fn reply(send: tower_test::mock::SendResponse<Response<Body>>, code: u16, body: &Value) {
+        send.send_response(
+            Response::builder()
+                .status(code)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(body).unwrap()))
+                .unwrap(),
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_renewal_stops_leading_before_the_lease_can_expire() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let settings = LeaseSettings::new("homestead", "pod-a");
+        let (leader, mut leading) = tokio::sync::watch::channel(false);
+        let token = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(crate::controller::lease::run(
+            client,
+            settings.clone(),
+            leader,
+            Metrics::default(),
+            token.clone(),
+        ));
+        // Round one: there is no lease; it is created and held.
+        let started = tokio::time::Instant::now();
+        let (request, send) = handle.next_request().await.unwrap();
+        assert_eq!(
+            (request.method(), request.uri().path()),
+            (&Method::GET, LEASE)
+        );
+        reply(send, 404, &status_body(404));
+        let (request, send) = handle.next_request().await.unwrap();
+        assert_eq!(
+            (request.method(), request.uri().path()),
+            (&Method::POST, LEASES)
+        );
+        let body = request.into_body().collect_bytes().await.unwrap();
+        reply(send, 201, &serde_json::from_slice(&body).unwrap());
+        leading.wait_for(|l| *l).await.unwrap();
+        // Round two: the API server never answers the read.
+        let (request, _hung) = handle.next_request().await.unwrap();
+        assert_eq!(
+            (request.method(), request.uri().path()),
+            (&Method::GET, LEASE)
+        );
+        // (The borrow wait_for returns is dropped at once: it would block the sender.)
+        let stopped = tokio::time::timeout(Duration::from_secs(120), async {
+            leading.wait_for(|l| !*l).await.map(|_| ())
+        })
+        .await;
+        assert!(
+            stopped.is_ok(),
+            "a hung renewal must not keep the replica leading"
+        );
+        let after = started.elapsed();
+        assert!(
+            after <= settings.renew_deadline && after < settings.duration,
+            "stopped leading {after:?} after the lease was taken"
+        );
+        // Shut down; every request from now on (a round, the release) finds no lease.
+        token.cancel();
+        let answer = tokio::spawn(async move {
+            while let Some((_, send)) = handle.next_request().await {
+                reply(send, 404, &status_body(404));
+            }
+        });
+        task.await.unwrap();
+        answer.abort();
     }
 
     #[tokio::test]

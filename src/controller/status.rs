@@ -13,6 +13,9 @@ pub const CONDITION_COMPLETE: &str = "Complete";
 /// Condition saying whether existing volumes and claims are as the configuration plans
 /// them (they are kept as they are when it changes; the message says how to migrate).
 pub const CONDITION_STORAGE_CURRENT: &str = "StorageCurrent";
+/// Condition saying whether every claim homestead made is `Bound` (a claim that is not
+/// leaves the owner `Deployed`: pods using it wait until it binds).
+pub const CONDITION_STORAGE_BOUND: &str = "StorageBound";
 
 /// What a reconcile concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,15 +23,21 @@ pub enum Outcome {
     /// Objects are about to be applied.
     Deploying,
     /// Everything applied; `problems` lists what had to be left out, `storage` the
-    /// existing storage kept although the configuration now plans it otherwise.
+    /// existing storage kept although the configuration now plans it otherwise, `unbound`
+    /// the claims not `Bound`.
     Deployed {
         /// What could not be planned.
         problems: Vec<String>,
         /// Storage kept as it is, and how to migrate it.
         storage: Vec<String>,
+        /// Claims that are not `Bound` (yet), one sentence each.
+        unbound: Vec<String>,
     },
-    /// The namespace exists and homestead did not create it.
-    NamespaceNotOwned,
+    /// The namespace exists and homestead did not create it for this owner; says why.
+    NamespaceNotOwned {
+        /// Why it is not this owner's.
+        why: String,
+    },
     /// Something failed; `reason` is a short code, `message` the detail.
     Failed {
         /// CamelCase reason code.
@@ -49,7 +58,7 @@ pub fn next_status(
     outcome: &Outcome,
     now: &Time,
 ) -> ResourceStatus {
-    let (phase, reason, ready, owned, complete, storage) = match outcome {
+    let (phase, reason, ready, owned, complete, storage, bound) = match outcome {
         Outcome::Deploying => (
             Phase::Deploying,
             None,
@@ -57,8 +66,13 @@ pub fn next_status(
             Some(cond("True", "Created", "homestead created the namespace")),
             None,
             None,
+            None,
         ),
-        Outcome::Deployed { problems, storage } => (
+        Outcome::Deployed {
+            problems,
+            storage,
+            unbound,
+        } => (
             Phase::Deployed,
             None,
             cond("True", "Deployed", "every object exists and matches"),
@@ -77,10 +91,15 @@ pub fn next_status(
             } else {
                 cond("False", "DiffersFromConfiguration", &storage.join("; "))
             }),
+            Some(if unbound.is_empty() {
+                cond("True", "Bound", "every claim is Bound")
+            } else {
+                cond("False", "NotBound", &unbound.join("; "))
+            }),
         ),
-        Outcome::NamespaceNotOwned => {
+        Outcome::NamespaceNotOwned { why } => {
             let message = format!(
-                "namespace {:?} already exists and was not created by homestead; it is never adopted",
+                "namespace {:?} already exists and was not created by homestead: {why}; it is never adopted and nothing in it is touched",
                 namespace.unwrap_or_default()
             );
             (
@@ -88,6 +107,7 @@ pub fn next_status(
                 Some(message.clone()),
                 cond("False", "NamespaceNotOwned", &message),
                 Some(cond("False", "NamespaceNotOwned", &message)),
+                None,
                 None,
                 None,
             )
@@ -99,11 +119,13 @@ pub fn next_status(
             None,
             None,
             None,
+            None,
         ),
         Outcome::Deleting => (
             Phase::Deleting,
             None,
             cond("False", "Deleting", "the resource is being deleted"),
+            None,
             None,
             None,
             None,
@@ -116,6 +138,7 @@ pub fn next_status(
         (CONDITION_NAMESPACE_OWNED, owned),
         (CONDITION_COMPLETE, complete),
         (CONDITION_STORAGE_CURRENT, storage),
+        (CONDITION_STORAGE_BOUND, bound),
     ] {
         // A condition this outcome says nothing about keeps its last value.
         let Some((status, reason, message)) = c else {
@@ -188,13 +211,14 @@ mod tests {
         let deployed = Outcome::Deployed {
             problems: vec![],
             storage: vec![],
+            unbound: vec![],
         };
         let first = next_status(None, Some(1), Some("home-ada"), &deployed, &at(10));
         let again = next_status(Some(&first), Some(1), Some("home-ada"), &deployed, &at(99));
         assert_eq!(first, again, "no write on a no-op reconcile");
         assert_eq!(first.phase, Some(Phase::Deployed));
         assert_eq!(first.observed_generation, Some(1));
-        assert_eq!(first.conditions.len(), 4);
+        assert_eq!(first.conditions.len(), 5);
     }
 
     #[test]
@@ -208,6 +232,7 @@ mod tests {
             &Outcome::Deployed {
                 problems: vec!["member \"x\" has no User".into()],
                 storage: vec!["PersistentVolume x keeps the source {}".into()],
+                unbound: vec![],
             },
             &at(20),
         );
@@ -255,11 +280,20 @@ mod tests {
             None,
             Some(1),
             Some("home-ada"),
-            &Outcome::NamespaceNotOwned,
+            &Outcome::NamespaceNotOwned {
+                why: "no ownerReference names this User".into(),
+            },
             &at(1),
         );
         assert_eq!(s.phase, Some(Phase::Failed));
-        assert!(s.reason.as_deref().unwrap().contains("never adopted"));
+        let reason = s.reason.as_deref().unwrap();
+        for words in [
+            "\"home-ada\"",
+            "no ownerReference names this User",
+            "never adopted",
+        ] {
+            assert!(reason.contains(words), "{words} in {reason}");
+        }
         let owned = s
             .conditions
             .iter()
@@ -281,6 +315,7 @@ mod tests {
             &Outcome::Deployed {
                 problems: vec![],
                 storage: vec![],
+                unbound: vec![],
             },
             &at(1),
         );
@@ -301,6 +336,46 @@ mod tests {
             "retries do not flap"
         );
         assert_eq!(failed.namespace, None);
+    }
+
+    #[test]
+    fn a_claim_not_bound_is_said_without_failing_the_owner() {
+        let deployed = |unbound: Vec<String>| Outcome::Deployed {
+            problems: vec![],
+            storage: vec![],
+            unbound,
+        };
+        let bound = next_status(None, Some(1), Some("ns"), &deployed(vec![]), &at(1));
+        let pending = next_status(
+            Some(&bound),
+            Some(1),
+            Some("ns"),
+            &deployed(vec![
+                "claim ns/homestead-data is not Bound yet (Pending)".into(),
+            ]),
+            &at(2),
+        );
+        assert_eq!(pending.phase, Some(Phase::Deployed), "not Failed");
+        let condition = |s: &ResourceStatus| {
+            let c = s
+                .conditions
+                .iter()
+                .find(|c| c.type_ == CONDITION_STORAGE_BOUND)
+                .unwrap();
+            (c.status.clone(), c.reason.clone(), c.message.clone())
+        };
+        assert_eq!(
+            condition(&bound),
+            ("True".into(), "Bound".into(), "every claim is Bound".into())
+        );
+        assert_eq!(
+            condition(&pending),
+            (
+                "False".into(),
+                "NotBound".into(),
+                "claim ns/homestead-data is not Bound yet (Pending)".into()
+            )
+        );
     }
 
     #[test]

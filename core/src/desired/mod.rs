@@ -3,6 +3,7 @@
 //! resource, the configuration and the few cluster objects it depends on (the sources of
 //! cloned Secrets, the members' `User`s) and apply what it returns.
 
+mod binding;
 mod intent;
 mod objects;
 mod session;
@@ -33,6 +34,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
+pub use binding::{VolumeHeal, unbound_claims, volumes_to_heal};
 pub use intent::{ANNOTATION_APPLIED, is_met, reduce};
 pub use objects::{Kind, Object, ObjectKey};
 pub use session::session_objects;
@@ -121,9 +123,12 @@ impl Owner {
         labels
     }
 
-    /// The owner reference namespaced children carry (a cluster-scoped owner may own
-    /// namespaced objects). Namespaces and PersistentVolumes carry none: the namespace's
-    /// fate is the finalizer's decision, and PersistentVolumes are never deleted.
+    /// The owner reference namespaced children and the owner's namespace carry (a
+    /// cluster-scoped owner may own them). The namespace carries it so that homestead
+    /// recognises the namespaces it made by the owner's uid, which nobody can know before
+    /// the owner exists ([`namespace_ownership`]); its fate is still the finalizer's
+    /// decision (with `deleteNamespaces` off, cleanup removes the reference first).
+    /// PersistentVolumes carry none: they are never deleted.
     pub fn reference(&self) -> OwnerReference {
         OwnerReference {
             api_version: format!("{GROUP}/{VERSION}"),
@@ -142,6 +147,96 @@ impl Owner {
                 && l.get(self.kind.label()) == Some(&self.name)
         })
     }
+}
+
+/// Whether an existing namespace is the one homestead made for an owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceOwnership {
+    /// homestead's labels for this owner and an owner reference naming its uid.
+    Owned,
+    /// homestead's labels for this owner and no homestead owner reference, made before
+    /// homestead set one: objects homestead made in it name the owner's uid. It is adopted
+    /// (the next apply adds the reference).
+    MadeBeforeReferences,
+    /// Not this owner's: never adopted, nothing in it is touched. Says why.
+    NotOwned(String),
+}
+
+/// Decides whether the namespace with `meta` is the one homestead made for `owner`: its
+/// labels must say so, and — since anyone able to create or label a namespace could write
+/// labels — its `ownerReferences` must name the owner's uid (a namespace created for a
+/// User or Session that does not exist yet cannot). A labelled namespace without any
+/// homestead owner reference is adopted only when `children_name_owner`: objects homestead
+/// made in it carry owner references with the owner's uid (namespaces homestead made
+/// before it referenced its owner).
+pub fn namespace_ownership(
+    owner: &Owner,
+    meta: &kube::core::ObjectMeta,
+    children_name_owner: bool,
+) -> NamespaceOwnership {
+    let kind = owner.kind.as_str();
+    let name = &owner.name;
+    if !owner.created(meta.labels.as_ref()) {
+        return NamespaceOwnership::NotOwned(format!(
+            "its labels do not say homestead created it for {kind} {name}"
+        ));
+    }
+    let homestead_refs: Vec<&OwnerReference> = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|r| r.api_version.starts_with(&format!("{GROUP}/")))
+        .collect();
+    if homestead_refs
+        .iter()
+        .any(|r| r.kind == kind && r.uid == owner.uid && !owner.uid.is_empty())
+    {
+        return NamespaceOwnership::Owned;
+    }
+    if let Some(other) = homestead_refs.first() {
+        return NamespaceOwnership::NotOwned(format!(
+            "it carries homestead's labels for {kind} {name}, but its ownerReferences name {} {} (uid {}), not this {kind} (uid {})",
+            other.kind, other.name, other.uid, owner.uid
+        ));
+    }
+    if children_name_owner {
+        return NamespaceOwnership::MadeBeforeReferences;
+    }
+    NamespaceOwnership::NotOwned(format!(
+        "it carries homestead's labels for {kind} {name}, but no ownerReference names this {kind} (uid {}): someone else created or labelled it",
+        owner.uid
+    ))
+}
+
+/// True when a (live) object's `metadata.ownerReferences` name `owner`'s uid.
+pub fn references_owner(owner: &Owner, object: &serde_json::Value) -> bool {
+    !owner.uid.is_empty()
+        && object
+            .pointer("/metadata/ownerReferences")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|refs| {
+                refs.iter().any(|r| {
+                    r.get("uid").and_then(serde_json::Value::as_str) == Some(owner.uid.as_str())
+                })
+            })
+}
+
+/// The JSON Patch that removes `owner`'s reference from a namespace (`meta` as it is), so
+/// that the garbage collector leaves the namespace alone once the owner is gone; `None`
+/// when there is none. The `test` makes it fail rather than remove another entry.
+pub fn release_namespace_patch(
+    owner: &Owner,
+    meta: &kube::core::ObjectMeta,
+) -> Option<serde_json::Value> {
+    let index = meta
+        .owner_references
+        .as_ref()?
+        .iter()
+        .position(|r| r.uid == owner.uid && !owner.uid.is_empty())?;
+    Some(serde_json::json!([
+        {"op": "test", "path": format!("/metadata/ownerReferences/{index}/uid"), "value": owner.uid},
+        {"op": "remove", "path": format!("/metadata/ownerReferences/{index}")},
+    ]))
 }
 
 /// Source Secrets of clones, by namespace and name, as read from the cluster.
@@ -291,6 +386,151 @@ mod tests {
         assert!(
             !session.created(Some(&owner.namespace_labels())),
             "a user namespace is not a session's"
+        );
+    }
+
+    #[test]
+    fn namespaces_are_recognised_by_the_owners_uid() {
+        let ada = Owner {
+            kind: OwnerKind::User,
+            name: "ada".into(),
+            uid: "uid-ada".into(),
+        };
+        let reference = |kind: &str, name: &str, uid: &str| OwnerReference {
+            api_version: format!("{GROUP}/{VERSION}"),
+            kind: kind.into(),
+            name: name.into(),
+            uid: uid.into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        };
+        let meta = |labels: Option<BTreeMap<String, String>>, refs: Vec<OwnerReference>| {
+            kube::core::ObjectMeta {
+                name: Some("home-ada".into()),
+                labels,
+                owner_references: (!refs.is_empty()).then_some(refs),
+                ..Default::default()
+            }
+        };
+        let ours = Some(ada.namespace_labels());
+        let foreign_ref = OwnerReference {
+            api_version: "apps/v1".into(),
+            ..reference("Deployment", "x", "uid-x")
+        };
+        // (labels, owner references, children name ada's uid, decision or words of why not)
+        let table: Vec<(
+            _,
+            Vec<OwnerReference>,
+            bool,
+            Result<NamespaceOwnership, &str>,
+        )> = vec![
+            (
+                ours.clone(),
+                vec![ada.reference()],
+                false,
+                Ok(NamespaceOwnership::Owned),
+            ),
+            (
+                ours.clone(),
+                vec![foreign_ref.clone(), ada.reference()],
+                false,
+                Ok(NamespaceOwnership::Owned),
+            ),
+            // Made by homestead before namespaces carried the reference.
+            (
+                ours.clone(),
+                vec![],
+                true,
+                Ok(NamespaceOwnership::MadeBeforeReferences),
+            ),
+            // An attacker's namespace for a future User: labels, no uid to name.
+            (
+                ours.clone(),
+                vec![],
+                false,
+                Err("no ownerReference names this User (uid uid-ada)"),
+            ),
+            (
+                ours.clone(),
+                vec![foreign_ref],
+                false,
+                Err("no ownerReference names this User"),
+            ),
+            // A former User of the same name (another uid), even with evidence inside.
+            (
+                ours.clone(),
+                vec![reference("User", "ada", "uid-old")],
+                true,
+                Err("name User ada (uid uid-old), not this User (uid uid-ada)"),
+            ),
+            (
+                ours.clone(),
+                vec![reference("Session", "ada", "uid-ada")],
+                true,
+                Err("name Session ada"),
+            ),
+            // A reference without labels is not enough either.
+            (
+                None,
+                vec![ada.reference()],
+                true,
+                Err("its labels do not say homestead created it for User ada"),
+            ),
+        ];
+        for (labels, refs, children, want) in table {
+            let got = namespace_ownership(&ada, &meta(labels.clone(), refs.clone()), children);
+            match want {
+                Ok(want) => assert_eq!(got, want, "{labels:?} {refs:?} {children}"),
+                Err(words) => match got {
+                    NamespaceOwnership::NotOwned(why) => {
+                        assert!(why.contains(words), "{words:?} in {why:?}")
+                    }
+                    other => panic!("{labels:?} {refs:?} {children}: {other:?}"),
+                },
+            }
+        }
+        let no_uid = Owner {
+            uid: String::new(),
+            ..ada.clone()
+        };
+        assert!(matches!(
+            namespace_ownership(&no_uid, &meta(ours, vec![no_uid.reference()]), false),
+            NamespaceOwnership::NotOwned(_)
+        ));
+    }
+
+    #[test]
+    fn references_and_their_release() {
+        let ada = Owner {
+            kind: OwnerKind::User,
+            name: "ada".into(),
+            uid: "uid-ada".into(),
+        };
+        let child = serde_json::json!({"metadata": {"ownerReferences": [ada.reference()]}});
+        assert!(references_owner(&ada, &child));
+        let other = Owner {
+            uid: "uid-other".into(),
+            ..ada.clone()
+        };
+        assert!(!references_owner(&other, &child));
+        assert!(!references_owner(
+            &ada,
+            &serde_json::json!({"metadata": {}})
+        ));
+        let meta = kube::core::ObjectMeta {
+            owner_references: Some(vec![other.reference(), ada.reference()]),
+            ..Default::default()
+        };
+        assert_eq!(
+            release_namespace_patch(&ada, &meta).unwrap(),
+            serde_json::json!([
+                {"op": "test", "path": "/metadata/ownerReferences/1/uid", "value": "uid-ada"},
+                {"op": "remove", "path": "/metadata/ownerReferences/1"},
+            ])
+        );
+        assert_eq!(
+            release_namespace_patch(&ada, &kube::core::ObjectMeta::default()),
+            None
         );
     }
 

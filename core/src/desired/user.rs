@@ -249,6 +249,7 @@ pub(super) fn namespace_object(config: &Config, owner: &Owner, namespace: &str) 
         metadata: ObjectMeta {
             name: Some(namespace.to_owned()),
             labels: Some(labels),
+            owner_references: Some(vec![owner.reference()]),
             ..Default::default()
         },
         spec: None,
@@ -330,7 +331,11 @@ mod tests {
         assert_eq!(labels["pod-security.kubernetes.io/enforce"], "baseline");
         assert_eq!(labels["pod-security.kubernetes.io/warn"], "restricted");
         assert_eq!(labels["pod-security.kubernetes.io/audit"], "restricted");
-        assert!(ns.metadata.owner_references.is_none());
+        assert_eq!(
+            ns.metadata.owner_references.as_ref().unwrap()[0].uid,
+            "uid-ada",
+            "the namespace is recognised by its owner's uid"
+        );
         for o in &plan.objects[1..] {
             let meta = o.meta();
             assert_eq!(meta.labels.as_ref().unwrap()[LABEL_USER], "ada", "{o:?}");
