@@ -158,6 +158,17 @@ pub async fn run(
         metrics.clone(),
     ));
     let leader_tasks = Arc::new(leader_tasks);
+    // Reconcilers plan from the caches (a Session's members are looked up among the cached
+    // Users): planning from a cache still filling would see members without Users.
+    tokio::select! {
+        _ = token.cancelled() => {}
+        ready = caches.ready() => {
+            if ready.is_err() {
+                tracing::error!("a cache stopped before its first sync; reconciling does not start");
+                token.cancelled().await;
+            }
+        }
+    }
     loop {
         // Follow until we lead (or shut down).
         tokio::select! {

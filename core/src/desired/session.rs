@@ -148,6 +148,10 @@ pub fn session_objects(
             if member_claims.contains(&claim) {
                 continue;
             }
+            // A listed member's claim is wanted whether or not their User is known (yet):
+            // only a claim of someone no longer a member is stale. A User missing from the
+            // cache must never cost a member their claim.
+            member_claims.push(claim.clone());
             let Some(user) = members.get(member) else {
                 problems.push(format!(
                     "member {member:?} has no User; their private claim waits for one"
@@ -164,7 +168,6 @@ pub fn session_objects(
                 &path,
                 &size,
             ));
-            member_claims.push(claim);
         }
     }
     Ok(DesiredObjects {
@@ -422,9 +425,23 @@ mod tests {
             &SecretSources::new(),
         )
         .unwrap();
+        // ghost has no User (yet, or not in the cache yet): no claim is made for them,
+        // but one that exists is still wanted, never deleted as a former member's.
         assert_eq!(
             plan.member_claims.as_deref(),
-            Some(&["homestead-private-ada-l".to_owned()][..])
+            Some(
+                &[
+                    "homestead-private-ada-l".to_owned(),
+                    "homestead-private-ghost".to_owned()
+                ][..]
+            )
+        );
+        assert!(
+            !plan
+                .objects
+                .iter()
+                .any(|o| o.key().name.contains("homestead-private-ghost")),
+            "nothing is made for a member without a User"
         );
         let Object::PersistentVolume(pv) = find(
             &plan,
