@@ -57,6 +57,10 @@ mod tests {
             config.trusted_controllers,
             Config::default().trusted_controllers
         );
+        assert_eq!(
+            config.workflow_controllers,
+            Config::default().workflow_controllers
+        );
         assert!(config.ldap.is_none());
     }
 

@@ -482,6 +482,50 @@ fn mutate_stamps_workload_templates_with_the_person() {
 }
 
 #[test]
+fn mutate_shows_what_a_members_workflow_becomes() {
+    let workflow = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: reduce-}
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      metadata: {annotations: {homestead.dev/run-as: ada}}
+      container: {image: busybox, command: ["true"]}
+"#;
+    let output = homestead(
+        &[
+            "mutate",
+            "--namespace",
+            "cm37235-2",
+            "--as",
+            "bob",
+            "-o",
+            "json",
+        ],
+        workflow.as_bytes(),
+    );
+    assert_exit(&output, 0);
+    let object: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(
+        object["spec"]["podMetadata"]["annotations"]["homestead.dev/run-as"],
+        "bob"
+    );
+    assert_eq!(
+        object["spec"]["templates"][0]["metadata"]["annotations"],
+        serde_json::json!({})
+    );
+    // dave is no member: refused, as the webhook would.
+    let output = homestead(
+        &["mutate", "--namespace", "cm37235-2", "--as", "dave"],
+        workflow.as_bytes(),
+    );
+    assert_exit(&output, 1);
+    assert!(stderr(&output).contains("dave"), "{}", stderr(&output));
+}
+
+#[test]
 fn mutate_names_what_is_wrong_with_a_manifest() {
     for (input, want) in [
         (

@@ -141,3 +141,33 @@ fn an_already_mutated_pod_has_no_patch() {
         &request("CREATE", SESSION_NS, "ada", mutated),
     );
 }
+
+#[test]
+fn workflow_with_steps_and_dag_and_forged_stamps() {
+    let mut wf = workflow();
+    wf["spec"]["podMetadata"]["annotations"] = json!({"homestead.dev/run-as": "bob"});
+    wf["spec"]["templates"][1]["metadata"] =
+        json!({"annotations": {"homestead.dev/run-as": "bob"}});
+    wf["spec"]["templates"][2]["metadata"]["annotations"] =
+        json!({"homestead.dev/run-as": "bob", "keep": "me"});
+    golden(
+        "workflow-session",
+        &request("CREATE", SESSION_NS, "ada", wf),
+    );
+}
+
+#[test]
+fn workflow_without_pod_metadata() {
+    golden(
+        "workflow-from-template",
+        &request("CREATE", SESSION_NS, "bob", workflow_from_template()),
+    );
+}
+
+#[test]
+fn cron_workflow_by_a_person() {
+    golden(
+        "cronworkflow-session",
+        &request("CREATE", SESSION_NS, "ada", cron_workflow()),
+    );
+}

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::argo;
 use crate::config::{Config, UnattributedPods};
 use crate::denial::Denial;
 use crate::directory::{Directory, NamespaceOwner, SessionEntry, UserEntry};
@@ -37,7 +38,9 @@ impl<'a> Requester<'a> {
         {
             return Requester::Admin(username);
         }
-        if config.trusted_controllers.iter().any(|t| t == username) {
+        if config.trusted_controllers.iter().any(|t| t == username)
+            || config.workflow_controllers.iter().any(|t| t == username)
+        {
             return Requester::TrustedController(username);
         }
         if username.is_empty() || username.starts_with("system:") {
@@ -173,6 +176,45 @@ pub enum Subject {
     EphemeralContainers,
     /// The pod template of a workload (CREATE, or an UPDATE that changes the template).
     Workload,
+    /// An Argo Workflow, CronWorkflow or WorkflowTemplate (CREATE, or an UPDATE that
+    /// changes its spec): stamped like a workload, its pods made by the workflow
+    /// controller.
+    Workflow,
+}
+
+impl Subject {
+    /// True for what mutation stamps with its person whatever it said: workloads and
+    /// workflows (a pod is refused instead).
+    fn is_stamped(self) -> bool {
+        matches!(self, Subject::Workload | Subject::Workflow)
+    }
+}
+
+/// True when a trusted controller's `homestead.dev/run-as` can only have come from
+/// homestead: the object's controller (`metadata.ownerReferences`) is a kind homestead
+/// stamps, and one that the requester makes objects of this subject from. The built-in
+/// controllers make pods and workloads from built-in workloads; Argo's workflow
+/// controller (`workflowControllers`) makes pods from Workflows and Workflows from
+/// CronWorkflows, nothing else.
+pub fn stamped_by_homestead(
+    config: &Config,
+    requester: &str,
+    subject: Subject,
+    controller: Option<(&str, &str)>,
+) -> bool {
+    let Some((group, kind)) = controller else {
+        return false;
+    };
+    let built_in = config.trusted_controllers.iter().any(|t| t == requester)
+        && matches!(subject, Subject::Pod | Subject::Workload)
+        && PodKind::from_group_kind(group, kind).is_some_and(PodKind::makes_pods);
+    let argo = config.workflow_controllers.iter().any(|t| t == requester)
+        && group == argo::GROUP
+        && matches!(
+            (subject, kind),
+            (Subject::Pod, "Workflow") | (Subject::Workflow, "CronWorkflow")
+        );
+    built_in || argo
 }
 
 /// Everything identity resolution looks at.
@@ -194,7 +236,7 @@ pub struct Attribution<'a> {
 }
 
 /// The annotation in messages.
-const RUN_AS_FIELD: &str = "metadata.annotations[\"homestead.dev/run-as\"]";
+pub(crate) const RUN_AS_FIELD: &str = "metadata.annotations[\"homestead.dev/run-as\"]";
 
 /// Decides who a pod or template in the managed namespace `namespace` runs as.
 pub fn resolve(
@@ -255,7 +297,7 @@ fn created_by<'a>(
     match who.requester {
         Requester::Person(person) => {
             // A person's workload is stamped with their name whatever it said.
-            let overwrites = who.subject == Subject::Workload && who.webhook == Webhook::Mutate;
+            let overwrites = who.subject.is_stamped() && who.webhook == Webhook::Mutate;
             if let Some(run_as) = who.run_as
                 && run_as != person
                 && !overwrites
@@ -272,9 +314,7 @@ fn created_by<'a>(
         }
         Requester::TrustedController(name) => match who.run_as {
             Some(run_as) => {
-                let believed = who.controller.is_some_and(|(group, kind)| {
-                    PodKind::from_group_kind(group, kind).is_some_and(PodKind::makes_pods)
-                });
+                let believed = stamped_by_homestead(config, name, who.subject, who.controller);
                 if !believed {
                     let from = who.controller.map_or_else(
                         || "no controller".to_owned(),
@@ -290,7 +330,7 @@ fn created_by<'a>(
                         "unstamped_controller",
                         "metadata.ownerReferences",
                         format!(
-                            "{name} made this from {from}, which homestead does not stamp, so its homestead.dev/run-as {run_as:?} cannot have come from homestead"
+                            "{name} made this from {from}, which homestead does not stamp for it, so its homestead.dev/run-as {run_as:?} cannot have come from homestead"
                         ),
                     ));
                 }
@@ -351,6 +391,12 @@ fn changed_by<'a>(
                     "this workload runs as {old}; only {old} (or a cluster admin) may change its pod template, {requester} may not"
                 ),
             ),
+            Subject::Workflow => (
+                "spec",
+                format!(
+                    "this workflow runs as {old}; only {old} (or a cluster admin) may change its spec, {requester} may not"
+                ),
+            ),
             Subject::Pod => (
                 "spec",
                 format!(
@@ -367,7 +413,7 @@ fn changed_by<'a>(
         return Err(Denial::new("not_owner", field, message));
     }
     // The stamp of what exists stays; a person's own workload is re-stamped by mutation.
-    let restamped = who.subject == Subject::Workload && who.webhook == Webhook::Mutate;
+    let restamped = who.subject.is_stamped() && who.webhook == Webhook::Mutate;
     if who.run_as != Some(old) && !restamped {
         return Err(Denial::new(
             "forged_run_as",

@@ -4,6 +4,7 @@
 //! client, hyper or rustls. The binary crate's shell (TLS server, controller, LDAP sync,
 //! command line) feeds it bytes and objects and acts on what it returns.
 
+pub mod argo;
 pub mod certs;
 pub mod config;
 pub mod denial;

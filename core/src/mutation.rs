@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::argo::{WorkflowKind, WorkflowView};
 use crate::config::Config;
 use crate::directory::Dataset;
 use crate::identity::Identity;
@@ -496,4 +497,65 @@ fn env_is(var: &EnvVar<'_>, value: &str) -> bool {
 fn is_sys_admin(capability: &str) -> bool {
     let c = capability.strip_prefix("CAP_").unwrap_or(capability);
     c.eq_ignore_ascii_case("SYS_ADMIN")
+}
+
+/// Writes the stamp of an Argo object: `homestead.dev/run-as` = `username` in the
+/// workflow spec's `podMetadata.annotations` (where Argo takes every pod's metadata
+/// from), creating only the objects Argo's schema has on the way.
+pub fn stamp_workflow(
+    patch: &mut Patch,
+    kind: WorkflowKind,
+    object: &serde_json::Value,
+    view: &WorkflowView,
+    username: &str,
+) {
+    if view.stamp.as_deref() == Some(username) {
+        return;
+    }
+    let run_as = serde_json::json!({ names::ANNOTATION_RUN_AS: username });
+    let root = Pointer::root("");
+    let spec = root.keys(kind.spec_keys());
+    match view.depth {
+        3 => patch.add(
+            spec.keys(&["podMetadata", "annotations", names::ANNOTATION_RUN_AS]),
+            username,
+        ),
+        2 => patch.add(spec.keys(&["podMetadata", "annotations"]), &run_as),
+        1 => patch.add(
+            spec.keys(&["podMetadata"]),
+            &serde_json::json!({ "annotations": run_as }),
+        ),
+        // No workflow spec (a CronWorkflow may have a spec without its workflowSpec).
+        _ => {
+            let pod_metadata = serde_json::json!({ "podMetadata": { "annotations": run_as } });
+            match kind {
+                WorkflowKind::CronWorkflow if object.get("spec").is_some_and(|s| s.is_object()) => {
+                    patch.add(root.keys(&["spec", "workflowSpec"]), &pod_metadata);
+                }
+                WorkflowKind::CronWorkflow => patch.add(
+                    root.keys(&["spec"]),
+                    &serde_json::json!({ "workflowSpec": pod_metadata }),
+                ),
+                _ => patch.add(root.keys(&["spec"]), &pod_metadata),
+            }
+        }
+    }
+}
+
+/// Removes every `homestead.dev/run-as` of an Argo object besides its stamp that could
+/// make a pod run as anyone but `username`: any in a template's metadata, and copies of
+/// the pod metadata that name someone else.
+pub fn unstamp_workflow(patch: &mut Patch, view: &WorkflowView, username: &str) {
+    for found in &view.others {
+        if found.pod_metadata && found.value.as_deref() == Some(username) {
+            continue;
+        }
+        let keys: Vec<&str> = found
+            .path
+            .iter()
+            .map(String::as_str)
+            .chain(["annotations", names::ANNOTATION_RUN_AS])
+            .collect();
+        patch.remove(Pointer::root("").keys(&keys));
+    }
 }

@@ -146,6 +146,18 @@ impl Patch {
         self.push("replace", path, value);
     }
 
+    /// `remove` the existing value at `path`.
+    pub fn remove(&mut self, path: Pointer<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        self.open();
+        self.json.extend_from_slice(br#"{"op":"remove","path":"#);
+        path.write_json(&mut self.json);
+        self.json.push(b'}');
+        self.operations += 1;
+    }
+
     /// How many operations were added.
     pub fn len(&self) -> usize {
         self.operations
@@ -160,12 +172,7 @@ impl Patch {
         if self.error.is_some() {
             return;
         }
-        if self.operations == 0 {
-            self.json.reserve(INITIAL_CAPACITY);
-            self.json.push(b'[');
-        } else {
-            self.json.push(b',');
-        }
+        self.open();
         self.json.extend_from_slice(br#"{"op":""#);
         self.json.extend_from_slice(op.as_bytes());
         self.json.extend_from_slice(br#"","path":"#);
@@ -177,6 +184,16 @@ impl Patch {
                 self.operations += 1;
             }
             Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Starts the next operation: the array's `[` before the first, a `,` before others.
+    fn open(&mut self) {
+        if self.operations == 0 {
+            self.json.reserve(INITIAL_CAPACITY);
+            self.json.push(b'[');
+        } else {
+            self.json.push(b',');
         }
     }
 
@@ -261,16 +278,18 @@ mod tests {
             root.keys(&["list"]),
             &Array([1, 2, 3].iter().map(|n| n * 10)),
         );
-        assert_eq!(patch.len(), 3);
+        patch.remove(root.keys(&["spec", "a/b"]));
+        assert_eq!(patch.len(), 4);
         let done = patch.finish().unwrap().unwrap();
-        assert_eq!(done.operations, 3);
+        assert_eq!(done.operations, 4);
         let parsed: Value = serde_json::from_slice(&done.json).unwrap();
         assert_eq!(
             parsed,
             json!([
                 {"op": "add", "path": "/metadata/annotations/x~1\"y\"", "value": "ada"},
                 {"op": "replace", "path": "/spec/volumes/2", "value": {"name": "v"}},
-                {"op": "add", "path": "/list", "value": [10, 20, 30]}
+                {"op": "add", "path": "/list", "value": [10, 20, 30]},
+                {"op": "remove", "path": "/spec/a~1b"}
             ])
         );
         // And json-patch reads it as a patch.

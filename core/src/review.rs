@@ -14,11 +14,12 @@ use thiserror::Error;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::argo::{self, WorkflowKind, WorkflowView};
 use crate::config::Config;
 use crate::denial::Denial;
 use crate::directory::Directory;
 use crate::envelope::{self, Object, Request};
-use crate::identity::{Attribution, Requester, Subject, acts_for, resolve};
+use crate::identity::{self, Attribution, Requester, Subject, acts_for, resolve};
 use crate::mutation;
 use crate::names;
 use crate::patch::{Patch, PatchJson};
@@ -309,7 +310,10 @@ fn decide(webhook: Webhook, request: &Request<'_>, admission: &Admission<'_>) ->
         ) => decide_connect(webhook, request, admission),
         (group, name) => match PodKind::from_group_kind(group, name) {
             Some(pod_kind) => decide_pod(webhook, request, admission, pod_kind),
-            None => decide_labels(webhook, request, admission),
+            None => match WorkflowKind::from_group_kind(group, name) {
+                Some(workflow_kind) => decide_workflow(webhook, request, admission, workflow_kind),
+                None => decide_labels(webhook, request, admission),
+            },
         },
     }
 }
@@ -545,7 +549,8 @@ fn decide_pod(
             directory.datasets(namespace),
             &pod,
         ),
-        (Webhook::Mutate, Subject::Pod) => {}
+        // Pods never change once created; workflows are decided by `decide_workflow`.
+        (Webhook::Mutate, Subject::Pod | Subject::Workflow) => {}
         (Webhook::Mutate, Subject::EphemeralContainers) => {
             mutation::mutate_ephemeral(&mut decision.patch, &identity, &pod);
         }
@@ -557,6 +562,189 @@ fn decide_pod(
         }
     }
     decision
+}
+
+/// An Argo object (raw in the request, read here).
+fn read_workflow(
+    kind: WorkflowKind,
+    object: &Object<'_>,
+    what: &str,
+) -> Result<(serde_json::Value, WorkflowView), Denial> {
+    let text = raw_text(object, what)?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| unreadable(what, &e))?;
+    let view = WorkflowView::read(kind, &value);
+    Ok((value, view))
+}
+
+/// Argo Workflows, CronWorkflows and WorkflowTemplates in managed namespaces (and
+/// ClusterWorkflowTemplates anywhere): the workflow spec's `podMetadata` carries the stamp
+/// of who its pods run as, decided as for a workload; no other `homestead.dev/run-as` may
+/// say anything else (see [`crate::argo`]).
+fn decide_workflow(
+    webhook: Webhook,
+    request: &Request<'_>,
+    admission: &Admission<'_>,
+    kind: WorkflowKind,
+) -> Decision {
+    let Admission {
+        config, directory, ..
+    } = *admission;
+    if !request
+        .sub_resource
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return Decision::default();
+    }
+    let update = match request.operation.as_ref() {
+        "CREATE" => false,
+        "UPDATE" => true,
+        _ => return Decision::default(),
+    };
+    let Some(object) = &request.object else {
+        return denied(no_object());
+    };
+    let (value, new) = match read_workflow(kind, object, "object") {
+        Ok(read) => read,
+        Err(denial) => return denied(denial),
+    };
+    let requester = requester(config, request);
+    if kind == WorkflowKind::ClusterWorkflowTemplate {
+        // Every namespace's members run it: only a cluster admin may name anyone in it.
+        if webhook == Webhook::Mutate || requester.is_privileged() || !new.has_any() {
+            return Decision::default();
+        }
+        let mut fields: Vec<String> = new.others.iter().map(argo::Found::field).collect();
+        if new.stamp.is_some() || new.stamp_invalid {
+            fields.insert(0, kind.stamp_field().to_owned());
+        }
+        return Decision {
+            denials: fields
+                .into_iter()
+                .map(|field| {
+                    Denial::new(
+                        "forged_run_as",
+                        field,
+                        format!(
+                            "a ClusterWorkflowTemplate is run by the members of every namespace; only a cluster admin may name who its pods run as, {} may not",
+                            requester.name()
+                        ),
+                    )
+                })
+                .collect(),
+            ..Decision::default()
+        };
+    }
+    let Some(namespace) = request.namespace.as_deref() else {
+        return Decision::default();
+    };
+    let Some(owner) = directory.namespace(namespace) else {
+        return Decision::default();
+    };
+    let old = match (update, &request.old_object) {
+        (false, _) => None,
+        (true, None) => {
+            return denied(Denial::new(
+                "invalid_object",
+                "oldObject",
+                "an update carries no old object",
+            ));
+        }
+        (true, Some(old)) => match read_workflow(kind, old, "oldObject") {
+            Ok(read) => Some(read),
+            Err(denial) => return denied(denial),
+        },
+    };
+    // An update that leaves the spec as it was (status, labels: the workflow controller's
+    // own updates) changes nobody's identity; its copies of the spec must still say what
+    // the stamp says.
+    if let Some((old_value, _)) = &old
+        && value.get("spec") == old_value.get("spec")
+    {
+        if webhook == Webhook::Mutate || requester.is_privileged() {
+            return Decision::default();
+        }
+        return Decision {
+            denials: workflow_copies(&new, new.stamp.as_deref()),
+            ..Decision::default()
+        };
+    }
+    let attribution = Attribution {
+        requester,
+        subject: Subject::Workflow,
+        webhook,
+        run_as: new.stamp.as_deref(),
+        old_run_as: old.as_ref().map(|(_, old)| old.stamp.as_deref()),
+        controller: new
+            .controller
+            .as_ref()
+            .map(|(group, kind)| (group.as_str(), kind.as_str())),
+    };
+    let identity = match resolve(config, directory, namespace, owner, &attribution) {
+        Ok(identity) => identity,
+        Err(mut denial) => {
+            // The stamp is not in the object's metadata but in its workflow spec.
+            if denial.field == identity::RUN_AS_FIELD {
+                kind.stamp_field().clone_into(&mut denial.field);
+            }
+            return denied(denial);
+        }
+    };
+    let username = identity.username();
+    let mut decision = Decision {
+        identity: Some(username.to_owned()),
+        ..Decision::default()
+    };
+    match webhook {
+        Webhook::Mutate => {
+            mutation::stamp_workflow(&mut decision.patch, kind, &value, &new, username);
+            // A person's stray stamps are removed; anyone else's are refused by validation.
+            if matches!(requester, Requester::Person(_)) {
+                mutation::unstamp_workflow(&mut decision.patch, &new, username);
+            }
+        }
+        Webhook::Validate => {
+            if new.stamp.as_deref() != Some(username) {
+                decision.denials.push(Denial::new(
+                    "forged_run_as",
+                    kind.stamp_field(),
+                    format!(
+                        "is {:?}; this workflow's pods run as {username}",
+                        new.stamp.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+            if !requester.is_privileged() {
+                decision
+                    .denials
+                    .extend(workflow_copies(&new, Some(username)));
+            }
+        }
+    }
+    decision
+}
+
+/// Every `homestead.dev/run-as` of a workflow besides its stamp that could decide who a
+/// pod runs as other than `runs_as`: any in a template's metadata, and a copy of the pod
+/// metadata that names someone else.
+fn workflow_copies(view: &WorkflowView, runs_as: Option<&str>) -> Vec<Denial> {
+    view.others
+        .iter()
+        .filter(|found| !found.pod_metadata || found.value.as_deref() != runs_as)
+        .map(|found| {
+            let why = if found.pod_metadata {
+                format!(
+                    "is {:?}; this workflow's pods run as {}",
+                    found.value.as_deref().unwrap_or_default(),
+                    runs_as.unwrap_or("nobody homestead stamped")
+                )
+            } else {
+                "a template may not name who its pods run as: it is merged over the stamp of whoever runs it (homestead stamps spec.podMetadata)".to_owned()
+            };
+            Denial::new("forged_run_as", found.field(), why)
+        })
+        .collect()
 }
 
 /// `exec`, `attach`, `port-forward` and `proxy` into a pod of a managed namespace: only by

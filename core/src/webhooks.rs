@@ -2,6 +2,9 @@
 //! same webhooks (`tests/chart.rs` renders it and compares); the leader repairs the live
 //! objects to this.
 //!
+//! Argo's Workflows, CronWorkflows and WorkflowTemplates are workloads here; its
+//! ClusterWorkflowTemplates are validated wherever they are.
+//!
 //! Namespaced rules only select namespaces labelled `homestead.dev/managed=true` and
 //! never `kube-system`, homestead's own namespace or any other excluded one; Users and
 //! Sessions (cluster-scoped) have their own entry; Namespaces are matched by their own
@@ -16,6 +19,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
+use crate::argo;
 use crate::desired::MANAGED_BY;
 use crate::names::{LABEL_MANAGED, LABEL_MANAGED_BY};
 
@@ -170,7 +174,26 @@ fn workload_rules() -> Vec<RuleWithOperations> {
             &["replicationcontrollers", "podtemplates"],
             "Namespaced",
         ),
+        rule(
+            argo::GROUP,
+            "v1alpha1",
+            &["CREATE", "UPDATE"],
+            &["workflows", "cronworkflows", "workflowtemplates"],
+            "Namespaced",
+        ),
     ]
+}
+
+/// ClusterWorkflowTemplates (cluster-scoped, so no namespace selector skips them):
+/// validated only, nobody but an admin may name a person in one.
+fn cluster_workflow_templates() -> RuleWithOperations {
+    rule(
+        argo::GROUP,
+        "v1alpha1",
+        &["CREATE", "UPDATE"],
+        &["clusterworkflowtemplates"],
+        "Cluster",
+    )
 }
 
 fn ephemeral_containers() -> RuleWithOperations {
@@ -234,6 +257,7 @@ pub fn validating(reg: &Registration, ca_bundle: Option<&[u8]>) -> Vec<Validatin
     ];
     pod_rules.extend(workload_rules());
     pod_rules.extend([
+        cluster_workflow_templates(),
         rule(
             "",
             "v1",

@@ -1,4 +1,4 @@
-//! `homestead mutate`: a Pod or workload manifest in, the object as homestead would admit it
+//! `homestead mutate`: a Pod, workload or Argo workflow manifest in, the object as homestead would admit it
 //! (or the patch) out. Builds the AdmissionReview the named person would send, runs the
 //! mutating webhook, applies its patch, then runs the validating webhook on the result.
 
@@ -56,6 +56,13 @@ const KINDS: &[(&str, &str, &str)] = &[
     ("CronJob", "batch/v1", "cronjobs"),
     ("ReplicationController", "v1", "replicationcontrollers"),
     ("PodTemplate", "v1", "podtemplates"),
+    ("Workflow", "argoproj.io/v1alpha1", "workflows"),
+    ("CronWorkflow", "argoproj.io/v1alpha1", "cronworkflows"),
+    (
+        "WorkflowTemplate",
+        "argoproj.io/v1alpha1",
+        "workflowtemplates",
+    ),
 ];
 
 /// Parses one manifest, YAML or JSON.

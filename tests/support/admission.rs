@@ -201,3 +201,84 @@ pub fn cronjob() -> Value {
         }
     })
 }
+
+/// The workflow controller's ServiceAccount in Argo's default install (`workflowControllers`).
+pub const WORKFLOW_CONTROLLER: &str = "system:serviceaccount:argo:argo-workflow-controller";
+
+/// An Argo Workflow with a steps template and a DAG template, as a member would submit
+/// it (the session's `argo-workflow` ServiceAccount, as the facility sets up).
+pub fn workflow() -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "reduce-"},
+        "spec": {
+            "entrypoint": "main",
+            "serviceAccountName": "argo-workflow",
+            "podMetadata": {"labels": {"app": "reduce"}},
+            "templates": [
+                {"name": "main", "steps": [[{"name": "fetch", "template": "fetch"}], [{"name": "fan", "template": "fan"}]]},
+                {"name": "fan", "dag": {"tasks": [
+                    {"name": "a", "template": "work"},
+                    {"name": "b", "template": "work", "dependencies": ["a"]}
+                ]}},
+                {"name": "fetch", "metadata": {"labels": {"step": "fetch"}},
+                    "container": {"image": "busybox", "command": ["true"]}},
+                {"name": "work", "container": {"image": "python:3.12", "command": ["python", "-c", "print(1)"]}}
+            ]
+        }
+    })
+}
+
+/// A Workflow run from the WorkflowTemplate `reduce` (`workflowTemplateRef`).
+pub fn workflow_from_template() -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "reduce-"},
+        "spec": {"workflowTemplateRef": {"name": "reduce"}}
+    })
+}
+
+/// The WorkflowTemplate `reduce`: the workflow's spec, kept for anyone to run.
+pub fn workflow_template() -> Value {
+    let mut template = workflow();
+    template["kind"] = json!("WorkflowTemplate");
+    template["metadata"] = json!({"name": "reduce"});
+    template
+}
+
+/// A CronWorkflow running the workflow nightly.
+pub fn cron_workflow() -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 3 * * *", "workflowSpec": workflow()["spec"]}
+    })
+}
+
+/// The pod Argo's workflow controller makes for a step of a Workflow stamped `run_as`:
+/// the workflow's `podMetadata` on it, the Workflow as its controller.
+pub fn workflow_pod(run_as: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "reduce-x7k2p-work-1234",
+            "labels": {"app": "reduce", "workflows.argoproj.io/workflow": "reduce-x7k2p"},
+            "annotations": {"homestead.dev/run-as": run_as, "workflows.argoproj.io/node-name": "reduce-x7k2p[1].fan.a"},
+            "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                "name": "reduce-x7k2p", "uid": "6b1a0a0c-1111-4c1e-9a57-1d6f1f0d2b3c", "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {
+            "serviceAccountName": "argo-workflow",
+            "restartPolicy": "Never",
+            "initContainers": [{"name": "init", "image": "quay.io/argoproj/argoexec:v3.6.2", "command": ["argoexec", "init"]}],
+            "containers": [
+                {"name": "wait", "image": "quay.io/argoproj/argoexec:v3.6.2", "command": ["argoexec", "wait"]},
+                {"name": "main", "image": "python:3.12", "command": ["/var/run/argo/argoexec", "emissary", "--", "python", "-c", "print(1)"]}
+            ]
+        }
+    })
+}

@@ -69,6 +69,10 @@ pub struct Config {
     /// Usernames whose pod creations are attributed by the `homestead.dev/run-as`
     /// annotation rather than by who they are (the built-in workload controllers).
     pub trusted_controllers: Vec<String>,
+    /// Usernames of Argo Workflows' workflow controller: trusted only for the pods of a
+    /// Workflow (owner reference) and the Workflows of a CronWorkflow, and then only for
+    /// the `homestead.dev/run-as` stamp homestead wrote into that Workflow.
+    pub workflow_controllers: Vec<String>,
     /// What a pod in a session namespace gets when neither a person nor a trusted
     /// controller created it.
     pub unattributed_pods: UnattributedPods,
@@ -203,6 +207,10 @@ pub const DEFAULT_TRUSTED_CONTROLLERS: &[&str] = &[
     "system:kube-controller-manager",
 ];
 
+/// The ServiceAccount Argo Workflows' workflow controller runs as when installed by its
+/// own manifests or chart (namespace `argo`).
+pub const DEFAULT_WORKFLOW_CONTROLLER: &str = "system:serviceaccount:argo:argo-workflow-controller";
+
 /// Groups whose members are cluster admins by default.
 pub const DEFAULT_ADMIN_GROUPS: &[&str] = &["system:masters"];
 
@@ -221,6 +229,7 @@ impl Default for Config {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            workflow_controllers: vec![DEFAULT_WORKFLOW_CONTROLLER.to_owned()],
             unattributed_pods: UnattributedPods::default(),
             security: SecurityConfig::default(),
             homestead_usernames: vec![DEFAULT_HOMESTEAD_USERNAME.to_owned()],
@@ -404,12 +413,14 @@ impl Config {
                 ));
             }
         }
-        for (i, name) in self.trusted_controllers.iter().enumerate() {
-            if name.trim().is_empty() {
-                problems.push(problem(
-                    &format!("trustedControllers[{i}]"),
-                    "is empty".into(),
-                ));
+        for (field, names) in [
+            ("trustedControllers", &self.trusted_controllers),
+            ("workflowControllers", &self.workflow_controllers),
+        ] {
+            for (i, name) in names.iter().enumerate() {
+                if name.trim().is_empty() {
+                    problems.push(problem(&format!("{field}[{i}]"), "is empty".into()));
+                }
             }
         }
         if self.homestead_usernames.is_empty() {
