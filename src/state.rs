@@ -3,9 +3,9 @@
 //! it lock-free on every request and never waits for the controller.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
+use tokio::sync::watch;
 
 use homestead_core::config::Config;
 use homestead_core::directory::Directory;
@@ -16,7 +16,7 @@ use crate::controller::pods::PodCache;
 #[derive(Debug)]
 pub struct DirectoryHandle {
     current: ArcSwap<Directory>,
-    synced: AtomicBool,
+    synced: watch::Sender<bool>,
 }
 
 impl DirectoryHandle {
@@ -24,7 +24,7 @@ impl DirectoryHandle {
     pub fn new() -> Self {
         Self {
             current: ArcSwap::from_pointee(Directory::default()),
-            synced: AtomicBool::new(false),
+            synced: watch::Sender::new(false),
         }
     }
 
@@ -48,12 +48,18 @@ impl DirectoryHandle {
 
     /// Records that the directory reflects a full sync of its sources.
     pub fn mark_synced(&self) {
-        self.synced.store(true, Ordering::Release);
+        self.synced.send_replace(true);
     }
 
     /// True once the directory reflects a full sync (readiness waits for this).
     pub fn is_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+        *self.synced.borrow()
+    }
+
+    /// Completes once the directory reflects a full sync of its sources.
+    pub async fn wait_synced(&self) {
+        // The sender lives in `self`, so the channel cannot close while this waits.
+        let _ = self.synced.subscribe().wait_for(|synced| *synced).await;
     }
 }
 

@@ -41,15 +41,6 @@ pub struct Caches {
 }
 
 impl Caches {
-    /// Completes once every cache has had its first full sync; an error if one stopped
-    /// before.
-    pub async fn ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.users.wait_until_ready().await?;
-        self.sessions.wait_until_ready().await?;
-        self.namespaces.wait_until_ready().await?;
-        self.claims.wait_until_ready().await
-    }
-
     /// Builds the directory from the caches' current contents; returns it with the number
     /// of objects it had to leave out.
     pub fn directory(&self, state: &SharedState) -> (Directory, usize) {
@@ -178,7 +169,13 @@ async fn rebuild_loop(
     metrics: Metrics,
     changed: Arc<Notify>,
 ) {
-    if caches.ready().await.is_err() {
+    let ready = async {
+        caches.users.wait_until_ready().await?;
+        caches.sessions.wait_until_ready().await?;
+        caches.namespaces.wait_until_ready().await?;
+        caches.claims.wait_until_ready().await
+    };
+    if ready.await.is_err() {
         tracing::error!("a cache stopped before its first sync");
         return;
     }

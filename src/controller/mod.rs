@@ -159,15 +159,11 @@ pub async fn run(
     ));
     let leader_tasks = Arc::new(leader_tasks);
     // Reconcilers plan from the caches (a Session's members are looked up among the cached
-    // Users): planning from a cache still filling would see members without Users.
+    // Users): planning from a cache still filling would see members without Users. The
+    // caches task marks the directory synced once every cache has had its first full sync.
     tokio::select! {
         _ = token.cancelled() => {}
-        ready = caches.ready() => {
-            if ready.is_err() {
-                tracing::error!("a cache stopped before its first sync; reconciling does not start");
-                token.cancelled().await;
-            }
-        }
+        _ = state.directory.wait_synced() => {}
     }
     loop {
         // Follow until we lead (or shut down).
