@@ -60,7 +60,7 @@ pub struct Context {
     /// Controller metrics.
     pub metrics: Metrics,
     /// What exists of the objects made for Users, and for Sessions.
-    live: [Live; 2],
+    live: [Live; 3],
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -79,7 +79,11 @@ impl Context {
             users,
             recorder,
             metrics,
-            live: [Live::new(WATCHED_KINDS), Live::new(WATCHED_KINDS)],
+            live: [
+                Live::new(WATCHED_KINDS),
+                Live::new(WATCHED_KINDS),
+                Live::new(WATCHED_KINDS),
+            ],
             failures: Mutex::default(),
         }
     }
@@ -89,6 +93,7 @@ impl Context {
         match kind {
             OwnerKind::User => &self.live[0],
             OwnerKind::Session => &self.live[1],
+            OwnerKind::Project => &self.live[2],
         }
     }
 
