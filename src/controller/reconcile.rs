@@ -139,6 +139,27 @@ pub trait Owned:
     ) -> Result<DesiredObjects, DesiredObjectsError>;
     /// The namespace it manages, if one can be named.
     fn namespace_name(&self, config: &Config) -> Option<String>;
+    /// Every namespace it manages (a Project's child namespaces too).
+    fn namespace_names(&self, config: &Config) -> Vec<String> {
+        self.namespace_name(config).into_iter().collect()
+    }
+    /// Status fields besides the common ones, as a reconcile of `plan` writes them (a
+    /// Project's gid and member count), and as they are now; `Null` for neither.
+    fn extra_status(
+        &self,
+        _plan: Option<&DesiredObjects>,
+    ) -> (serde_json::Value, serde_json::Value) {
+        (serde_json::Value::Null, serde_json::Value::Null)
+    }
+    /// True when it may take over an existing namespace homestead did not create for it,
+    /// whose labels are `labels` (a Project with `spec.adopt`).
+    fn may_adopt(&self, _labels: Option<&BTreeMap<String, String>>) -> bool {
+        false
+    }
+    /// True when deleting it keeps its namespaces: homestead lets go of them instead.
+    fn keeps_namespaces(&self) -> bool {
+        false
+    }
 }
 
 fn owner_of<K: Owned>(obj: &K) -> Owner {
@@ -230,39 +251,49 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
                 reason: "InvalidSpec",
                 message: e.to_string(),
             };
-            if write_status(&*obj, ctx, None, &outcome).await? {
+            if write_status(&*obj, ctx, None, &outcome, None).await? {
                 publish(ctx, &*obj, EventType::Warning, "InvalidSpec", e.to_string()).await;
             }
             return Ok(Action::await_change());
         }
     };
     // A namespace homestead made for this owner is in the live copies; any other one is
-    // looked up (it may exist without being homestead's).
-    let namespace_key = ObjectKey {
-        kind: Kind::Namespace,
-        namespace: None,
-        name: plan.namespace.clone(),
-    };
-    let existing = match live.get_as::<Namespace>(&namespace_key) {
-        Some(ns) => Some(ns),
-        None => {
-            Api::<Namespace>::all(ctx.client.clone())
-                .get_opt(&plan.namespace)
-                .await?
-        }
-    };
-    if let Some(existing) = existing {
-        if !owner.created(existing.metadata.labels.as_ref()) {
+    // looked up (it may exist without being homestead's). Every planned namespace is
+    // checked (a Project's child namespaces too).
+    let planned: Vec<String> = plan
+        .objects
+        .iter()
+        .filter(|o| o.kind() == Kind::Namespace)
+        .map(|o| o.key().name)
+        .collect();
+    for name in &planned {
+        let namespace_key = ObjectKey {
+            kind: Kind::Namespace,
+            namespace: None,
+            name: name.clone(),
+        };
+        let existing = match live.get_as::<Namespace>(&namespace_key) {
+            Some(ns) => Some(ns),
+            None => {
+                Api::<Namespace>::all(ctx.client.clone())
+                    .get_opt(name)
+                    .await?
+            }
+        };
+        let Some(existing) = existing else {
+            continue;
+        };
+        let labels = existing.metadata.labels.as_ref();
+        if !owner.created(labels) && !obj.may_adopt(labels) {
             let outcome = Outcome::NamespaceNotOwned;
-            if write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await? {
+            if write_status(&*obj, ctx, Some(name), &outcome, None).await? {
                 publish(
                     ctx,
                     &*obj,
                     EventType::Warning,
                     "NamespaceNotOwned",
                     format!(
-                        "namespace {} exists and was not created by homestead; it is not adopted",
-                        plan.namespace
+                        "namespace {name} exists and was not created by homestead; it is not adopted"
                     ),
                 )
                 .await;
@@ -277,7 +308,14 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     let storage = keep_existing_storage(&mut plan, |key| live.get(key));
     let generation = obj.meta().generation;
     if should_mark_deploying(obj.status(), generation) {
-        write_status(&*obj, ctx, Some(&plan.namespace), &Outcome::Deploying).await?;
+        write_status(
+            &*obj,
+            ctx,
+            Some(&plan.namespace),
+            &Outcome::Deploying,
+            Some(&plan),
+        )
+        .await?;
     }
 
     let mut failures = Vec::new();
@@ -335,7 +373,7 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
             reason: "ApplyFailed",
             message: message.clone(),
         };
-        if write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await? {
+        if write_status(&*obj, ctx, Some(&plan.namespace), &outcome, Some(&plan)).await? {
             publish(ctx, &*obj, EventType::Warning, "ApplyFailed", message).await;
         }
         return Err(error);
@@ -351,7 +389,7 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
         problems: plan.problems.clone(),
         storage: storage.clone(),
     };
-    write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await?;
+    write_status(&*obj, ctx, Some(&plan.namespace), &outcome, Some(&plan)).await?;
     if was != Some(Phase::Deployed) {
         publish(
             ctx,
@@ -378,64 +416,87 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
 async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     let owner = owner_of(&*obj);
     let namespace = obj.namespace_name(&ctx.config);
-    write_status(&*obj, ctx, namespace.as_deref(), &Outcome::Deleting).await?;
-    let Some(namespace) = namespace else {
+    write_status(&*obj, ctx, namespace.as_deref(), &Outcome::Deleting, None).await?;
+    let all = obj.namespace_names(&ctx.config);
+    if obj.keeps_namespaces() {
+        super::project::let_go(ctx, &all).await?;
+        publish(
+            ctx,
+            &*obj,
+            EventType::Normal,
+            "NamespaceKept",
+            format!(
+                "let go of namespace(s) {}: homestead's labels and RoleBindings removed, nothing in them deleted",
+                all.join(", ")
+            ),
+        )
+        .await;
         return Ok(Action::await_change());
-    };
+    }
     if !ctx.config.controller.delete_namespaces {
-        tracing::info!(%namespace, "keeping the namespace (deleteNamespaces is off)");
+        tracing::info!(namespaces = ?all, "keeping the namespace (deleteNamespaces is off)");
         return Ok(Action::await_change());
     }
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    match namespaces.get_opt(&namespace).await? {
-        Some(ns)
-            if owner.created(ns.metadata.labels.as_ref())
-                && ns.metadata.deletion_timestamp.is_none() =>
-        {
-            match namespaces
-                .delete(&namespace, &DeleteParams::default())
-                .await
+    for namespace in all {
+        match namespaces.get_opt(&namespace).await? {
+            Some(ns)
+                if owner.created(ns.metadata.labels.as_ref())
+                    && ns.metadata.deletion_timestamp.is_none() =>
             {
-                Ok(_) => {}
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(e) => return Err(e.into()),
+                match namespaces
+                    .delete(&namespace, &DeleteParams::default())
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(status)) if status.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+                publish(
+                    ctx,
+                    &*obj,
+                    EventType::Normal,
+                    "NamespaceDeleted",
+                    format!("deleted namespace {namespace}; persistent volumes are kept"),
+                )
+                .await;
             }
-            publish(
-                ctx,
-                &*obj,
-                EventType::Normal,
-                "NamespaceDeleted",
-                format!("deleted namespace {namespace}; persistent volumes are kept"),
-            )
-            .await;
+            Some(ns) if owner.created(ns.metadata.labels.as_ref()) => {}
+            Some(_) => {
+                tracing::info!(%namespace, "not deleting a namespace homestead did not create");
+            }
+            None => {}
         }
-        Some(ns) if owner.created(ns.metadata.labels.as_ref()) => {}
-        Some(_) => {
-            tracing::info!(%namespace, "not deleting a namespace homestead did not create");
-        }
-        None => {}
     }
     Ok(Action::await_change())
 }
 
 /// Writes the status for `outcome` unless it is already there. Returns true on a write.
+/// `plan`, when there is one, gives the kind's extra status fields ([`Owned::extra_status`]).
 async fn write_status<K: Owned>(
     obj: &K,
     ctx: &Context,
     namespace: Option<&str>,
     outcome: &Outcome,
+    plan: Option<&DesiredObjects>,
 ) -> Result<bool, Error> {
     let now = Time(Timestamp::now());
     let current = obj.status();
     let next = next_status(current, obj.meta().generation, namespace, outcome, &now);
-    if current == Some(&next) {
+    let (extra, current_extra) = obj.extra_status(plan);
+    if current == Some(&next) && extra == current_extra {
         return Ok(false);
+    }
+    let mut status = serde_json::to_value(&next)
+        .map_err(|e| Error::Serialize(format!("status of {}", obj.name_any()), e))?;
+    if let (Some(status), serde_json::Value::Object(extra)) = (status.as_object_mut(), extra) {
+        status.extend(extra);
     }
     let api: Api<K> = Api::all(ctx.client.clone());
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
-        "status": next,
+        "status": status,
     });
     api.patch_status(
         &obj.name_any(),
