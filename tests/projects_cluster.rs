@@ -198,3 +198,119 @@ async fn a_project_is_shared_and_unshared_and_kept_on_delete() {
     let ours = configs.get("homestead-project").await.expect("kept");
     assert!(ours.metadata.owner_references.is_none(), "let go");
 }
+
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn a_project_adopts_an_existing_namespace_and_keeps_it_on_delete() {
+    let cluster = Cluster::exclusive().await;
+    let serve = cluster.serve(ServeOptions::default()).await;
+    serve.register_webhooks(&cluster).await;
+    let admin = cluster.admin.clone();
+    let ada = cluster.user("pa-ada", &[]).await;
+
+    // A team's namespace with a ConfigMap in it, made before homestead knew of it.
+    let ns = cluster.name("team");
+    cluster.delete_on_drop::<Namespace>(None, &ns);
+    Api::<Namespace>::all(admin.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns, "labels": {"team": "mx"}}}))
+                .expect("namespace"),
+        )
+        .await
+        .expect("create namespace");
+    let configs: Api<ConfigMap> = Api::namespaced(admin.clone(), &ns);
+    configs
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "notes"}, "data": {"a": "b"}}))
+                .expect("cm"),
+        )
+        .await
+        .expect("a ConfigMap of the team's");
+
+    // Without adopt, it is not taken.
+    let name = cluster.name("pa");
+    cluster.delete_on_drop::<Project>(None, &name);
+    cluster.delete_labelled_on_drop::<PersistentVolume>(&format!("{LABEL_PROJECT}={name}"));
+    let projects = Api::<Project>::all(admin.clone());
+    apply_project(
+        &cluster,
+        &name,
+        json!({"owner": ada.username, "namespace": ns, "deletionPolicy": "Keep"}),
+    )
+    .await;
+    let failed = wait_phase(&projects, &name, Phase::Failed).await;
+    let reason = failed
+        .status
+        .and_then(|s| s.common.reason)
+        .unwrap_or_default();
+    assert!(reason.contains("not created by homestead"), "{reason}");
+
+    // With adopt, it is: labelled, bound, and the ConfigMap is as it was.
+    apply_project(
+        &cluster,
+        &name,
+        json!({"owner": ada.username, "namespace": ns, "adopt": true, "deletionPolicy": "Keep"}),
+    )
+    .await;
+    wait_phase(&projects, &name, Phase::Deployed).await;
+    let labels = Api::<Namespace>::all(admin.clone())
+        .get(&ns)
+        .await
+        .expect("namespace")
+        .metadata
+        .labels
+        .unwrap_or_default();
+    assert_eq!(labels.get(LABEL_PROJECT), Some(&name));
+    assert_eq!(
+        labels.get("team").map(String::as_str),
+        Some("mx"),
+        "its own labels stay"
+    );
+    let bindings = Api::<RoleBinding>::namespaced(admin.clone(), &ns);
+    assert!(
+        bindings
+            .get_opt("homestead-project-admin")
+            .await
+            .expect("read")
+            .is_some()
+    );
+    let notes = configs.get("notes").await.expect("notes");
+    assert!(notes.metadata.owner_references.is_none());
+    assert_eq!(
+        notes.data.unwrap_or_default().get("a").map(String::as_str),
+        Some("b")
+    );
+
+    // Deleted with Keep: the namespace and the ConfigMap are there and no longer managed.
+    projects
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete Project");
+    eventually("Project gone", WAIT, || {
+        let projects = projects.clone();
+        let name = name.clone();
+        async move { matches!(projects.get_opt(&name).await, Ok(None)).then_some(()) }
+    })
+    .await;
+    let namespace = Api::<Namespace>::all(admin.clone())
+        .get(&ns)
+        .await
+        .expect("the namespace is kept");
+    assert!(namespace.metadata.deletion_timestamp.is_none());
+    let labels = namespace.metadata.labels.unwrap_or_default();
+    assert!(
+        !labels.contains_key(LABEL_MANAGED) && !labels.contains_key(LABEL_PROJECT),
+        "{labels:?}"
+    );
+    assert_eq!(labels.get("team").map(String::as_str), Some("mx"));
+    assert!(configs.get_opt("notes").await.expect("read").is_some());
+    assert!(
+        bindings
+            .get_opt("homestead-project-admin")
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
