@@ -289,7 +289,9 @@ fn project(name: &str, spec: Value) -> Value {
 fn projects_are_checked() {
     let fx = fixture();
     let create = |object| request("CREATE", "", "admin", object);
-    let table: Vec<(&str, Value, Result<(), (&str, &str)>)> = vec![
+    // Ok, or the denial's reason code and a word its message names.
+    type Want = Result<(), (&'static str, &'static str)>;
+    let table: Vec<(&str, Value, Want)> = vec![
         (
             "a good project",
             project(

@@ -80,9 +80,9 @@ async fn a_project_is_shared_and_unshared_and_kept_on_delete() {
         .get("homestead-project-admin")
         .await
         .expect("admin");
-    assert_eq!(subjects(&owner), [ada.username.clone()]);
+    assert_eq!(subjects(&owner), std::slice::from_ref(&ada.username));
     let edit = bindings.get("homestead-project-edit").await.expect("edit");
-    assert_eq!(subjects(&edit), [bob.username.clone()]);
+    assert_eq!(subjects(&edit), std::slice::from_ref(&bob.username));
 
     // bob's pod runs as bob, with the project gid (ada's, as spec.gid is unset).
     let member = client_as(&bob.username).await;
