@@ -74,7 +74,11 @@ mod tests {
         }
         assert_eq!(
             crds().iter().map(crd_file_name).collect::<Vec<_>>(),
-            ["users.homestead.dev.yaml", "sessions.homestead.dev.yaml"]
+            [
+                "users.homestead.dev.yaml",
+                "sessions.homestead.dev.yaml",
+                "projects.homestead.dev.yaml"
+            ]
         );
     }
 }
