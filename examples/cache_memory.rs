@@ -209,6 +209,7 @@ fn main() {
     let caches = Caches {
         users: users_store,
         sessions: sessions_store,
+        projects: reflector::store::<homestead_core::resources::Project>().0,
         namespaces,
         claims,
     };

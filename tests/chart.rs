@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use homestead::webhooks::{WebhookArgs, WebhookSettings};
 use homestead_core::config::Config;
-use homestead_core::resources::{Session, User};
+use homestead_core::resources::{Project, Session, User};
 use homestead_core::webhooks::{self, normalize_mutating, normalize_validating};
 
 fn root() -> PathBuf {
@@ -182,7 +182,7 @@ fn crds_in(dir: &Path) -> BTreeMap<String, Value> {
 }
 
 fn code_crds() -> BTreeMap<String, Value> {
-    [User::crd(), Session::crd()]
+    [User::crd(), Session::crd(), Project::crd()]
         .into_iter()
         .map(|crd| {
             let name = crd.metadata.name.clone().expect("name");
@@ -300,9 +300,16 @@ fn rbac_grants_no_wildcard_and_only_what_homestead_uses() {
                         .flatten()
                         .map(String::as_str)
                         .collect();
-                    let mut want: BTreeSet<&str> = BTreeSet::from(["edit"]);
+                    // The project roles' ClusterRoles (admin, edit, view by default) too.
+                    let mut want: BTreeSet<&str> = BTreeSet::from(["admin", "edit", "view"]);
                     if scenario == "custom roles" {
-                        want = BTreeSet::from(["argo-workflow", "edit", "homestead-user", "view"]);
+                        want = BTreeSet::from([
+                            "admin",
+                            "argo-workflow",
+                            "edit",
+                            "homestead-user",
+                            "view",
+                        ]);
                     }
                     assert_eq!(names, want, "{scenario}: bind resourceNames");
                 }

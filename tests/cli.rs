@@ -93,7 +93,11 @@ fn crds_prints_the_committed_crds() {
     let output = homestead(&["crds"], b"");
     assert_exit(&output, 0);
     let mut want = String::new();
-    for file in ["users.homestead.dev.yaml", "sessions.homestead.dev.yaml"] {
+    for file in [
+        "users.homestead.dev.yaml",
+        "sessions.homestead.dev.yaml",
+        "projects.homestead.dev.yaml",
+    ] {
         want.push_str(
             &std::fs::read_to_string(repo("manifests/crds").join(file)).expect("committed CRD"),
         );

@@ -1,6 +1,6 @@
 //! The directory: who owns which managed namespace, who is a member of what, which dataset
-//! claims each namespace has. Built from `User`, `Session` and `PersistentVolumeClaim`
-//! objects — read from a file offline, or from the controller's caches in a cluster — and
+//! claims each namespace has. Built from `User`, `Session`, `Project` and
+//! `PersistentVolumeClaim` objects — read from a file offline, or from the controller's caches in a cluster — and
 //! then only read, by every admission request, without locks or I/O.
 
 use std::collections::{HashMap, HashSet};
@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::config::Config;
 use crate::names::{self, LABEL_DATASET};
-use crate::resources::{Session, SessionSpec, User, UserSpec};
+use crate::resources::{Project, Session, SessionSpec, User, UserSpec};
 use crate::template::Value;
 
 /// A person as admission sees them.
@@ -59,6 +59,38 @@ impl SessionEntry {
     }
 }
 
+/// A project as admission sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectEntry {
+    /// `metadata.name`.
+    pub name: String,
+    /// The project namespace, then its child namespaces.
+    pub namespaces: Vec<String>,
+    /// The project gid (`spec.gid`, else the owner's primary gid).
+    pub gid: i64,
+    /// The owner's username.
+    pub owner: String,
+    /// Every person with a role, by username: the owner with the owner role, then the
+    /// members (a member listed twice keeps the first role; the owner keeps the owner's).
+    pub roles: Vec<(String, String)>,
+    /// The role every User has, when the project is shared with all users.
+    pub all_users: Option<String>,
+    /// The project has a project volume (`spec.storage`).
+    pub storage: bool,
+}
+
+impl ProjectEntry {
+    /// The role of `username`: their own, else the all-users role. The caller checks that
+    /// the person is a User.
+    pub fn role_of(&self, username: &str) -> Option<&str> {
+        self.roles
+            .iter()
+            .find(|(u, _)| u == username)
+            .map(|(_, r)| r.as_str())
+            .or(self.all_users.as_deref())
+    }
+}
+
 /// Who a managed namespace belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NamespaceOwner {
@@ -66,6 +98,19 @@ pub enum NamespaceOwner {
     User(Arc<UserEntry>),
     /// A session namespace.
     Session(Arc<SessionEntry>),
+    /// A project namespace (or one of its child namespaces).
+    Project(Arc<ProjectEntry>),
+}
+
+impl NamespaceOwner {
+    /// `User/<name>`, `Session/<name>` or `Project/<name>`.
+    pub fn object(&self) -> String {
+        match self {
+            NamespaceOwner::User(u) => format!("User/{}", u.name),
+            NamespaceOwner::Session(s) => format!("Session/{}", s.name),
+            NamespaceOwner::Project(p) => format!("Project/{}", p.name),
+        }
+    }
 }
 
 /// A dataset claim of a namespace.
@@ -117,6 +162,8 @@ pub struct DirectoryObjects {
     pub sessions: Vec<Session>,
     /// PersistentVolumeClaims (dataset claims are those labelled `homestead.dev/dataset`).
     pub claims: Vec<PersistentVolumeClaim>,
+    /// Projects.
+    pub projects: Vec<Project>,
 }
 
 impl DirectoryObjects {
@@ -153,7 +200,10 @@ impl DirectoryObjects {
             "PersistentVolumeClaim" => self
                 .claims
                 .push(serde_json::from_value(document).map_err(describe)?),
-            "List" | "UserList" | "SessionList" | "PersistentVolumeClaimList" => {
+            "Project" => self
+                .projects
+                .push(serde_json::from_value(document).map_err(describe)?),
+            "List" | "UserList" | "SessionList" | "ProjectList" | "PersistentVolumeClaimList" => {
                 let items = match document {
                     serde_json::Value::Object(mut map) => map.remove("items"),
                     _ => None,
@@ -168,7 +218,7 @@ impl DirectoryObjects {
             "" => return Err("has no kind".into()),
             other => {
                 return Err(format!(
-                    "kind {other} is not one of User, Session, PersistentVolumeClaim, List"
+                    "kind {other} is not one of User, Session, Project, PersistentVolumeClaim, List"
                 ));
             }
         }
@@ -184,9 +234,11 @@ pub struct Directory {
     names: HashMap<String, Arc<UserEntry>>,
     /// Users by uid (the first by object name, when the directory has a clash).
     uids: HashMap<i64, Arc<UserEntry>>,
+    /// Users by primary gid (the first by object name).
+    gids: HashMap<i64, Arc<UserEntry>>,
     namespaces: HashMap<String, NamespaceOwner>,
-    /// Every namespace a User or Session renders, managed yet or not: `User/<name>` or
-    /// `Session/<name>`.
+    /// Every namespace a User, Session or Project renders, managed yet or not:
+    /// `User/<name>`, `Session/<name>` or `Project/<name>`.
     holders: HashMap<String, String>,
     datasets: HashMap<String, Vec<Dataset>>,
 }
@@ -231,14 +283,57 @@ pub fn session_value<'a>(
     }
 }
 
+/// The namespace a project manages: `spec.namespace`, else the configured template.
+pub fn project_namespace(config: &Config, project: &Project) -> String {
+    if let Some(ns) = &project.spec.namespace {
+        return ns.clone();
+    }
+    let name = project.name_any();
+    config.namespaces.project.render(|key| match key {
+        "name" => Some(Value::Text(&name)),
+        other => config.variable(other),
+    })
+}
+
+/// The child namespace `child` of the project namespace `namespace`.
+pub fn child_namespace(namespace: &str, child: &str) -> String {
+    format!("{namespace}-{child}")
+}
+
+/// Every namespace a project manages: its namespace, then each child namespace.
+pub fn project_namespaces(config: &Config, project: &Project) -> Vec<String> {
+    let namespace = project_namespace(config, project);
+    let mut all = vec![namespace.clone()];
+    all.extend(
+        project
+            .spec
+            .child_namespaces
+            .iter()
+            .map(|c| child_namespace(&namespace, c)),
+    );
+    all
+}
+
 impl Directory {
-    /// Builds the directory. `managed` is the set of namespaces labelled
-    /// `homestead.dev/managed=true` in a cluster; `None` (offline) trusts the templates.
-    /// Objects that cannot be used are left out and reported; the rest still count.
+    /// Builds the directory without Projects; see [`Directory::build_with_projects`].
     pub fn build<'a>(
         config: &Config,
         users: impl IntoIterator<Item = &'a User>,
         sessions: impl IntoIterator<Item = &'a Session>,
+        claims: impl IntoIterator<Item = &'a PersistentVolumeClaim>,
+        managed: Option<&HashSet<String>>,
+    ) -> (Self, Vec<DirectoryProblem>) {
+        Self::build_with_projects(config, users, sessions, [], claims, managed)
+    }
+
+    /// Builds the directory. `managed` is the set of namespaces labelled
+    /// `homestead.dev/managed=true` in a cluster; `None` (offline) trusts the templates.
+    /// Objects that cannot be used are left out and reported; the rest still count.
+    pub fn build_with_projects<'a>(
+        config: &Config,
+        users: impl IntoIterator<Item = &'a User>,
+        sessions: impl IntoIterator<Item = &'a Session>,
+        projects: impl IntoIterator<Item = &'a Project>,
         claims: impl IntoIterator<Item = &'a PersistentVolumeClaim>,
         managed: Option<&HashSet<String>>,
     ) -> (Self, Vec<DirectoryProblem>) {
@@ -276,6 +371,7 @@ impl Directory {
                     }
                     dir.names.insert(entry.name.clone(), entry.clone());
                     dir.uids.entry(entry.uid).or_insert_with(|| entry.clone());
+                    dir.gids.entry(entry.gid).or_insert_with(|| entry.clone());
                     dir.users.insert(entry.username.clone(), entry);
                 }
             }
@@ -299,6 +395,33 @@ impl Directory {
                     {
                         problems.push(DirectoryProblem { object, reason });
                     }
+                }
+            }
+        }
+
+        let mut projects: Vec<&Project> = projects.into_iter().collect();
+        projects.sort_by_key(|p| p.name_any());
+        for project in projects {
+            let object = format!("Project/{}", project.name_any());
+            let entry = match project_entry(config, &dir, project) {
+                Ok(entry) => Arc::new(entry),
+                Err(reason) => {
+                    problems.push(DirectoryProblem { object, reason });
+                    continue;
+                }
+            };
+            for namespace in &entry.namespaces {
+                dir.holders
+                    .entry(namespace.clone())
+                    .or_insert_with(|| object.clone());
+                if is_managed(namespace)
+                    && let Err(reason) =
+                        dir.claim(namespace, NamespaceOwner::Project(entry.clone()))
+                {
+                    problems.push(DirectoryProblem {
+                        object: object.clone(),
+                        reason,
+                    });
                 }
             }
         }
@@ -348,10 +471,11 @@ impl Directory {
         text: &str,
     ) -> Result<(Self, Vec<DirectoryProblem>), DirectoryError> {
         let objects = DirectoryObjects::from_yaml(text)?;
-        Ok(Self::build(
+        Ok(Self::build_with_projects(
             config,
             &objects.users,
             &objects.sessions,
+            &objects.projects,
             &objects.claims,
             None,
         ))
@@ -359,10 +483,7 @@ impl Directory {
 
     fn claim(&mut self, namespace: &str, owner: NamespaceOwner) -> Result<(), String> {
         if let Some(existing) = self.namespaces.get(namespace) {
-            let by = match existing {
-                NamespaceOwner::User(u) => format!("User/{}", u.name),
-                NamespaceOwner::Session(s) => format!("Session/{}", s.name),
-            };
+            let by = existing.object();
             return Err(format!(
                 "namespace {namespace:?} is already managed by {by}"
             ));
@@ -391,8 +512,13 @@ impl Directory {
         self.uids.get(&uid)
     }
 
-    /// The User or Session (`User/<name>`, `Session/<name>`) whose namespace is
-    /// `namespace`, managed yet or not.
+    /// The user whose primary gid is `gid`, if any.
+    pub fn user_with_gid(&self, gid: i64) -> Option<&Arc<UserEntry>> {
+        self.gids.get(&gid)
+    }
+
+    /// The User, Session or Project (`User/<name>`, `Session/<name>`, `Project/<name>`)
+    /// whose namespace is `namespace`, managed yet or not.
     pub fn namespace_holder(&self, namespace: &str) -> Option<&str> {
         self.holders.get(namespace).map(String::as_str)
     }
@@ -474,6 +600,46 @@ fn session_entry(config: &Config, session: &Session) -> Result<SessionEntry, Str
             .default_member
             .clone()
             .or_else(|| spec.members.first().cloned()),
+    })
+}
+
+fn project_entry(
+    config: &Config,
+    dir: &Directory,
+    project: &Project,
+) -> Result<ProjectEntry, String> {
+    let spec = &project.spec;
+    let gid = match spec.gid {
+        Some(gid) if gid <= 0 => return Err(format!("spec.gid {gid} must be positive")),
+        Some(gid) => gid,
+        None => match dir.user(&spec.owner) {
+            Some(owner) => owner.gid,
+            None => {
+                return Err(format!(
+                    "the owner {:?} has no User, so the project has no gid",
+                    spec.owner
+                ));
+            }
+        },
+    };
+    let namespaces = project_namespaces(config, project);
+    if let Some(bad) = namespaces.iter().find(|ns| !names::is_dns1123_label(ns)) {
+        return Err(format!("namespace {bad:?} is not a valid namespace name"));
+    }
+    let mut roles = vec![(spec.owner.clone(), config.projects.owner_role.clone())];
+    for member in &spec.members {
+        if !roles.iter().any(|(u, _)| *u == member.username) {
+            roles.push((member.username.clone(), member.role.clone()));
+        }
+    }
+    Ok(ProjectEntry {
+        name: project.name_any(),
+        namespaces,
+        gid,
+        owner: spec.owner.clone(),
+        roles,
+        all_users: spec.all_users.as_ref().map(|a| a.role.clone()),
+        storage: spec.storage.is_some(),
     })
 }
 

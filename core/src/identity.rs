@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::argo;
 use crate::config::{Config, UnattributedPods};
 use crate::denial::Denial;
-use crate::directory::{Directory, NamespaceOwner, SessionEntry, UserEntry};
+use crate::directory::{Directory, NamespaceOwner, ProjectEntry, SessionEntry, UserEntry};
 use crate::names;
 use crate::review::Webhook;
 use crate::workload::PodKind;
@@ -89,6 +89,8 @@ pub fn acts_for(
                 config.unattributed_pods == UnattributedPods::DefaultMember
                     && session.default_member.as_deref() == Some(runs_as)
             }
+            // A project has no default member: only people act for themselves.
+            NamespaceOwner::Project(_) => false,
         },
     }
 }
@@ -100,6 +102,8 @@ pub struct Identity {
     pub user: Arc<UserEntry>,
     /// The session, in a session namespace.
     pub session: Option<Arc<SessionEntry>>,
+    /// The project, in a project namespace.
+    pub project: Option<Arc<ProjectEntry>>,
     /// The namespace.
     pub namespace: String,
     /// `runAsGroup` and `fsGroup`: the user's gid, or the session gid.
@@ -117,26 +121,37 @@ impl Identity {
         namespace: &str,
         owner: &NamespaceOwner,
     ) -> Result<Self, Denial> {
-        let (gid, mut groups, session, private_claim) = match owner {
+        // In a shared namespace (session or project) a person keeps their own groups and
+        // gains the shared gid, and their private data is their own claim there.
+        let shared = |gid: i64| -> Result<(Vec<i64>, String), Denial> {
+            let mut groups = Vec::with_capacity(user.supplemental_groups.len() + 2);
+            groups.push(user.gid);
+            groups.extend_from_slice(&user.supplemental_groups);
+            groups.push(gid);
+            let claim = names::session_private_claim(&user.username).map_err(|e| {
+                Denial::new(
+                    "invalid_object",
+                    "",
+                    format!("user {:?} has no private claim: {e}", user.username),
+                )
+            })?;
+            Ok((groups, claim))
+        };
+        let (gid, mut groups, session, project, private_claim) = match owner {
             NamespaceOwner::User(_) => (
                 user.gid,
                 user.supplemental_groups.clone(),
                 None,
+                None,
                 names::VOLUME_PRIVATE.to_owned(),
             ),
             NamespaceOwner::Session(s) => {
-                let mut groups = Vec::with_capacity(user.supplemental_groups.len() + 2);
-                groups.push(user.gid);
-                groups.extend_from_slice(&user.supplemental_groups);
-                groups.push(s.gid);
-                let claim = names::session_private_claim(&user.username).map_err(|e| {
-                    Denial::new(
-                        "invalid_object",
-                        "",
-                        format!("user {:?} has no private claim: {e}", user.username),
-                    )
-                })?;
-                (s.gid, groups, Some(s.clone()), claim)
+                let (groups, claim) = shared(s.gid)?;
+                (s.gid, groups, Some(s.clone()), None, claim)
+            }
+            NamespaceOwner::Project(p) => {
+                let (groups, claim) = shared(p.gid)?;
+                (p.gid, groups, None, Some(p.clone()), claim)
             }
         };
         groups.sort_unstable();
@@ -144,6 +159,7 @@ impl Identity {
         Ok(Self {
             user,
             session,
+            project,
             namespace: namespace.to_owned(),
             gid,
             supplemental_groups: groups,
@@ -278,20 +294,53 @@ pub fn resolve(
             }
             &user.username
         }
-        NamespaceOwner::Session(session) => match who.old_run_as {
-            None => created_by(config, namespace, session, who)?,
-            Some(old) => changed_by(config, namespace, owner, session, who, old)?,
-        },
+        NamespaceOwner::Session(session) => {
+            let shared = Shared::session(session);
+            match who.old_run_as {
+                None => created_by(config, namespace, &shared, who)?,
+                Some(old) => changed_by(config, namespace, owner, &shared, who, old)?,
+            }
+        }
+        NamespaceOwner::Project(_) => {
+            let shared = Shared::PROJECT;
+            match who.old_run_as {
+                None => created_by(config, namespace, &shared, who)?,
+                Some(old) => changed_by(config, namespace, owner, &shared, who, old)?,
+            }
+        }
     };
-    let user = checked_user(directory, owner, username)?;
+    let user = checked_user(config, directory, owner, username)?;
     Identity::new(user, namespace, owner)
 }
 
-/// The member a new pod or template in a session namespace runs as.
+/// What the rules of a namespace shared by members (a session's or a project's) need to
+/// know about it.
+struct Shared<'a> {
+    /// `session` or `project`, for messages.
+    what: &'static str,
+    /// The member unattributed pods run as (sessions only, when configured).
+    default_member: Option<&'a str>,
+}
+
+impl<'a> Shared<'a> {
+    const PROJECT: Shared<'static> = Shared {
+        what: "project",
+        default_member: None,
+    };
+
+    fn session(session: &'a SessionEntry) -> Self {
+        Shared {
+            what: "session",
+            default_member: session.default_member.as_deref(),
+        }
+    }
+}
+
+/// The member a new pod or template in a session or project namespace runs as.
 fn created_by<'a>(
     config: &Config,
     namespace: &str,
-    session: &'a SessionEntry,
+    session: &Shared<'a>,
     who: &Attribution<'a>,
 ) -> Result<&'a str, Denial> {
     match who.requester {
@@ -346,7 +395,7 @@ fn created_by<'a>(
             None => unattributed(config, namespace, session, who),
             Some(run_as) => {
                 let defaulted = config.unattributed_pods == UnattributedPods::DefaultMember
-                    && session.default_member.as_deref() == Some(run_as);
+                    && session.default_member == Some(run_as);
                 if defaulted {
                     Ok(run_as)
                 } else {
@@ -370,7 +419,7 @@ fn changed_by<'a>(
     config: &Config,
     namespace: &str,
     owner: &NamespaceOwner,
-    session: &'a SessionEntry,
+    session: &Shared<'a>,
     who: &Attribution<'a>,
     old: Option<&'a str>,
 ) -> Result<&'a str, Denial> {
@@ -429,11 +478,11 @@ fn changed_by<'a>(
 fn unattributed<'a>(
     config: &Config,
     namespace: &str,
-    session: &'a SessionEntry,
+    session: &Shared<'a>,
     who: &Attribution<'_>,
 ) -> Result<&'a str, Denial> {
     if config.unattributed_pods == UnattributedPods::DefaultMember
-        && let Some(member) = session.default_member.as_deref()
+        && let Some(member) = session.default_member
     {
         return Ok(member);
     }
@@ -451,12 +500,17 @@ fn unattributed<'a>(
     Err(Denial::new(
         "unattributed",
         RUN_AS_FIELD,
-        format!("cannot tell which member of session namespace {namespace} this runs as: {why}"),
+        format!(
+            "cannot tell which member of {} namespace {namespace} this runs as: {why}",
+            session.what
+        ),
     ))
 }
 
-/// The directory user behind `username`, refused when unknown, disabled or not a member.
+/// The directory user behind `username`, refused when unknown, disabled or not a member
+/// (in a project: without a role that runs pods).
 fn checked_user(
+    config: &Config,
     directory: &Directory,
     owner: &NamespaceOwner,
     username: &str,
@@ -486,6 +540,29 @@ fn checked_user(
                 session.name, session.namespace
             ),
         ));
+    }
+    if let NamespaceOwner::Project(project) = owner {
+        let namespace = project.namespaces.first().map_or("", String::as_str);
+        let Some(role) = project.role_of(username) else {
+            return Err(Denial::new(
+                "not_member",
+                "",
+                format!(
+                    "user {username:?} is not a member of project {} (namespace {namespace})",
+                    project.name
+                ),
+            ));
+        };
+        if !config.projects.role(role).is_some_and(|r| r.runs_pods) {
+            return Err(Denial::new(
+                "role_runs_no_pods",
+                "",
+                format!(
+                    "user {username:?} is a member of project {} with role {role:?}, which does not run pods",
+                    project.name
+                ),
+            ));
+        }
     }
     Ok(user.clone())
 }

@@ -92,6 +92,22 @@ impl MutationPlan {
             });
             env.push((names::ENV_DATA_DIR, path));
         }
+        // The project volume is a claim of the project namespace, not of its children.
+        if identity
+            .project
+            .as_ref()
+            .is_some_and(|p| p.storage && p.namespaces.first() == Some(&identity.namespace))
+            && storage.project.enabled
+            && let Some(path) = &storage.project.mount_path
+        {
+            mounts.push(Mount {
+                volume: names::VOLUME_PROJECT.into(),
+                claim: names::VOLUME_PROJECT.into(),
+                path: path.clone(),
+                read_only: storage.project.read_only,
+            });
+            env.push((names::ENV_PROJECT_DIR, path.clone()));
+        }
         let root = config.datasets.mount_root.trim_end_matches('/');
         for dataset in datasets {
             mounts.push(Mount {

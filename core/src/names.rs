@@ -9,6 +9,8 @@ pub const LABEL_MANAGED: &str = "homestead.dev/managed";
 pub const LABEL_USER: &str = "homestead.dev/user";
 /// Label naming the `Session` (object name) that owns a session namespace.
 pub const LABEL_SESSION: &str = "homestead.dev/session";
+/// Label naming the `Project` (object name) that owns a project namespace.
+pub const LABEL_PROJECT: &str = "homestead.dev/project";
 /// Label on a PVC making it a dataset claim of its namespace; the value is the dataset name.
 pub const LABEL_DATASET: &str = "homestead.dev/dataset";
 /// Label on a pod (or template) that opts out of dataset mounts.
@@ -26,6 +28,8 @@ pub const VOLUME_PRIVATE: &str = "homestead-private";
 pub const VOLUME_SHARED: &str = "homestead-shared";
 /// Volume and claim of a session's data directory.
 pub const VOLUME_DATA: &str = "homestead-data";
+/// Volume and claim of a project's data (projects with `spec.storage`).
+pub const VOLUME_PROJECT: &str = "homestead-project";
 /// Prefix of dataset volumes: `dataset-<name>`.
 pub const VOLUME_DATASET_PREFIX: &str = "dataset-";
 
@@ -43,6 +47,8 @@ pub const ENV_PRIVATE_DIR: &str = "HOMESTEAD_PRIVATE_DIR";
 pub const ENV_SHARED_DIR: &str = "HOMESTEAD_SHARED_DIR";
 /// Mount path of the session data volume (session namespaces only).
 pub const ENV_DATA_DIR: &str = "HOMESTEAD_DATA_DIR";
+/// Mount path of the project volume (project namespaces with storage only).
+pub const ENV_PROJECT_DIR: &str = "HOMESTEAD_PROJECT_DIR";
 
 /// The claim holding a member's private data in a session namespace.
 pub fn session_private_claim(username: &str) -> Result<String, NameError> {

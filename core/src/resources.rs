@@ -1,6 +1,8 @@
-//! The `User` and `Session` custom resources (group `homestead.dev`, version `v1alpha1`).
+//! The `User`, `Session` and `Project` custom resources (group `homestead.dev`, version
+//! `v1alpha1`).
 //!
-//! Both are cluster-scoped, have a status subresource and share one status shape.
+//! All are cluster-scoped and have a status subresource; User and Session share one status
+//! shape, a Project's adds its effective gid and its number of members.
 
 // kube-derive takes one `printcolumn(...)` per column, each with its own `type_`.
 #![allow(clippy::duplicated_attributes)]
@@ -148,6 +150,107 @@ pub struct SessionSpec {
     pub ended: bool,
 }
 
+/// A namespace that people own, share and hand over (a team's or a group's).
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "homestead.dev",
+    version = "v1alpha1",
+    kind = "Project",
+    plural = "projects",
+    singular = "project",
+    status = "ProjectStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    category = "homestead",
+    doc = "A namespace owned by one user and shared with members, whose pods run as the person with the project's Unix group",
+    printcolumn(name = "Owner", type_ = "string", json_path = ".spec.owner"),
+    printcolumn(name = "Members", type_ = "integer", json_path = ".status.members"),
+    printcolumn(name = "GID", type_ = "integer", json_path = ".status.gid"),
+    printcolumn(name = "Namespace", type_ = "string", json_path = ".status.namespace"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectSpec {
+    /// Username of the owner: bound to the configured owner role, and the default gid.
+    pub owner: String,
+    /// People the project is shared with, each with a role (a key of `projects.roles`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<ProjectMember>,
+    /// Share the project with every User (present and future) with this role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_users: Option<AllUsers>,
+    /// The project's Unix group: pods run with it as runAsGroup and fsGroup. The owner's
+    /// primary gid when unset. Must be positive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<i64>,
+    /// The namespace; the configured template (`namespaces.project`) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Further namespaces `<namespace>-<name>`, managed the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub child_namespaces: Vec<String>,
+    /// A project volume `homestead-project`, mounted at `storage.project.mountPath`; none
+    /// when unset. `{}` takes the configured path and size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageOverride>,
+    /// Take over a namespace that already exists (and no other homestead object owns);
+    /// what is in it is left alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
+    /// What deleting the Project does to its namespaces.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// One person a Project is shared with.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectMember {
+    /// The member's username.
+    pub username: String,
+    /// Their role: a key of `projects.roles` (by default `admin`, `edit` or `view`).
+    pub role: String,
+}
+
+/// The role every User gets in a Project shared with all users.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllUsers {
+    /// A key of `projects.roles`.
+    pub role: String,
+}
+
+/// What deleting a Project does to its namespaces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete the namespaces (as `controller.deleteNamespaces` says; volumes are kept).
+    #[default]
+    Delete,
+    /// Keep the namespaces and everything in them; homestead removes its labels and
+    /// RoleBindings and manages them no more.
+    Keep,
+}
+
+/// Status of a `Project`: the common status plus what the printer columns show.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectStatus {
+    /// Phase, namespace, reason, conditions, observed generation.
+    #[serde(flatten)]
+    pub common: ResourceStatus,
+    /// The effective gid (`spec.gid`, else the owner's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<i64>,
+    /// How many people have a role besides the owner (`allUsers` not counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<i64>,
+}
+
 /// Lifecycle phase of a `User` or `Session`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum Phase {
@@ -205,7 +308,7 @@ mod tests {
 
     #[test]
     fn crds_are_cluster_scoped_with_status_and_columns() {
-        for crd in [User::crd(), Session::crd()] {
+        for crd in [User::crd(), Session::crd(), Project::crd()] {
             assert_eq!(crd.spec.group, GROUP);
             assert_eq!(crd.spec.scope, "Cluster");
             let version = &crd.spec.versions[0];
@@ -240,5 +343,48 @@ mod tests {
         assert_eq!(spec.supplemental_groups, vec![2000]);
         assert!(spec.disabled);
         assert_eq!(serde_json::to_value(&spec).unwrap(), json);
+    }
+
+    #[test]
+    fn project_spec_round_trips_and_defaults() {
+        let json = serde_json::json!({
+            "owner": "ada",
+            "members": [{"username": "bob", "role": "edit"}],
+            "allUsers": {"role": "view"},
+            "gid": 4000,
+            "childNamespaces": ["ci"],
+            "storage": {"size": "1Ti"},
+            "adopt": true,
+            "deletionPolicy": "Keep"
+        });
+        let spec: ProjectSpec = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(spec.deletion_policy, DeletionPolicy::Keep);
+        assert_eq!(spec.members[0].role, "edit");
+        assert_eq!(serde_json::to_value(&spec).unwrap(), json);
+        let spec: ProjectSpec =
+            serde_json::from_value(serde_json::json!({"owner": "ada"})).unwrap();
+        assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
+        assert!(spec.storage.is_none() && !spec.adopt && spec.gid.is_none());
+        let status: ProjectStatus = serde_json::from_value(
+            serde_json::json!({"phase": "Deployed", "namespace": "p-x", "gid": 4000, "members": 2}),
+        )
+        .unwrap();
+        assert_eq!(status.common.phase, Some(Phase::Deployed));
+        assert_eq!((status.gid, status.members), (Some(4000), Some(2)));
+    }
+
+    #[test]
+    fn project_columns() {
+        let crd = Project::crd();
+        let columns: Vec<_> = crd.spec.versions[0]
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.to_uppercase())
+            .collect();
+        assert_eq!(
+            columns,
+            ["OWNER", "MEMBERS", "GID", "NAMESPACE", "PHASE", "AGE"]
+        );
     }
 }

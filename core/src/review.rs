@@ -25,7 +25,7 @@ use crate::names;
 use crate::patch::{Patch, PatchJson};
 use crate::pod::Text;
 use crate::pod_index::PodIndex;
-use crate::resources::{self, Session, User};
+use crate::resources::{self, Project, Session, User};
 use crate::validation;
 use crate::workload::{self, PodKind, PodView};
 
@@ -300,7 +300,9 @@ fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed, ReviewE
 fn decide(webhook: Webhook, request: &Request<'_>, admission: &Admission<'_>) -> Decision {
     let kind = &request.kind;
     match (kind.group.as_ref(), kind.kind.as_ref()) {
-        (resources::GROUP, "User" | "Session") => decide_resource(webhook, request, admission),
+        (resources::GROUP, "User" | "Session" | "Project") => {
+            decide_resource(webhook, request, admission)
+        }
         ("", "Namespace") => decide_namespace(webhook, request, admission),
         ("", "PersistentVolumeClaim") => decide_claim(webhook, request, admission),
         (SNAPSHOT_GROUP, "VolumeSnapshot") => decide_snapshot(webhook, request, admission),
@@ -985,7 +987,8 @@ fn decide_snapshot(webhook: Webhook, request: &Request<'_>, admission: &Admissio
     }
 }
 
-/// User and Session CREATE/UPDATE (validate only; cluster-scoped, so not namespace-gated).
+/// User, Session and Project CREATE/UPDATE (validate only; cluster-scoped, so not
+/// namespace-gated).
 fn decide_resource(webhook: Webhook, request: &Request<'_>, admission: &Admission<'_>) -> Decision {
     if webhook != Webhook::Validate || !matches!(request.operation.as_ref(), "CREATE" | "UPDATE") {
         return Decision::default();
@@ -1003,6 +1006,11 @@ fn decide_resource(webhook: Webhook, request: &Request<'_>, admission: &Admissio
     let denials = if request.kind.kind == "User" {
         match serde_json::from_str::<User>(object) {
             Ok(user) => validation::validate_user(config, directory, &user),
+            Err(e) => vec![unreadable("object", &e)],
+        }
+    } else if request.kind.kind == "Project" {
+        match serde_json::from_str::<Project>(object) {
+            Ok(project) => validation::validate_project(config, directory, &project),
             Err(e) => vec![unreadable("object", &e)],
         }
     } else {

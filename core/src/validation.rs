@@ -12,7 +12,7 @@ use crate::directory::{Directory, NamespaceOwner};
 use crate::identity::{Identity, Requester};
 use crate::names;
 use crate::pod::{SecurityContext, Volume, VolumeMount};
-use crate::resources::{Session, User};
+use crate::resources::{Project, Session, User};
 use crate::workload::PodView;
 
 /// Every reason `pod` may not run as `identity`; empty when it may.
@@ -374,10 +374,11 @@ pub fn host_path_allowed(allowed: &[String], path: &str) -> bool {
 }
 
 /// The labels only homestead writes: they make a namespace (or an object) homestead's.
-pub const HOMESTEAD_LABELS: [&str; 3] = [
+pub const HOMESTEAD_LABELS: [&str; 4] = [
     names::LABEL_MANAGED,
     names::LABEL_USER,
     names::LABEL_SESSION,
+    names::LABEL_PROJECT,
 ];
 
 /// The homestead labels that differ between `old` and `new` (a missing object has no
@@ -490,10 +491,12 @@ fn may_copy_claim(owner: &NamespaceOwner, requester: Requester<'_>, claim: &str)
     }
     match (owner, private_claim_owner(claim)) {
         (_, None) | (NamespaceOwner::User(_), _) => true,
-        (NamespaceOwner::Session(_), Some(member)) => match requester {
-            Requester::Person(person) => names::object_name(person).is_ok_and(|n| n == member),
-            _ => false,
-        },
+        (NamespaceOwner::Session(_) | NamespaceOwner::Project(_), Some(member)) => {
+            match requester {
+                Requester::Person(person) => names::object_name(person).is_ok_and(|n| n == member),
+                _ => false,
+            }
+        }
     }
 }
 
@@ -647,7 +650,13 @@ pub fn validate_snapshot(
         return Vec::new();
     };
     let private = private_claim_owner(claim).is_some();
-    if private && matches!(owner, NamespaceOwner::Session(_)) && !requester.is_privileged() {
+    if private
+        && matches!(
+            owner,
+            NamespaceOwner::Session(_) | NamespaceOwner::Project(_)
+        )
+        && !requester.is_privileged()
+    {
         return vec![Denial::new(
             "foreign_claim",
             "spec.source.persistentVolumeClaimName",
@@ -859,6 +868,136 @@ pub fn validate_session(config: &Config, directory: &Directory, session: &Sessio
             "spec.defaultMember",
             format!("{default:?} is not a member"),
         ));
+    }
+    denials
+}
+
+/// A `Project` as written: an owner and members who are enabled Users with configured
+/// roles, a gid that is positive and no other User's primary group, namespaces that are
+/// valid names and neither system namespaces nor another's, and sane storage.
+pub fn validate_project(config: &Config, directory: &Directory, project: &Project) -> Vec<Denial> {
+    let mut denials = Vec::new();
+    let spec = &project.spec;
+    let name = project.metadata.name.as_deref().unwrap_or_default();
+    let object = format!("Project/{name}");
+    let known_user = |denials: &mut Vec<Denial>, field: &str, username: &str| {
+        if let Err(e) = names::object_name(username) {
+            denials.push(Denial::new("invalid_object", field, e.to_string()));
+            return;
+        }
+        match directory.user(username) {
+            None => denials.push(Denial::new(
+                "unknown_user",
+                field,
+                format!("{username:?} is not a User"),
+            )),
+            Some(user) if user.disabled => denials.push(Denial::new(
+                "disabled_user",
+                field,
+                format!("User {username:?} is disabled"),
+            )),
+            Some(_) => {}
+        }
+    };
+    let known_role = |denials: &mut Vec<Denial>, field: &str, role: &str| {
+        if config.projects.role(role).is_none() {
+            let roles: Vec<&str> = config.projects.roles.keys().map(String::as_str).collect();
+            denials.push(Denial::new(
+                "invalid_object",
+                field,
+                format!(
+                    "role {role:?} is not one of {} (projects.roles)",
+                    roles.join(", ")
+                ),
+            ));
+        }
+    };
+    known_user(&mut denials, "spec.owner", &spec.owner);
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, member) in spec.members.iter().enumerate() {
+        let field = format!("spec.members[{i}]");
+        known_user(&mut denials, &format!("{field}.username"), &member.username);
+        known_role(&mut denials, &format!("{field}.role"), &member.role);
+        if seen.contains(&member.username.as_str()) {
+            denials.push(Denial::new(
+                "invalid_object",
+                format!("{field}.username"),
+                format!("{:?} is listed twice", member.username),
+            ));
+        }
+        seen.push(&member.username);
+    }
+    if let Some(all) = &spec.all_users {
+        known_role(&mut denials, "spec.allUsers.role", &all.role);
+    }
+    if let Some(gid) = spec.gid {
+        check_positive(&mut denials, "spec.gid", gid);
+        if let Some(other) = directory.user_with_gid(gid)
+            && other.username != spec.owner
+        {
+            denials.push(Denial::new(
+                "gid_taken",
+                "spec.gid",
+                format!(
+                    "gid {gid} is User/{}'s primary group ({}); a project needs a group of its own",
+                    other.name, other.username
+                ),
+            ));
+        }
+    }
+    let namespace = crate::directory::project_namespace(config, project);
+    let field = if spec.namespace.is_some() {
+        "spec.namespace"
+    } else {
+        "metadata.name"
+    };
+    if !names::is_dns1123_label(&namespace) {
+        denials.push(Denial::new(
+            "invalid_object",
+            field,
+            format!("the project namespace {namespace:?} is not a valid namespace name"),
+        ));
+    }
+    check_namespace_free(&mut denials, config, directory, field, &namespace, &object);
+    for (i, child) in spec.child_namespaces.iter().enumerate() {
+        let field = format!("spec.childNamespaces[{i}]");
+        let full = crate::directory::child_namespace(&namespace, child);
+        if !names::is_dns1123_label(child) || !names::is_dns1123_label(&full) {
+            denials.push(Denial::new(
+                "invalid_object",
+                field.as_str(),
+                format!("{full:?} is not a valid namespace name"),
+            ));
+            continue;
+        }
+        if spec.child_namespaces[..i].contains(child) {
+            denials.push(Denial::new(
+                "invalid_object",
+                field.as_str(),
+                format!("{child:?} is listed twice"),
+            ));
+        }
+        check_namespace_free(&mut denials, config, directory, &field, &full, &object);
+    }
+    if let Some(storage) = &spec.storage {
+        if let Some(size) = &storage.size
+            && !crate::config::is_quantity(size)
+        {
+            denials.push(Denial::new(
+                "invalid_object",
+                "spec.storage.size",
+                format!("{size:?} is not a quantity such as 100Gi"),
+            ));
+        }
+        if let Some(path) = &storage.path
+            && (!path.starts_with('/') || path.split('/').any(|p| p == ".."))
+        {
+            denials.push(Denial::new(
+                "invalid_object",
+                "spec.storage.path",
+                format!("{path:?} must be an absolute path without '..'"),
+            ));
+        }
     }
     denials
 }

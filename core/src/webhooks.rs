@@ -283,7 +283,7 @@ pub fn validating(reg: &Registration, ca_bundle: Option<&[u8]>) -> Vec<Validatin
             "homestead.dev",
             "v1alpha1",
             &["CREATE", "UPDATE"],
-            &["users", "sessions"],
+            &["users", "sessions", "projects"],
             "Cluster",
         )],
     );

@@ -1,4 +1,4 @@
-//! `homestead crds`: the User and Session CustomResourceDefinitions as YAML.
+//! `homestead crds`: the User, Session and Project CustomResourceDefinitions as YAML.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use clap::Args;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-use homestead_core::resources::{Session, User};
+use homestead_core::resources::{Project, Session, User};
 
 /// Arguments of `homestead crds`.
 #[derive(Debug, Args)]
@@ -21,7 +21,7 @@ pub struct CrdsArgs {
 
 /// Every CRD homestead defines.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![User::crd(), Session::crd()]
+    vec![User::crd(), Session::crd(), Project::crd()]
 }
 
 /// One CRD as a YAML document (with a leading `---`), as committed in `manifests/crds/`.
@@ -74,7 +74,11 @@ mod tests {
         }
         assert_eq!(
             crds().iter().map(crd_file_name).collect::<Vec<_>>(),
-            ["users.homestead.dev.yaml", "sessions.homestead.dev.yaml"]
+            [
+                "users.homestead.dev.yaml",
+                "sessions.homestead.dev.yaml",
+                "projects.homestead.dev.yaml"
+            ]
         );
     }
 }

@@ -65,7 +65,7 @@ pub async fn delete_object(client: &Client, key: &ObjectKey) -> Result<bool, Err
     }
 }
 
-/// The member claims of session `owner`'s namespace that it no longer wants. Only claims
+/// The member claims of session (or project) `owner`'s namespace that it no longer wants. Only claims
 /// homestead made for it (in its live copies: its labels) with the member-claim name
 /// prefix are candidates; their PersistentVolumes are never touched (Retain).
 pub fn stale_member_claims(
@@ -80,10 +80,11 @@ pub fn stale_member_claims(
         .filter(|key| key.name.starts_with(&prefix) && !wanted.contains(&key.name))
         .filter(|key| {
             live.get(key).is_some_and(|claim| {
-                claim
-                    .pointer("/metadata/labels")
-                    .and_then(|l| l.get(OwnerKind::Session.label()))
-                    == Some(&Value::String(owner.to_owned()))
+                let labels = claim.pointer("/metadata/labels");
+                [OwnerKind::Session, OwnerKind::Project].iter().any(|kind| {
+                    labels.and_then(|l| l.get(kind.label()))
+                        == Some(&Value::String(owner.to_owned()))
+                })
             })
         })
         .collect()

@@ -21,7 +21,7 @@ use super::metrics::Metrics;
 use crate::state::SharedState;
 use homestead_core::directory::Directory;
 use homestead_core::names::{LABEL_DATASET, LABEL_MANAGED};
-use homestead_core::resources::{Session, User};
+use homestead_core::resources::{Project, Session, User};
 
 /// Quiet time after a change before the directory is rebuilt, so a burst of events (the
 /// initial list, a bulk edit) costs one build.
@@ -34,6 +34,8 @@ pub struct Caches {
     pub users: Store<User>,
     /// Sessions.
     pub sessions: Store<Session>,
+    /// Projects.
+    pub projects: Store<Project>,
     /// Namespaces labelled `homestead.dev/managed=true` (metadata only).
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// Claims labelled `homestead.dev/dataset`.
@@ -46,6 +48,7 @@ impl Caches {
     pub fn directory(&self, state: &SharedState) -> (Directory, usize) {
         let users = self.users.state();
         let sessions = self.sessions.state();
+        let projects = self.projects.state();
         let claims = self.claims.state();
         let managed: HashSet<String> = self
             .namespaces
@@ -54,10 +57,11 @@ impl Caches {
             .filter(|ns| ns.metadata.deletion_timestamp.is_none())
             .map(|ns| ns.name_any())
             .collect();
-        let (directory, problems) = Directory::build(
+        let (directory, problems) = Directory::build_with_projects(
             &state.config,
             users.iter().map(|u| &**u),
             sessions.iter().map(|s| &**s),
+            projects.iter().map(|p| &**p),
             claims.iter().map(|c| &**c),
             Some(&managed),
         );
@@ -108,15 +112,17 @@ pub fn start(
     let changed = Arc::new(Notify::new());
     let (users, users_writer) = reflector::store();
     let (sessions, sessions_writer) = reflector::store();
+    let (projects, projects_writer) = reflector::store();
     let (namespaces, namespaces_writer) = reflector::store();
     let (claims, claims_writer) = reflector::store();
     let caches = Caches {
         users,
         sessions,
+        projects,
         namespaces,
         claims,
     };
-    let watchers = futures::future::join4(
+    let watchers = futures::future::join5(
         reflect(
             users_writer,
             watcher(Api::<User>::all(client.clone()), watcher::Config::default()),
@@ -131,6 +137,15 @@ pub fn start(
             ),
             changed.clone(),
             "sessions",
+        ),
+        reflect(
+            projects_writer,
+            watcher(
+                Api::<Project>::all(client.clone()),
+                watcher::Config::default(),
+            ),
+            changed.clone(),
+            "projects",
         ),
         reflect(
             namespaces_writer,
@@ -172,6 +187,7 @@ async fn rebuild_loop(
     let ready = async {
         caches.users.wait_until_ready().await?;
         caches.sessions.wait_until_ready().await?;
+        caches.projects.wait_until_ready().await?;
         caches.namespaces.wait_until_ready().await?;
         caches.claims.wait_until_ready().await
     };
@@ -183,6 +199,7 @@ async fn rebuild_loop(
         let (directory, problems) = caches.directory(&state);
         metrics.set_managed("User", caches.users.len());
         metrics.set_managed("Session", caches.sessions.len());
+        metrics.set_managed("Project", caches.projects.len());
         metrics.set_managed("Namespace", caches.namespaces.len());
         metrics.set_managed("PersistentVolumeClaim", caches.claims.len());
         metrics
@@ -230,6 +247,7 @@ mod tests {
     fn the_directory_counts_only_live_managed_namespaces() {
         let (users, mut users_writer) = reflector::store();
         let (sessions, _sessions_writer) = reflector::store::<Session>();
+        let (projects, _projects_writer) = reflector::store::<Project>();
         let (namespaces, mut namespaces_writer) = reflector::store();
         let (claims, _claims_writer) = reflector::store::<PersistentVolumeClaim>();
         for name in ["ada", "bob", "eve"] {
@@ -248,6 +266,7 @@ mod tests {
         let caches = Caches {
             users,
             sessions,
+            projects,
             namespaces,
             claims,
         };

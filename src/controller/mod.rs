@@ -1,10 +1,11 @@
 //! The controller: caches that feed admission (every replica), and — only on the replica
-//! holding the Lease — the `User` and `Session` reconcilers plus any other leader-only
+//! holding the Lease — the `User`, `Session` and `Project` reconcilers plus any other leader-only
 //! background tasks (LDAP sync, webhook certificates).
 //!
 //! - [`caches`]: reflectors → the directory admission reads.
 //! - [`pods`]: the pod index admission reads for `exec`, `attach`, `port-forward`.
-//! - [`reconcile`]: the shared reconcile loop; [`user`] and [`session`] plug into it.
+//! - [`reconcile`]: the shared reconcile loop; [`user`], [`session`] and [`project`] plug
+//!   into it.
 //! - [`live`]: what exists of the objects homestead made, fed by the reconcilers' watches.
 //! - [`apply`]: server-side apply, deletes, stale member claims.
 //! - [`status`]: the status a reconcile leaves.
@@ -17,6 +18,7 @@ pub mod lease;
 pub mod live;
 pub mod metrics;
 pub mod pods;
+pub mod project;
 pub mod reconcile;
 #[cfg(test)]
 mod scenarios;
@@ -178,6 +180,7 @@ pub async fn run(
         let mut tasks = JoinSet::new();
         tasks.spawn(user::run(ctx.clone(), term.clone()));
         tasks.spawn(session::run(ctx.clone(), term.clone()));
+        tasks.spawn(project::run(ctx.clone(), term.clone()));
         for task in leader_tasks.iter() {
             let run = task(term.clone());
             tasks.spawn(async move {

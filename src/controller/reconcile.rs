@@ -62,7 +62,7 @@ pub struct Context {
     /// Controller metrics.
     pub metrics: Metrics,
     /// What exists of the objects made for Users, and for Sessions.
-    live: [Live; 2],
+    live: [Live; 3],
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -81,7 +81,11 @@ impl Context {
             users,
             recorder,
             metrics,
-            live: [Live::new(WATCHED_KINDS), Live::new(WATCHED_KINDS)],
+            live: [
+                Live::new(WATCHED_KINDS),
+                Live::new(WATCHED_KINDS),
+                Live::new(WATCHED_KINDS),
+            ],
             failures: Mutex::default(),
         }
     }
@@ -91,6 +95,7 @@ impl Context {
         match kind {
             OwnerKind::User => &self.live[0],
             OwnerKind::Session => &self.live[1],
+            OwnerKind::Project => &self.live[2],
         }
     }
 
@@ -136,6 +141,27 @@ pub trait Owned:
     ) -> Result<DesiredObjects, DesiredObjectsError>;
     /// The namespace it manages, if one can be named.
     fn namespace_name(&self, config: &Config) -> Option<String>;
+    /// Every namespace it manages (a Project's child namespaces too).
+    fn namespace_names(&self, config: &Config) -> Vec<String> {
+        self.namespace_name(config).into_iter().collect()
+    }
+    /// Status fields besides the common ones, as a reconcile of `plan` writes them (a
+    /// Project's gid and member count), and as they are now; `Null` for neither.
+    fn extra_status(
+        &self,
+        _plan: Option<&DesiredObjects>,
+    ) -> (serde_json::Value, serde_json::Value) {
+        (serde_json::Value::Null, serde_json::Value::Null)
+    }
+    /// True when it may take over an existing namespace homestead did not create for it,
+    /// whose labels are `labels` (a Project with `spec.adopt`).
+    fn may_adopt(&self, _labels: Option<&BTreeMap<String, String>>) -> bool {
+        false
+    }
+    /// True when deleting it keeps its namespaces: homestead lets go of them instead.
+    fn keeps_namespaces(&self) -> bool {
+        false
+    }
 }
 
 fn owner_of<K: Owned>(obj: &K) -> Owner {
@@ -227,45 +253,57 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
                 reason: "InvalidSpec",
                 message: e.to_string(),
             };
-            if write_status(&*obj, ctx, None, &outcome).await? {
+            if write_status(&*obj, ctx, None, &outcome, None).await? {
                 publish(ctx, &*obj, EventType::Warning, "InvalidSpec", e.to_string()).await;
             }
             return Ok(Action::await_change());
         }
     };
     // A namespace homestead made for this owner is in the live copies; any other one is
-    // looked up (it may exist without being homestead's).
-    let namespace_key = ObjectKey {
-        kind: Kind::Namespace,
-        namespace: None,
-        name: plan.namespace.clone(),
-    };
-    let existing = match live.get_as::<Namespace>(&namespace_key) {
-        Some(ns) => Some(ns),
-        None => {
-            Api::<Namespace>::all(ctx.client.clone())
-                .get_opt(&plan.namespace)
-                .await?
+    // looked up (it may exist without being homestead's). Every planned namespace is
+    // checked (a Project's child namespaces too).
+    let planned: Vec<String> = plan
+        .objects
+        .iter()
+        .filter(|o| o.kind() == Kind::Namespace)
+        .map(|o| o.key().name)
+        .collect();
+    for name in &planned {
+        let namespace_key = ObjectKey {
+            kind: Kind::Namespace,
+            namespace: None,
+            name: name.clone(),
+        };
+        let existing = match live.get_as::<Namespace>(&namespace_key) {
+            Some(ns) => Some(ns),
+            None => {
+                Api::<Namespace>::all(ctx.client.clone())
+                    .get_opt(name)
+                    .await?
+            }
+        };
+        let Some(existing) = existing else {
+            continue;
+        };
+        let labels = existing.metadata.labels.as_ref();
+        // A Project with `adopt` takes over a namespace no homestead object owns.
+        if obj.may_adopt(labels) {
+            continue;
         }
-    };
-    if let Some(existing) = existing {
-        if owner.created(existing.metadata.labels.as_ref())
-            && existing.metadata.deletion_timestamp.is_some()
-        {
+        if owner.created(labels) && existing.metadata.deletion_timestamp.is_some() {
             // A namespace being deleted cannot take new objects; try again once it is gone.
             return Ok(Action::requeue(Duration::from_secs(5)));
         }
-        let evidence = children_name_owner(live, &plan.namespace, &owner);
+        let evidence = children_name_owner(live, name, &owner);
         if let NamespaceOwnership::NotOwned(why) =
             namespace_ownership(&owner, &existing.metadata, evidence)
         {
             let note = format!(
-                "namespace {} exists and was not created by homestead for this {}: {why}; it is not adopted and nothing in it is touched",
-                plan.namespace,
+                "namespace {name} exists and was not created by homestead for this {}: {why}; it is not adopted and nothing in it is touched",
                 K::KIND.as_str()
             );
             let outcome = Outcome::NamespaceNotOwned { why };
-            if write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await? {
+            if write_status(&*obj, ctx, Some(name), &outcome, None).await? {
                 publish(ctx, &*obj, EventType::Warning, "NamespaceNotOwned", note).await;
             }
             return Ok(Action::requeue(FOREIGN_RECHECK));
@@ -276,7 +314,14 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     let unbound = unbound_claims(&plan, |key| live.get(key), &heals);
     let generation = obj.meta().generation;
     if should_mark_deploying(obj.status(), generation) {
-        write_status(&*obj, ctx, Some(&plan.namespace), &Outcome::Deploying).await?;
+        write_status(
+            &*obj,
+            ctx,
+            Some(&plan.namespace),
+            &Outcome::Deploying,
+            Some(&plan),
+        )
+        .await?;
     }
 
     let mut failures = Vec::new();
@@ -344,7 +389,7 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
             reason: "ApplyFailed",
             message: message.clone(),
         };
-        if write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await? {
+        if write_status(&*obj, ctx, Some(&plan.namespace), &outcome, Some(&plan)).await? {
             publish(ctx, &*obj, EventType::Warning, "ApplyFailed", message).await;
         }
         return Err(error);
@@ -361,7 +406,7 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
         storage: storage.clone(),
         unbound,
     };
-    write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await?;
+    write_status(&*obj, ctx, Some(&plan.namespace), &outcome, Some(&plan)).await?;
     if was != Some(Phase::Deployed) {
         publish(
             ctx,
@@ -388,58 +433,92 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
 async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     let owner = owner_of(&*obj);
     let namespace = obj.namespace_name(&ctx.config);
-    write_status(&*obj, ctx, namespace.as_deref(), &Outcome::Deleting).await?;
-    let Some(namespace) = namespace else {
+    write_status(&*obj, ctx, namespace.as_deref(), &Outcome::Deleting, None).await?;
+    let all = obj.namespace_names(&ctx.config);
+    if obj.keeps_namespaces() {
+        // Kept: first no owner reference through which the garbage collector would delete
+        // the namespace once the owner is gone, then homestead's labels and bindings.
+        let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+        for namespace in &all {
+            if let Some(ns) = namespaces.get_opt(namespace).await? {
+                release_namespace(&namespaces, &owner, &ns).await?;
+            }
+        }
+        super::project::let_go(ctx, &all).await?;
+        publish(
+            ctx,
+            &*obj,
+            EventType::Normal,
+            "NamespaceKept",
+            format!(
+                "let go of namespace(s) {}: homestead's labels and RoleBindings removed, nothing in them deleted",
+                all.join(", ")
+            ),
+        )
+        .await;
         return Ok(Action::await_change());
-    };
+    }
     let live = ctx.live(K::KIND);
     live.ready().await;
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    let Some(ns) = namespaces.get_opt(&namespace).await? else {
-        return Ok(Action::await_change());
-    };
-    let evidence = children_name_owner(live, &namespace, &owner);
-    if let NamespaceOwnership::NotOwned(why) = namespace_ownership(&owner, &ns.metadata, evidence) {
-        tracing::info!(%namespace, %why, "not touching a namespace homestead did not create");
-        return Ok(Action::await_change());
-    }
-    if !ctx.config.controller.delete_namespaces {
-        // The owner reference would let the garbage collector delete the namespace once
-        // the owner is gone: remove it, keep the namespace.
-        if let Some(patch) = release_namespace_patch(&owner, &ns.metadata) {
-            let patch: json_patch::Patch = serde_json::from_value(patch)
-                .map_err(|e| Error::Serialize(format!("Namespace {namespace}"), e))?;
-            namespaces
-                .patch(
-                    &namespace,
-                    &PatchParams::default(),
-                    &Patch::Json::<()>(patch),
-                )
-                .await?;
+    for namespace in all {
+        let Some(ns) = namespaces.get_opt(&namespace).await? else {
+            continue;
+        };
+        let evidence = children_name_owner(live, &namespace, &owner);
+        if let NamespaceOwnership::NotOwned(why) =
+            namespace_ownership(&owner, &ns.metadata, evidence)
+        {
+            tracing::info!(%namespace, %why, "not touching a namespace homestead did not create");
+            continue;
         }
-        tracing::info!(%namespace, "keeping the namespace (deleteNamespaces is off)");
-        return Ok(Action::await_change());
+        if !ctx.config.controller.delete_namespaces {
+            // The owner reference would let the garbage collector delete the namespace once
+            // the owner is gone: remove it, keep the namespace.
+            release_namespace(&namespaces, &owner, &ns).await?;
+            tracing::info!(%namespace, "keeping the namespace (deleteNamespaces is off)");
+            continue;
+        }
+        if ns.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        match namespaces
+            .delete(&namespace, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        publish(
+            ctx,
+            &*obj,
+            EventType::Normal,
+            "NamespaceDeleted",
+            format!("deleted namespace {namespace}; persistent volumes are kept"),
+        )
+        .await;
     }
-    if ns.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    match namespaces
-        .delete(&namespace, &DeleteParams::default())
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => {}
-        Err(e) => return Err(e.into()),
-    }
-    publish(
-        ctx,
-        &*obj,
-        EventType::Normal,
-        "NamespaceDeleted",
-        format!("deleted namespace {namespace}; persistent volumes are kept"),
-    )
-    .await;
     Ok(Action::await_change())
+}
+
+/// Removes `owner`'s owner reference from namespace `ns`, so the garbage collector does
+/// not delete it once the owner is gone (the namespace is kept).
+async fn release_namespace(
+    namespaces: &Api<Namespace>,
+    owner: &Owner,
+    ns: &Namespace,
+) -> Result<(), Error> {
+    let Some(patch) = release_namespace_patch(owner, &ns.metadata) else {
+        return Ok(());
+    };
+    let name = ns.name_any();
+    let patch: json_patch::Patch = serde_json::from_value(patch)
+        .map_err(|e| Error::Serialize(format!("Namespace {name}"), e))?;
+    namespaces
+        .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await?;
+    Ok(())
 }
 
 /// True when an object homestead made in `namespace` (in the live copies) names `owner`'s
@@ -474,23 +553,31 @@ async fn heal_volume(client: &Client, heal: &VolumeHeal) -> Result<(), Error> {
 }
 
 /// Writes the status for `outcome` unless it is already there. Returns true on a write.
+/// `plan`, when there is one, gives the kind's extra status fields ([`Owned::extra_status`]).
 async fn write_status<K: Owned>(
     obj: &K,
     ctx: &Context,
     namespace: Option<&str>,
     outcome: &Outcome,
+    plan: Option<&DesiredObjects>,
 ) -> Result<bool, Error> {
     let now = Time(Timestamp::now());
     let current = obj.status();
     let next = next_status(current, obj.meta().generation, namespace, outcome, &now);
-    if current == Some(&next) {
+    let (extra, current_extra) = obj.extra_status(plan);
+    if current == Some(&next) && extra == current_extra {
         return Ok(false);
+    }
+    let mut status = serde_json::to_value(&next)
+        .map_err(|e| Error::Serialize(format!("status of {}", obj.name_any()), e))?;
+    if let (Some(status), serde_json::Value::Object(extra)) = (status.as_object_mut(), extra) {
+        status.extend(extra);
     }
     let api: Api<K> = Api::all(ctx.client.clone());
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
-        "status": next,
+        "status": status,
     });
     api.patch_status(
         &obj.name_any(),

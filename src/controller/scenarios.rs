@@ -247,6 +247,7 @@ fn our_namespace(kind: OwnerKind, owner: &str, name: &str) -> Value {
     let uid = match kind {
         OwnerKind::User => format!("uid-{owner}"),
         OwnerKind::Session => "uid-session".to_owned(),
+        OwnerKind::Project => format!("uid-project-{owner}"),
     };
     ns["metadata"]["ownerReferences"] = json!([{
         "apiVersion": "homestead.dev/v1alpha1", "kind": kind.as_str(), "name": owner,

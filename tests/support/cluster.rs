@@ -63,7 +63,7 @@ use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use serde_json::json;
 use tempfile::TempDir;
 
-use homestead_core::resources::{Phase, ResourceStatus, Session, User};
+use homestead_core::resources::{Phase, Project, ResourceStatus, Session, User};
 use homestead_core::webhooks::{self as desired, Registration, Target};
 
 /// The variable naming the test cluster's kubeconfig.
@@ -366,7 +366,7 @@ impl Cluster {
         let resource = ApiResource::erase::<K>(&());
         let order = match resource.kind.as_str() {
             "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => 0,
-            "User" | "Session" => 1,
+            "User" | "Session" | "Project" => 1,
             "Namespace" => 2,
             _ => 3,
         };
@@ -562,7 +562,7 @@ async fn clean_up(leftovers: Vec<Leftover>) {
 /// nothing at all).
 async fn prepare(admin: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in [User::crd(), Session::crd()] {
+    for crd in [User::crd(), Session::crd(), Project::crd()] {
         let name = crd.name_any();
         let live = crds.get_opt(&name).await.expect("read CRD");
         if live.as_ref().map(|c| &c.spec) != Some(&crd.spec) {
@@ -612,6 +612,11 @@ impl HasStatus for User {
 impl HasStatus for Session {
     fn homestead_status(&self) -> Option<&ResourceStatus> {
         self.status.as_ref()
+    }
+}
+impl HasStatus for Project {
+    fn homestead_status(&self) -> Option<&ResourceStatus> {
+        self.status.as_ref().map(|s| &s.common)
     }
 }
 

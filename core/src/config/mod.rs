@@ -6,6 +6,7 @@
 
 mod controller;
 mod ldap;
+mod project;
 mod session_source;
 mod storage;
 
@@ -20,11 +21,13 @@ pub use controller::{
     SecretRef,
 };
 pub use ldap::{LdapAttributes, LdapConfig, LdapSearch};
+pub use project::{PROJECT_PLACEHOLDERS, PROJECT_STORAGE_PLACEHOLDERS, ProjectConfig, ProjectRole};
 pub use session_source::{
     BUILT_IN_MEMBERS_QUERY, BUILT_IN_SESSIONS_QUERY, GID_COLUMN, GidFrom, IspybConfig,
     IspybQueries, MEMBER_COLUMNS, SESSION_COLUMNS, SessionSourceConfig, SyncWindow,
     VISIT_DIRECTORY_PLACEHOLDERS,
 };
+pub(crate) use storage::is_quantity;
 pub use storage::{Backend, CsiSource, StorageConfig, StorageSet};
 
 use crate::template::Template;
@@ -87,6 +90,8 @@ pub struct Config {
     pub admin_groups: Vec<String>,
     /// Controller settings (RBAC roles, service accounts, quotas, secret clones, ...).
     pub controller: ControllerConfig,
+    /// Projects: member roles and the owner's role.
+    pub projects: ProjectConfig,
     /// Directory synchronisation; absent means no LDAP sync.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ldap: Option<LdapConfig>,
@@ -115,6 +120,9 @@ pub struct NamespaceTemplates {
     /// Namespace of each session; placeholders `proposalCode`, `proposalNumber`, `visit`,
     /// `instrument`, `gid`.
     pub session: Template,
+    /// Namespace of each project without `spec.namespace`; placeholder `name` (the
+    /// Project's name).
+    pub project: Template,
 }
 
 impl Default for NamespaceTemplates {
@@ -122,6 +130,7 @@ impl Default for NamespaceTemplates {
         Self {
             user: Template::new("home-{username}"),
             session: Template::new("{proposalCode}{proposalNumber}-{visit}"),
+            project: Template::new("p-{name}"),
         }
     }
 }
@@ -238,6 +247,7 @@ impl Default for Config {
                 .map(|s| (*s).to_owned())
                 .collect(),
             controller: ControllerConfig::default(),
+            projects: ProjectConfig::default(),
             ldap: None,
             session_source: None,
         }
@@ -333,6 +343,16 @@ impl Config {
             SESSION_PLACEHOLDERS,
         );
         template(
+            "namespaces.project",
+            &self.namespaces.project,
+            PROJECT_PLACEHOLDERS,
+        );
+        template(
+            "storage.project.pathTemplate",
+            &self.storage.project.path_template,
+            PROJECT_STORAGE_PLACEHOLDERS,
+        );
+        template(
             "storage.private.pathTemplate",
             &self.storage.private.path_template,
             USER_PLACEHOLDERS,
@@ -353,6 +373,7 @@ impl Config {
                 .chain(SESSION_DATA_PLACEHOLDERS)
                 .chain(SHARED_PLACEHOLDERS)
                 .chain(VISIT_DIRECTORY_PLACEHOLDERS)
+                .chain(PROJECT_STORAGE_PLACEHOLDERS)
                 .any(|b| b == name);
             if builtin {
                 problems.push(problem(
@@ -443,6 +464,7 @@ impl Config {
             }
         }
         self.controller.check("controller", &mut problems);
+        self.projects.check("projects", &mut problems);
         if let Some(ldap) = &self.ldap {
             ldap.check("ldap", &mut problems);
         }

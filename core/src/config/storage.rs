@@ -99,6 +99,11 @@ impl StorageConfig {
         Self::slot("{dataDirectory}", None, "1Ti")
     }
 
+    /// Default project storage: `/export/projects/{name}` mounted at `/project`.
+    pub fn project_default() -> Self {
+        Self::slot("/export/projects/{name}", Some("/project"), "100Gi")
+    }
+
     fn check(&self, path: &str, problems: &mut Vec<Problem>) {
         if !self.enabled {
             return;
@@ -182,6 +187,12 @@ pub struct StorageSet {
         deserialize_with = "session_slot"
     )]
     pub session: StorageConfig,
+    /// A project's volume (`homestead-project`), for Projects with `spec.storage`.
+    #[serde(
+        default = "StorageConfig::project_default",
+        deserialize_with = "project_slot"
+    )]
+    pub project: StorageConfig,
 }
 
 impl Default for StorageSet {
@@ -190,6 +201,7 @@ impl Default for StorageSet {
             private: StorageConfig::private_default(),
             shared: StorageConfig::shared_default(),
             session: StorageConfig::session_default(),
+            project: StorageConfig::project_default(),
         }
     }
 }
@@ -199,6 +211,13 @@ impl StorageSet {
         self.private.check(&format!("{path}.private"), problems);
         self.shared.check(&format!("{path}.shared"), problems);
         self.session.check(&format!("{path}.session"), problems);
+        self.project.check(&format!("{path}.project"), problems);
+        if self.project.enabled && self.project.mount_path.is_none() {
+            problems.push(problem(
+                &format!("{path}.project.mountPath"),
+                "is required".into(),
+            ));
+        }
         if self.private.enabled && self.private.mount_path.is_none() {
             problems.push(problem(
                 &format!("{path}.private.mountPath"),
@@ -272,6 +291,10 @@ fn private_slot<'de, D: Deserializer<'de>>(d: D) -> Result<StorageConfig, D::Err
 
 fn shared_slot<'de, D: Deserializer<'de>>(d: D) -> Result<StorageConfig, D::Error> {
     Ok(PartialStorage::deserialize(d)?.over(StorageConfig::shared_default()))
+}
+
+fn project_slot<'de, D: Deserializer<'de>>(d: D) -> Result<StorageConfig, D::Error> {
+    Ok(PartialStorage::deserialize(d)?.over(StorageConfig::project_default()))
 }
 
 fn session_slot<'de, D: Deserializer<'de>>(d: D) -> Result<StorageConfig, D::Error> {

@@ -6,6 +6,7 @@
 mod binding;
 mod intent;
 mod objects;
+mod project;
 mod session;
 mod storage;
 mod user;
@@ -37,12 +38,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 pub use binding::{VolumeHeal, unbound_claims, volumes_to_heal};
 pub use intent::{ANNOTATION_APPLIED, is_met, reduce};
 pub use objects::{Kind, Object, ObjectKey};
+pub use project::{
+    PROJECT_CONFIG_MAP, PROJECT_ROLE_BINDING_PREFIX, project_gid, project_objects,
+    project_role_binding, project_roles,
+};
 pub use session::session_objects;
 pub use storage::{claim_ref_for, keep_existing_storage, pv_name, storage_objects};
 pub use user::user_objects;
 
 use crate::config::SecretRef;
-use crate::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_SESSION, LABEL_USER};
+use crate::names::{LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_PROJECT, LABEL_SESSION, LABEL_USER};
 use crate::resources::{GROUP, VERSION};
 
 /// Value of `app.kubernetes.io/managed-by` on everything homestead creates.
@@ -80,13 +85,15 @@ pub struct Owner {
     pub uid: String,
 }
 
-/// The two kinds of owner.
+/// The kinds of owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OwnerKind {
     /// A `User`.
     User,
     /// A `Session`.
     Session,
+    /// A `Project`.
+    Project,
 }
 
 impl OwnerKind {
@@ -95,6 +102,7 @@ impl OwnerKind {
         match self {
             OwnerKind::User => "User",
             OwnerKind::Session => "Session",
+            OwnerKind::Project => "Project",
         }
     }
 
@@ -103,6 +111,7 @@ impl OwnerKind {
         match self {
             OwnerKind::User => LABEL_USER,
             OwnerKind::Session => LABEL_SESSION,
+            OwnerKind::Project => LABEL_PROJECT,
         }
     }
 }
@@ -278,9 +287,8 @@ pub fn clone_sources(config: &crate::config::Config, kind: OwnerKind) -> Vec<(Se
             (CloneTarget::All, _)
             | (CloneTarget::Users, OwnerKind::User)
             | (CloneTarget::Sessions, OwnerKind::Session) => true,
-            (CloneTarget::Users, OwnerKind::Session) | (CloneTarget::Sessions, OwnerKind::User) => {
-                false
-            }
+            (CloneTarget::Users, OwnerKind::Session | OwnerKind::Project)
+            | (CloneTarget::Sessions, OwnerKind::User | OwnerKind::Project) => false,
         })
         .map(|c| {
             (
@@ -297,7 +305,7 @@ pub fn clone_sources(config: &crate::config::Config, kind: OwnerKind) -> Vec<(Se
     out
 }
 
-/// User and Session fixtures for tests, here and in the binary crate's tests.
+/// User, Session and Project fixtures for tests, here and in the binary crate's tests.
 #[cfg(any(test, feature = "testing"))]
 pub mod testing {
     use crate::resources::{Session, SessionSpec, User, UserSpec};

@@ -80,6 +80,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "homestead.bindableClusterRoles" -}}
 {{- $rbac := dig "controller" "rbac" (dict) .Values.config }}
 {{- $roles := list (default "edit" $rbac.userClusterRole) (default "edit" $rbac.sessionMemberClusterRole) (default "edit" $rbac.workflowClusterRole) }}
+{{- $projectRoles := dig "projects" "roles" (dict "admin" (dict "clusterRole" "admin") "edit" (dict "clusterRole" "edit") "view" (dict "clusterRole" "view")) .Values.config }}
+{{- range $_, $role := $projectRoles }}
+{{- $roles = append $roles $role.clusterRole }}
+{{- end }}
 {{- $roles = concat $roles .Values.rbac.extraBindableClusterRoles | uniq | sortAlpha }}
 {{- toJson $roles }}
 {{- end }}

@@ -1,0 +1,273 @@
+//! The `Project` reconciler: a project's namespaces (the project namespace and its child
+//! namespaces), one RoleBinding per role that someone has, the project ConfigMap,
+//! storage (the shared volume, the project volume, one private claim per person who runs
+//! pods), clones and quota. `spec.adopt` takes over an existing namespace that no other
+//! homestead object owns (nothing in it is touched); `deletionPolicy: Keep` lets go of the
+//! namespaces on delete instead of deleting them ([`let_go`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::Error;
+use super::apply::delete_object;
+use super::reconcile::{Context, Owned, run_controller};
+use homestead_core::config::Config;
+use homestead_core::desired::{
+    ANNOTATION_APPLIED, DesiredObjects, DesiredObjectsError, FIELD_MANAGER, Kind, MANAGED_BY,
+    ObjectKey, OwnerKind, PROJECT_CONFIG_MAP, SecretSources, project_objects,
+};
+use homestead_core::directory::{project_namespace, project_namespaces};
+use homestead_core::names::{
+    LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_PROJECT, LABEL_SESSION, LABEL_USER, object_name,
+};
+use homestead_core::resources::{DeletionPolicy, Project, ResourceStatus, User, UserSpec};
+
+impl Owned for Project {
+    const KIND: OwnerKind = OwnerKind::Project;
+
+    fn status(&self) -> Option<&ResourceStatus> {
+        self.status.as_ref().map(|s| &s.common)
+    }
+
+    fn plan(
+        &self,
+        ctx: &Context,
+        sources: &SecretSources,
+    ) -> Result<DesiredObjects, DesiredObjectsError> {
+        project_objects(&ctx.config, self, &project_users(ctx, self), sources)
+    }
+
+    fn namespace_name(&self, config: &Config) -> Option<String> {
+        Some(project_namespace(config, self))
+    }
+
+    fn namespace_names(&self, config: &Config) -> Vec<String> {
+        project_namespaces(config, self)
+    }
+
+    fn extra_status(&self, plan: Option<&DesiredObjects>) -> (Value, Value) {
+        let current = self
+            .status
+            .as_ref()
+            .map_or(Value::Null, |s| json!({"gid": s.gid, "members": s.members}));
+        let Some(plan) = plan else {
+            return (current.clone(), current);
+        };
+        // The gid the plan used is in the project ConfigMap.
+        let gid = plan.objects.iter().find_map(|o| match o {
+            homestead_core::desired::Object::ConfigMap(cm)
+                if cm.metadata.name.as_deref() == Some(PROJECT_CONFIG_MAP) =>
+            {
+                cm.data.as_ref()?.get("gid")?.parse::<i64>().ok()
+            }
+            _ => None,
+        });
+        let mut members: Vec<&str> = self
+            .spec
+            .members
+            .iter()
+            .map(|m| m.username.as_str())
+            .filter(|u| *u != self.spec.owner)
+            .collect();
+        members.sort_unstable();
+        members.dedup();
+        let count = i64::try_from(members.len()).unwrap_or(i64::MAX);
+        (json!({"gid": gid, "members": count}), current)
+    }
+
+    fn may_adopt(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        self.spec.adopt && !homestead_owned(labels)
+    }
+
+    fn keeps_namespaces(&self) -> bool {
+        self.spec.deletion_policy == DeletionPolicy::Keep
+    }
+}
+
+/// True when the labels say some homestead object owns the namespace.
+fn homestead_owned(labels: Option<&BTreeMap<String, String>>) -> bool {
+    labels.is_some_and(|l| {
+        l.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY)
+            || [LABEL_MANAGED, LABEL_USER, LABEL_SESSION, LABEL_PROJECT]
+                .iter()
+                .any(|k| l.contains_key(*k))
+    })
+}
+
+/// The Users a project's plan needs, from the cache, by username: the owner's and the
+/// members' (every User's when it is shared with all users). A User is found by its
+/// object name and must carry exactly that username.
+fn project_users(ctx: &Context, project: &Project) -> BTreeMap<String, UserSpec> {
+    if project.spec.all_users.is_some() {
+        return ctx
+            .users
+            .state()
+            .iter()
+            .map(|u| (u.spec.username.clone(), u.spec.clone()))
+            .collect();
+    }
+    std::iter::once(&project.spec.owner)
+        .chain(project.spec.members.iter().map(|m| &m.username))
+        .filter_map(|username| {
+            let name = object_name(username).ok()?;
+            let user = ctx.users.get(&ObjectRef::new(&name))?;
+            (user.spec.username == *username).then(|| (username.clone(), user.spec.clone()))
+        })
+        .collect()
+}
+
+/// True when `user` changing can change `project`'s plan.
+fn concerns(project: &Project, user: &User) -> bool {
+    let username = &user.spec.username;
+    project.spec.all_users.is_some()
+        || project.spec.owner == *username
+        || project.spec.members.iter().any(|m| m.username == *username)
+}
+
+/// `deletionPolicy: Keep`: homestead lets go of `namespaces` and deletes nothing in them.
+/// Its RoleBindings are deleted (the access it granted goes with it); every other object
+/// it made there loses its owner reference (so the garbage collector leaves it) and
+/// homestead's labels; each namespace loses homestead's labels and annotation, so
+/// admission and the controller no longer manage it. PersistentVolumes are kept as they
+/// always are.
+pub async fn let_go(ctx: &Context, namespaces: &[String]) -> Result<(), Error> {
+    let live = ctx.live(OwnerKind::Project);
+    let unlabel = json!({
+        "metadata": {
+            "labels": {LABEL_MANAGED_BY: null, LABEL_PROJECT: null, LABEL_MANAGED: null},
+            "annotations": {ANNOTATION_APPLIED: null},
+        }
+    });
+    for namespace in namespaces {
+        for key in live.keys(Kind::RoleBinding, namespace) {
+            delete_object(&ctx.client, &key).await?;
+        }
+        for kind in [
+            Kind::ServiceAccount,
+            Kind::ConfigMap,
+            Kind::Secret,
+            Kind::ResourceQuota,
+            Kind::LimitRange,
+            Kind::PersistentVolumeClaim,
+        ] {
+            for key in live.keys(kind, namespace) {
+                let mut patch = unlabel.clone();
+                patch["metadata"]["ownerReferences"] = Value::Null;
+                merge_patch(&ctx.client, &key, patch).await?;
+            }
+        }
+        let key = ObjectKey {
+            kind: Kind::Namespace,
+            namespace: None,
+            name: namespace.clone(),
+        };
+        merge_patch(&ctx.client, &key, unlabel.clone()).await?;
+        tracing::info!(%namespace, "let go of the namespace (deletionPolicy Keep); nothing in it was deleted");
+    }
+    Ok(())
+}
+
+async fn merge_patch(client: &Client, key: &ObjectKey, patch: Value) -> Result<(), Error> {
+    let resource = key.kind.api_resource();
+    let api: Api<DynamicObject> = match &key.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    match api
+        .patch(
+            &key.name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Merge(patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reconciles Projects until `token` is cancelled. A User appearing or changing re-syncs
+/// the projects it owns or is a member of (and those shared with all users).
+pub async fn run(ctx: Arc<Context>, token: CancellationToken) {
+    let client = ctx.client.clone();
+    run_controller::<Project>(ctx, token, move |controller| {
+        let projects = controller.store();
+        controller.watches(
+            Api::<User>::all(client),
+            watcher::Config::default(),
+            move |user: User| {
+                projects
+                    .state()
+                    .iter()
+                    .filter(|p| concerns(p, &user))
+                    .map(|p| ObjectRef::from_obj(&**p))
+                    .collect::<Vec<_>>()
+            },
+        )
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use homestead_core::resources::ProjectSpec;
+
+    #[test]
+    fn only_a_namespace_no_homestead_object_owns_is_adopted() {
+        let mut project = Project::new(
+            "mx",
+            ProjectSpec {
+                owner: "ada".into(),
+                adopt: true,
+                ..Default::default()
+            },
+        );
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        for (what, l, adopted) in [
+            ("no labels", None, true),
+            (
+                "someone's own labels",
+                Some(labels(&[("team", "mx")])),
+                true,
+            ),
+            (
+                "a user's namespace",
+                Some(labels(&[(LABEL_MANAGED, "true"), (LABEL_USER, "bob")])),
+                false,
+            ),
+            (
+                "a session's",
+                Some(labels(&[(LABEL_SESSION, "cm1-1")])),
+                false,
+            ),
+            (
+                "another project's",
+                Some(labels(&[(LABEL_PROJECT, "other")])),
+                false,
+            ),
+            (
+                "made by homestead",
+                Some(labels(&[(LABEL_MANAGED_BY, "homestead")])),
+                false,
+            ),
+        ] {
+            assert_eq!(project.may_adopt(l.as_ref()), adopted, "{what}");
+        }
+        project.spec.adopt = false;
+        assert!(!project.may_adopt(None), "only with spec.adopt");
+    }
+}
