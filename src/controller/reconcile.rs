@@ -31,14 +31,18 @@ use super::Error;
 use super::apply::{apply_object, delete_object, stale_member_claims};
 use super::live::Live;
 use super::metrics::Metrics;
-use super::status::{CONDITION_STORAGE_CURRENT, Outcome, next_status, should_mark_deploying};
+use super::session::{lifecycle_event, outside_window};
+use super::status::{
+    CONDITION_STORAGE_CURRENT, Outcome, next_status, should_mark_deploying, with_lifecycle,
+};
 use homestead_core::config::Config;
 use homestead_core::desired::{
     DesiredObjects, DesiredObjectsError, FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY, ObjectKey,
     Owner, OwnerKind, SecretSources, clone_sources, is_met, keep_existing_storage,
 };
+use homestead_core::lifecycle::{LifecycleError, LifecyclePlan};
 use homestead_core::names::LABEL_MANAGED_BY;
-use homestead_core::resources::{Phase, ResourceStatus, User};
+use homestead_core::resources::{Lifecycle, Phase, ResourceStatus, User};
 
 /// How often a healthy object is reconciled again even if nothing changed.
 pub const RESYNC: Duration = Duration::from_secs(60 * 60);
@@ -134,6 +138,14 @@ pub trait Owned:
     ) -> Result<DesiredObjects, DesiredObjectsError>;
     /// The namespace it manages, if one can be named.
     fn namespace_name(&self, config: &Config) -> Option<String>;
+    /// Where it is in its life at `now` (Sessions); `None` for kinds that have none.
+    fn lifecycle(
+        &self,
+        _config: &Config,
+        _now: Timestamp,
+    ) -> Option<Result<LifecyclePlan, LifecycleError>> {
+        None
+    }
 }
 
 fn owner_of<K: Owned>(obj: &K) -> Owner {
@@ -217,6 +229,26 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     let live = ctx.live(K::KIND);
     // Compare with what exists only once every kind has listed.
     live.ready().await;
+    // A Session outside its open window: nothing is applied (see session::outside_window).
+    let now = Timestamp::now();
+    let lifecycle = match obj.lifecycle(&ctx.config, now).transpose() {
+        Ok(lifecycle) => lifecycle,
+        Err(e) => {
+            let outcome = Outcome::Failed {
+                reason: "InvalidSpec",
+                message: e.to_string(),
+            };
+            if write_status(&*obj, ctx, None, &outcome).await? {
+                publish(ctx, &*obj, EventType::Warning, "InvalidSpec", e.to_string()).await;
+            }
+            return Ok(Action::await_change());
+        }
+    };
+    if let Some(plan) = &lifecycle
+        && let Some(action) = outside_window(&*obj, ctx, plan, now).await?
+    {
+        return Ok(action);
+    }
     let sources = fetch_sources(ctx, K::KIND).await?;
     let mut plan = match obj.plan(ctx, &sources) {
         Ok(plan) => plan,
@@ -346,8 +378,12 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
         problems: plan.problems.clone(),
         storage: storage.clone(),
     };
-    write_status(&*obj, ctx, Some(&plan.namespace), &outcome).await?;
-    if was != Some(Phase::Deployed) {
+    let lifecycle_now = lifecycle.as_ref().map(|p| p.lifecycle);
+    write_status_in(&*obj, ctx, Some(&plan.namespace), &outcome, lifecycle_now).await?;
+    if let Some(now) = lifecycle_now {
+        lifecycle_event(&*obj, ctx, now).await;
+    }
+    if !matches!(was, Some(Phase::Deployed | Phase::Ended)) {
         publish(
             ctx,
             &*obj,
@@ -367,11 +403,14 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
         )
         .await;
     }
-    Ok(Action::requeue(RESYNC))
+    // A Session wakes up again just after its next boundary (when it ends).
+    let wake = lifecycle
+        .and_then(|p| p.wake_after(now))
+        .map_or(RESYNC, |w| w.min(RESYNC));
+    Ok(Action::requeue(wake))
 }
 
 async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
-    let owner = owner_of(&*obj);
     let namespace = obj.namespace_name(&ctx.config);
     write_status(&*obj, ctx, namespace.as_deref(), &Outcome::Deleting).await?;
     let Some(namespace) = namespace else {
@@ -381,36 +420,46 @@ async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> 
         tracing::info!(%namespace, "keeping the namespace (deleteNamespaces is off)");
         return Ok(Action::await_change());
     }
+    delete_namespace(&*obj, ctx, &namespace).await?;
+    Ok(Action::await_change())
+}
+
+/// Deletes `namespace` if homestead created it for `obj` and it is not already going, and
+/// says so in an Event; persistent volumes stay (`Retain`). Returns true when it asked.
+pub(super) async fn delete_namespace<K: Owned>(
+    obj: &K,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<bool, Error> {
+    let owner = owner_of(obj);
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
-    match namespaces.get_opt(&namespace).await? {
+    match namespaces.get_opt(namespace).await? {
         Some(ns)
             if owner.created(ns.metadata.labels.as_ref())
                 && ns.metadata.deletion_timestamp.is_none() =>
         {
-            match namespaces
-                .delete(&namespace, &DeleteParams::default())
-                .await
-            {
+            match namespaces.delete(namespace, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
             publish(
                 ctx,
-                &*obj,
+                obj,
                 EventType::Normal,
                 "NamespaceDeleted",
                 format!("deleted namespace {namespace}; persistent volumes are kept"),
             )
             .await;
+            Ok(true)
         }
-        Some(ns) if owner.created(ns.metadata.labels.as_ref()) => {}
+        Some(ns) if owner.created(ns.metadata.labels.as_ref()) => Ok(false),
         Some(_) => {
             tracing::info!(%namespace, "not deleting a namespace homestead did not create");
+            Ok(false)
         }
-        None => {}
+        None => Ok(false),
     }
-    Ok(Action::await_change())
 }
 
 /// Writes the status for `outcome` unless it is already there. Returns true on a write.
@@ -420,9 +469,23 @@ async fn write_status<K: Owned>(
     namespace: Option<&str>,
     outcome: &Outcome,
 ) -> Result<bool, Error> {
+    write_status_in(obj, ctx, namespace, outcome, None).await
+}
+
+/// [`write_status`], recording a Session's `lifecycle` too (`None` keeps the last one).
+pub(super) async fn write_status_in<K: Owned>(
+    obj: &K,
+    ctx: &Context,
+    namespace: Option<&str>,
+    outcome: &Outcome,
+    lifecycle: Option<Lifecycle>,
+) -> Result<bool, Error> {
     let now = Time(Timestamp::now());
     let current = obj.status();
-    let next = next_status(current, obj.meta().generation, namespace, outcome, &now);
+    let mut next = next_status(current, obj.meta().generation, namespace, outcome, &now);
+    if let Some(lifecycle) = lifecycle {
+        next = with_lifecycle(next, lifecycle);
+    }
     if current == Some(&next) {
         return Ok(false);
     }
@@ -444,7 +507,13 @@ async fn write_status<K: Owned>(
 /// The longest note the API server accepts on an Event (`events.k8s.io/v1`).
 const EVENT_NOTE_MAX: usize = 1024;
 
-async fn publish<K: Owned>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: String) {
+pub(super) async fn publish<K: Owned>(
+    ctx: &Context,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.to_owned(),

@@ -7,6 +7,7 @@
 mod controller;
 mod ldap;
 mod session_source;
+mod sessions;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ pub use session_source::{
     IspybQueries, MEMBER_COLUMNS, SESSION_COLUMNS, SessionSourceConfig, SyncWindow,
     VISIT_DIRECTORY_PLACEHOLDERS,
 };
+pub use sessions::{AfterGrace, MAX_LIFECYCLE_DURATION, SessionLifecycleConfig};
 pub use storage::{Backend, CsiSource, StorageConfig, StorageSet};
 
 use crate::template::Template;
@@ -90,6 +92,8 @@ pub struct Config {
     /// by hand.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_source: Option<SessionSourceConfig>,
+    /// When sessions open and close around their dates, and what an ended one becomes.
+    pub sessions: SessionLifecycleConfig,
 }
 
 /// A site constant for templates: a number (zero-paddable) or text.
@@ -231,6 +235,7 @@ impl Default for Config {
             controller: ControllerConfig::default(),
             ldap: None,
             session_source: None,
+            sessions: SessionLifecycleConfig::default(),
         }
     }
 }
@@ -432,6 +437,7 @@ impl Config {
             }
         }
         self.controller.check("controller", &mut problems);
+        self.sessions.check("sessions", &mut problems);
         if let Some(ldap) = &self.ldap {
             ldap.check("ldap", &mut problems);
         }
