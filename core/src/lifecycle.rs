@@ -162,30 +162,25 @@ pub fn check_new_pod(
         Lifecycle::Active => Ok(()),
         Lifecycle::Ended if config.after_grace == AfterGrace::ReadOnly => Ok(()),
         Lifecycle::Ended => {
-            let end = if session.end_date.trim().is_empty() {
-                String::new()
-            } else {
-                format!(" (end date {})", session.end_date)
-            };
-            let how = if session.ended_by_source {
-                "was ended by its source (spec.ended)".to_owned()
+            let why = if session.ended_by_source {
+                let end = if session.end_date.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(" (end date {})", session.end_date)
+                };
+                format!("{end} was ended by its source (spec.ended)")
             } else {
                 format!(
-                    "has ended: its end date {} plus the grace period of {} has passed",
+                    " has ended: its end date {} plus the grace period of {} has passed",
                     session.end_date,
                     humantime::format_duration(config.grace_period)
                 )
-            };
-            let end = if session.ended_by_source {
-                end
-            } else {
-                String::new()
             };
             Err(Denial::new(
                 "session_ended",
                 "",
                 format!(
-                    "session {}{end} {how}; no new pods in namespace {} (pods already running are left alone)",
+                    "session {}{why}; no new pods in namespace {} (pods already running are left alone)",
                     session.name, session.namespace
                 ),
             ))
