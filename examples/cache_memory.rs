@@ -49,6 +49,7 @@ fn status(namespace: &str) -> ResourceStatus {
             condition("Complete", "Complete", "nothing was left out"),
         ],
         observed_generation: Some(1),
+        lifecycle: None,
     }
 }
 

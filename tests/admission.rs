@@ -3,7 +3,7 @@
 
 mod support;
 
-use homestead_core::config::{Config, UnattributedPods};
+use homestead_core::config::{AfterGrace, Config, SessionLifecycleConfig, UnattributedPods};
 use homestead_core::review::{Verdict, Webhook};
 use serde_json::{Value, json};
 use support::admission::*;
@@ -611,6 +611,152 @@ fn unattributed_pods_can_run_as_the_default_member() {
             ..
         }
     ));
+}
+
+/// The fixture's directory with the session's `spec` extended by `spec` (YAML flow
+/// fields) and its status set to `status`.
+fn session_directory(spec: &str, status: &str) -> String {
+    DIRECTORY.replace(
+        "  members: [ada, bob, carol]\n",
+        &format!("  members: [ada, bob, carol]\n  {spec}\nstatus: {status}\n"),
+    )
+}
+
+#[test]
+fn sessions_outside_their_window_refuse_new_pods_only() {
+    let after = |after_grace| Config {
+        sessions: SessionLifecycleConfig {
+            after_grace,
+            ..SessionLifecycleConfig::default()
+        },
+        ..Config::default()
+    };
+    let existing = |fx: &Fixture| fx.mutated(&request("CREATE", SESSION_NS, "ada", plain_pod()));
+    let ended = session_directory("endDate: \"2024-05-24 9:00:00.0\"", "{lifecycle: Ended}");
+    let by_source = session_directory("ended: true", "{}");
+    let scheduled = session_directory(
+        "startDate: \"2034-05-24 9:00:00.0\"",
+        "{lifecycle: Scheduled}",
+    );
+    let active = session_directory("endDate: \"2034-05-24 9:00:00.0\"", "{lifecycle: Active}");
+    let open = Fixture::new();
+    let running = existing(&open);
+    let mut relabelled = running.clone();
+    relabelled["metadata"]["labels"]["tier"] = json!("gpu");
+    for (name, config, directory, want) in [
+        (
+            "ended, refusePods",
+            after(AfterGrace::RefusePods),
+            &ended,
+            Some("session_ended"),
+        ),
+        (
+            "ended, deleteNamespace",
+            after(AfterGrace::DeleteNamespace),
+            &ended,
+            Some("session_ended"),
+        ),
+        (
+            "ended by its source",
+            after(AfterGrace::RefusePods),
+            &by_source,
+            Some("session_ended"),
+        ),
+        ("ended, readOnly", after(AfterGrace::ReadOnly), &ended, None),
+        (
+            "scheduled",
+            after(AfterGrace::ReadOnly),
+            &scheduled,
+            Some("session_scheduled"),
+        ),
+        ("active", after(AfterGrace::RefusePods), &active, None),
+    ] {
+        let fx = Fixture::with_directory(config, directory);
+        let create = request("CREATE", SESSION_NS, "bob", plain_pod());
+        // Validation sees what mutation made of an allowed pod.
+        let validated = match want {
+            None => request("CREATE", SESSION_NS, "bob", fx.mutated(&create)),
+            Some(_) => create.clone(),
+        };
+        for (webhook, create) in [(Webhook::Mutate, &create), (Webhook::Validate, &validated)] {
+            match (&fx.review(webhook, create).summary.verdict, want) {
+                (
+                    Verdict::Denied {
+                        reason, message, ..
+                    },
+                    Some(want),
+                ) => {
+                    assert_eq!(*reason, want, "{name}");
+                    assert!(message.contains("session cm37235-2"), "{name}: {message}");
+                    assert!(
+                        message.contains("no new pods in namespace cm37235-2"),
+                        "{name}: {message}"
+                    );
+                }
+                (Verdict::Denied { message, .. }, None) => panic!("{name}: refused: {message}"),
+                (_, Some(_)) => panic!("{name}: {webhook:?} allowed a new pod"),
+                (_, None) => {}
+            }
+        }
+        // Pods that exist are left alone: a change of their labels passes.
+        let change = update(SESSION_NS, "ada", relabelled.clone(), running.clone());
+        for webhook in [Webhook::Mutate, Webhook::Validate] {
+            assert_eq!(
+                fx.review(webhook, &change).summary.verdict,
+                Verdict::Allowed,
+                "{name}"
+            );
+        }
+    }
+    // The end date is named.
+    let fx = Fixture::with_directory(after(AfterGrace::RefusePods), &ended);
+    let reviewed = fx.review(
+        Webhook::Validate,
+        &request("CREATE", SESSION_NS, "bob", plain_pod()),
+    );
+    let Verdict::Denied { message, .. } = &reviewed.summary.verdict else {
+        panic!("allowed");
+    };
+    assert!(message.contains("2024-05-24 9:00:00.0"), "{message}");
+}
+
+#[test]
+fn ended_sessions_in_read_only_mode_mount_the_data_read_only() {
+    let data_mount = |pod: &Value| -> Value {
+        pod["spec"]["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == "homestead-data")
+            .cloned()
+            .unwrap()
+    };
+    let read_only = Config {
+        sessions: SessionLifecycleConfig {
+            after_grace: AfterGrace::ReadOnly,
+            ..SessionLifecycleConfig::default()
+        },
+        ..Config::default()
+    };
+    let create = request("CREATE", SESSION_NS, "bob", plain_pod());
+    // Open: writable.
+    let open = Fixture::with_config(read_only.clone()).mutated(&create);
+    assert_eq!(data_mount(&open).get("readOnly"), None);
+    // Ended: the same pod gets the data read-only, and validation agrees.
+    let ended = session_directory("endDate: \"2024-05-24 9:00:00.0\"", "{lifecycle: Ended}");
+    let fx = Fixture::with_directory(read_only, &ended);
+    let pod = fx.mutated(&create);
+    assert_eq!(data_mount(&pod)["readOnly"], true);
+    let again = request("CREATE", SESSION_NS, "bob", pod);
+    assert_eq!(
+        fx.review(Webhook::Validate, &again).summary.verdict,
+        Verdict::Allowed
+    );
+    assert_eq!(
+        fx.review(Webhook::Mutate, &again).summary.verdict,
+        Verdict::Allowed,
+        "idempotent"
+    );
 }
 
 #[test]

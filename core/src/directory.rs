@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use crate::config::Config;
 use crate::names::{self, LABEL_DATASET};
-use crate::resources::{Project, Session, SessionSpec, User, UserSpec};
+use crate::resources::{Lifecycle, Project, Session, SessionSpec, User, UserSpec};
 use crate::template::Value;
 
 /// A person as admission sees them.
@@ -50,6 +50,14 @@ pub struct SessionEntry {
     pub members: Vec<String>,
     /// The member unattributed pods run as, when the configuration allows it.
     pub default_member: Option<String>,
+    /// Where the session is in its life: `Ended` when its source marked it ended
+    /// (`spec.ended`), else what the controller last wrote in `status.lifecycle` (`Active`
+    /// before it wrote anything). Admission never reads a clock.
+    pub lifecycle: Lifecycle,
+    /// `spec.ended`: the session's source ended it.
+    pub ended_by_source: bool,
+    /// `spec.endDate` as written, for messages.
+    pub end_date: String,
 }
 
 impl SessionEntry {
@@ -600,6 +608,17 @@ fn session_entry(config: &Config, session: &Session) -> Result<SessionEntry, Str
             .default_member
             .clone()
             .or_else(|| spec.members.first().cloned()),
+        lifecycle: if spec.ended {
+            Lifecycle::Ended
+        } else {
+            session
+                .status
+                .as_ref()
+                .and_then(|s| s.lifecycle)
+                .unwrap_or_default()
+        },
+        ended_by_source: spec.ended,
+        end_date: spec.end_date.clone(),
     })
 }
 

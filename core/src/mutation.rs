@@ -7,12 +7,13 @@
 use serde::Serialize;
 
 use crate::argo::{WorkflowKind, WorkflowView};
-use crate::config::Config;
+use crate::config::{AfterGrace, Config};
 use crate::directory::Dataset;
 use crate::identity::Identity;
 use crate::names;
 use crate::patch::{Array, Patch, Pointer};
 use crate::pod::{Container, EnvVar, PodSecurityContext, PodSpec, SecurityContext, VolumeMount};
+use crate::resources::Lifecycle;
 use crate::workload::PodView;
 
 /// `fsGroupChangePolicy` written on every pod: recursive chown of big volumes is an outage.
@@ -84,11 +85,14 @@ impl MutationPlan {
                 .mount_path
                 .clone()
                 .unwrap_or_else(|| session.data_directory.clone());
+            // After the end, `afterGrace: readOnly` keeps the data readable, not writable.
+            let ended_read_only = session.lifecycle == Lifecycle::Ended
+                && config.sessions.after_grace == AfterGrace::ReadOnly;
             mounts.push(Mount {
                 volume: names::VOLUME_DATA.into(),
                 claim: names::VOLUME_DATA.into(),
                 path: path.clone(),
-                read_only: storage.session.read_only,
+                read_only: storage.session.read_only || ended_read_only,
             });
             env.push((names::ENV_DATA_DIR, path));
         }

@@ -108,6 +108,7 @@ pub struct StorageOverride {
     printcolumn(name = "GID", type_ = "integer", json_path = ".spec.gid"),
     printcolumn(name = "Namespace", type_ = "string", json_path = ".status.namespace"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Lifecycle", type_ = "string", json_path = ".status.lifecycle"),
     printcolumn(name = "Ended", type_ = "boolean", json_path = ".spec.ended"),
     printcolumn(
         name = "Age",
@@ -265,6 +266,12 @@ pub enum Phase {
     Deleting,
     /// Reconciling failed; `reason` says why.
     Failed,
+    /// A Session before it opens (`startDate` - `sessions.opensBefore`): nothing is
+    /// created yet.
+    Scheduled,
+    /// A Session after it ended (`endDate` + `sessions.gracePeriod`, or `spec.ended`):
+    /// what `sessions.afterGrace` says was done.
+    Ended,
 }
 
 impl Phase {
@@ -276,6 +283,32 @@ impl Phase {
             Phase::Deployed => "Deployed",
             Phase::Deleting => "Deleting",
             Phase::Failed => "Failed",
+            Phase::Scheduled => "Scheduled",
+            Phase::Ended => "Ended",
+        }
+    }
+}
+
+/// Where a Session is in its life, as the controller last planned it from its dates (see
+/// `homestead_core::lifecycle`). Admission reads it from the cache; it never reads a clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum Lifecycle {
+    /// Before `startDate` - `sessions.opensBefore`.
+    Scheduled,
+    /// Open: pods run.
+    #[default]
+    Active,
+    /// After `endDate` + `sessions.gracePeriod`, or marked `spec.ended` by its source.
+    Ended,
+}
+
+impl Lifecycle {
+    /// The value as written in `status.lifecycle`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Scheduled => "Scheduled",
+            Lifecycle::Active => "Active",
+            Lifecycle::Ended => "Ended",
         }
     }
 }
@@ -299,6 +332,10 @@ pub struct ResourceStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Sessions only: where the session is in its life (`Scheduled`, `Active`, `Ended`).
+    /// Kept across failed reconciles, so admission still knows a session has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
 }
 
 #[cfg(test)]

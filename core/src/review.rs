@@ -17,9 +17,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::argo::{self, WorkflowKind, WorkflowView};
 use crate::config::Config;
 use crate::denial::Denial;
-use crate::directory::Directory;
+use crate::directory::{Directory, NamespaceOwner};
 use crate::envelope::{self, Object, Request};
 use crate::identity::{self, Attribution, Requester, Subject, acts_for, resolve};
+use crate::lifecycle;
 use crate::mutation;
 use crate::names;
 use crate::patch::{Patch, PatchJson};
@@ -469,6 +470,14 @@ fn decide_pod(
         "UPDATE" => true,
         _ => return Decision::default(),
     };
+    // A session outside its open window takes no new pods; those running stay.
+    if subject == Subject::Pod
+        && !update
+        && let NamespaceOwner::Session(session) = owner
+        && let Err(denial) = lifecycle::check_new_pod(&config.sessions, session)
+    {
+        return denied(denial);
+    }
     let Some(object) = &request.object else {
         return denied(no_object());
     };

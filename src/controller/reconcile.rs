@@ -31,7 +31,10 @@ use super::Error;
 use super::apply::{apply_object, delete_object, stale_member_claims};
 use super::live::Live;
 use super::metrics::Metrics;
-use super::status::{CONDITION_STORAGE_CURRENT, Outcome, next_status, should_mark_deploying};
+use super::session::{lifecycle_event, outside_window};
+use super::status::{
+    CONDITION_STORAGE_CURRENT, Outcome, next_status, should_mark_deploying, with_lifecycle,
+};
 use homestead_core::config::Config;
 use homestead_core::desired::{
     DesiredObjects, DesiredObjectsError, FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY,
@@ -39,8 +42,9 @@ use homestead_core::desired::{
     is_met, keep_existing_storage, namespace_ownership, references_owner, release_namespace_patch,
     unbound_claims, volumes_to_heal,
 };
+use homestead_core::lifecycle::{LifecycleError, LifecyclePlan};
 use homestead_core::names::LABEL_MANAGED_BY;
-use homestead_core::resources::{Phase, ResourceStatus, User};
+use homestead_core::resources::{Lifecycle, Phase, ResourceStatus, User};
 
 /// How often a healthy object is reconciled again even if nothing changed.
 pub const RESYNC: Duration = Duration::from_secs(60 * 60);
@@ -162,6 +166,14 @@ pub trait Owned:
     fn keeps_namespaces(&self) -> bool {
         false
     }
+    /// Where it is in its life at `now` (Sessions); `None` for kinds that have none.
+    fn lifecycle(
+        &self,
+        _config: &Config,
+        _now: Timestamp,
+    ) -> Option<Result<LifecyclePlan, LifecycleError>> {
+        None
+    }
 }
 
 fn owner_of<K: Owned>(obj: &K) -> Owner {
@@ -245,6 +257,26 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     let live = ctx.live(K::KIND);
     // Compare with what exists only once every kind has listed.
     live.ready().await;
+    // A Session outside its open window: nothing is applied (see session::outside_window).
+    let now = Timestamp::now();
+    let lifecycle = match obj.lifecycle(&ctx.config, now).transpose() {
+        Ok(lifecycle) => lifecycle,
+        Err(e) => {
+            let outcome = Outcome::Failed {
+                reason: "InvalidSpec",
+                message: e.to_string(),
+            };
+            if write_status(&*obj, ctx, None, &outcome, None).await? {
+                publish(ctx, &*obj, EventType::Warning, "InvalidSpec", e.to_string()).await;
+            }
+            return Ok(Action::await_change());
+        }
+    };
+    if let Some(plan) = &lifecycle
+        && let Some(action) = outside_window(&*obj, ctx, plan, now).await?
+    {
+        return Ok(action);
+    }
     let sources = fetch_sources(ctx, K::KIND).await?;
     let mut plan = match obj.plan(ctx, &sources) {
         Ok(plan) => plan,
@@ -406,8 +438,20 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
         storage: storage.clone(),
         unbound,
     };
-    write_status(&*obj, ctx, Some(&plan.namespace), &outcome, Some(&plan)).await?;
-    if was != Some(Phase::Deployed) {
+    let lifecycle_now = lifecycle.as_ref().map(|p| p.lifecycle);
+    write_status_in(
+        &*obj,
+        ctx,
+        Some(&plan.namespace),
+        &outcome,
+        Some(&plan),
+        lifecycle_now,
+    )
+    .await?;
+    if let Some(now) = lifecycle_now {
+        lifecycle_event(&*obj, ctx, now).await;
+    }
+    if !matches!(was, Some(Phase::Deployed | Phase::Ended)) {
         publish(
             ctx,
             &*obj,
@@ -427,7 +471,11 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
         )
         .await;
     }
-    Ok(Action::requeue(RESYNC))
+    // A Session wakes up again just after its next boundary (when it ends).
+    let wake = lifecycle
+        .and_then(|p| p.wake_after(now))
+        .map_or(RESYNC, |w| w.min(RESYNC));
+    Ok(Action::requeue(wake))
 }
 
 async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
@@ -458,48 +506,70 @@ async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> 
         .await;
         return Ok(Action::await_change());
     }
-    let live = ctx.live(K::KIND);
-    live.ready().await;
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     for namespace in all {
+        if ctx.config.controller.delete_namespaces {
+            delete_namespace(&*obj, ctx, &namespace).await?;
+            continue;
+        }
+        // Kept: the owner reference would let the garbage collector delete the namespace
+        // once the owner is gone, so it is removed (from a namespace homestead owns).
         let Some(ns) = namespaces.get_opt(&namespace).await? else {
             continue;
         };
-        let evidence = children_name_owner(live, &namespace, &owner);
-        if let NamespaceOwnership::NotOwned(why) =
-            namespace_ownership(&owner, &ns.metadata, evidence)
-        {
-            tracing::info!(%namespace, %why, "not touching a namespace homestead did not create");
-            continue;
-        }
-        if !ctx.config.controller.delete_namespaces {
-            // The owner reference would let the garbage collector delete the namespace once
-            // the owner is gone: remove it, keep the namespace.
+        if owns_namespace(&*obj, ctx, &ns).await {
             release_namespace(&namespaces, &owner, &ns).await?;
             tracing::info!(%namespace, "keeping the namespace (deleteNamespaces is off)");
-            continue;
         }
-        if ns.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        match namespaces
-            .delete(&namespace, &DeleteParams::default())
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-        publish(
-            ctx,
-            &*obj,
-            EventType::Normal,
-            "NamespaceDeleted",
-            format!("deleted namespace {namespace}; persistent volumes are kept"),
-        )
-        .await;
     }
     Ok(Action::await_change())
+}
+
+/// True when homestead created namespace `ns` for `obj` (its labels and an owner reference
+/// with `obj`'s uid, or objects homestead made in it naming that uid); logged when not.
+async fn owns_namespace<K: Owned>(obj: &K, ctx: &Context, ns: &Namespace) -> bool {
+    let owner = owner_of(obj);
+    let namespace = ns.name_any();
+    let live = ctx.live(K::KIND);
+    live.ready().await;
+    let evidence = children_name_owner(live, &namespace, &owner);
+    match namespace_ownership(&owner, &ns.metadata, evidence) {
+        NamespaceOwnership::NotOwned(why) => {
+            tracing::info!(%namespace, %why, "not touching a namespace homestead did not create");
+            false
+        }
+        _ => true,
+    }
+}
+
+/// Deletes `namespace` if homestead created it for `obj` and it is not already going, and
+/// says so in an Event; persistent volumes stay (`Retain`). Returns true when it asked.
+pub(super) async fn delete_namespace<K: Owned>(
+    obj: &K,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<bool, Error> {
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    let Some(ns) = namespaces.get_opt(namespace).await? else {
+        return Ok(false);
+    };
+    if !owns_namespace(obj, ctx, &ns).await || ns.metadata.deletion_timestamp.is_some() {
+        return Ok(false);
+    }
+    match namespaces.delete(namespace, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    publish(
+        ctx,
+        obj,
+        EventType::Normal,
+        "NamespaceDeleted",
+        format!("deleted namespace {namespace}; persistent volumes are kept"),
+    )
+    .await;
+    Ok(true)
 }
 
 /// Removes `owner`'s owner reference from namespace `ns`, so the garbage collector does
@@ -561,9 +631,24 @@ async fn write_status<K: Owned>(
     outcome: &Outcome,
     plan: Option<&DesiredObjects>,
 ) -> Result<bool, Error> {
+    write_status_in(obj, ctx, namespace, outcome, plan, None).await
+}
+
+/// [`write_status`], recording a Session's `lifecycle` too (`None` keeps the last one).
+pub(super) async fn write_status_in<K: Owned>(
+    obj: &K,
+    ctx: &Context,
+    namespace: Option<&str>,
+    outcome: &Outcome,
+    plan: Option<&DesiredObjects>,
+    lifecycle: Option<Lifecycle>,
+) -> Result<bool, Error> {
     let now = Time(Timestamp::now());
     let current = obj.status();
-    let next = next_status(current, obj.meta().generation, namespace, outcome, &now);
+    let mut next = next_status(current, obj.meta().generation, namespace, outcome, &now);
+    if let Some(lifecycle) = lifecycle {
+        next = with_lifecycle(next, lifecycle);
+    }
     let (extra, current_extra) = obj.extra_status(plan);
     if current == Some(&next) && extra == current_extra {
         return Ok(false);
@@ -591,7 +676,13 @@ async fn write_status<K: Owned>(
 /// The longest note the API server accepts on an Event (`events.k8s.io/v1`).
 const EVENT_NOTE_MAX: usize = 1024;
 
-async fn publish<K: Owned>(ctx: &Context, obj: &K, type_: EventType, reason: &str, note: String) {
+pub(super) async fn publish<K: Owned>(
+    ctx: &Context,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.to_owned(),

@@ -2,7 +2,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use homestead_core::resources::{Phase, ResourceStatus};
+use homestead_core::resources::{Lifecycle, Phase, ResourceStatus};
 
 /// Condition saying every object exists and matches.
 pub const CONDITION_READY: &str = "Ready";
@@ -47,6 +47,15 @@ pub enum Outcome {
     },
     /// The finalizer is cleaning up.
     Deleting,
+    /// A Session outside its open window, for which nothing was applied: `Scheduled`
+    /// (nothing is created before it opens) or `Ended` with `afterGrace:
+    /// deleteNamespace`. `message` says when and what was done.
+    OutsideWindow {
+        /// `Phase::Scheduled` or `Phase::Ended`.
+        phase: Phase,
+        /// When it opens, or what was done at its end.
+        message: String,
+    },
 }
 
 /// The status after `outcome`. Conditions whose status did not change keep their
@@ -130,6 +139,15 @@ pub fn next_status(
             None,
             None,
         ),
+        Outcome::OutsideWindow { phase, message } => (
+            *phase,
+            None,
+            cond("False", phase.as_str(), message),
+            None,
+            None,
+            None,
+            None,
+        ),
     };
     let previous = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let mut conditions = Vec::new();
@@ -169,7 +187,18 @@ pub fn next_status(
         reason,
         conditions,
         observed_generation: generation,
+        lifecycle: current.and_then(|s| s.lifecycle),
     }
+}
+
+/// `status` with a Session's `lifecycle` recorded; a Session that deployed everything
+/// while `Ended` (`afterGrace: refusePods` or `readOnly`) shows the phase `Ended`.
+pub fn with_lifecycle(mut status: ResourceStatus, lifecycle: Lifecycle) -> ResourceStatus {
+    status.lifecycle = Some(lifecycle);
+    if status.phase == Some(Phase::Deployed) && lifecycle == Lifecycle::Ended {
+        status.phase = Some(Phase::Ended);
+    }
+    status
 }
 
 fn cond<'a>(status: &'a str, reason: &'a str, message: &str) -> (&'a str, &'a str, String) {
@@ -376,6 +405,59 @@ mod tests {
                 "claim ns/homestead-data is not Bound yet (Pending)".into()
             )
         );
+    }
+
+    #[test]
+    fn lifecycle_is_kept_and_shown() {
+        let deployed = Outcome::Deployed {
+            problems: vec![],
+            storage: vec![],
+            unbound: vec![],
+        };
+        let active = with_lifecycle(
+            next_status(None, Some(1), Some("ns"), &deployed, &at(1)),
+            Lifecycle::Active,
+        );
+        assert_eq!(active.phase, Some(Phase::Deployed));
+        let ended = with_lifecycle(
+            next_status(Some(&active), Some(1), Some("ns"), &deployed, &at(2)),
+            Lifecycle::Ended,
+        );
+        assert_eq!(
+            (ended.phase, ended.lifecycle),
+            (Some(Phase::Ended), Some(Lifecycle::Ended))
+        );
+        // A failure keeps what admission reads.
+        let failed = next_status(
+            Some(&ended),
+            Some(1),
+            Some("ns"),
+            &Outcome::Failed {
+                reason: "ApplyFailed",
+                message: "boom".into(),
+            },
+            &at(3),
+        );
+        assert_eq!(
+            (failed.phase, failed.lifecycle),
+            (Some(Phase::Failed), Some(Lifecycle::Ended))
+        );
+        let scheduled = with_lifecycle(
+            next_status(
+                None,
+                Some(1),
+                Some("ns"),
+                &Outcome::OutsideWindow {
+                    phase: Phase::Scheduled,
+                    message: "opens at 2030-01-01T00:00:00Z".into(),
+                },
+                &at(1),
+            ),
+            Lifecycle::Scheduled,
+        );
+        assert_eq!(scheduled.phase, Some(Phase::Scheduled));
+        assert_eq!(scheduled.conditions[0].reason, "Scheduled");
+        assert_eq!(scheduled.conditions[0].status, "False");
     }
 
     #[test]

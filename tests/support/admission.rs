@@ -71,7 +71,12 @@ impl Fixture {
     }
 
     pub fn with_config(config: Config) -> Self {
-        let (directory, problems) = Directory::from_yaml(&config, DIRECTORY).unwrap();
+        Self::with_directory(config, DIRECTORY)
+    }
+
+    /// The fixture with another directory text (e.g. [`DIRECTORY`] with a Session status).
+    pub fn with_directory(config: Config, directory: &str) -> Self {
+        let (directory, problems) = Directory::from_yaml(&config, directory).unwrap();
         assert!(problems.is_empty(), "{problems:?}");
         let pods = PodUsers::new([
             (SESSION_NS, "analysis", "ada"),

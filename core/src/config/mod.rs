@@ -8,6 +8,7 @@ mod controller;
 mod ldap;
 mod project;
 mod session_source;
+mod sessions;
 mod storage;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub use session_source::{
     IspybQueries, MEMBER_COLUMNS, SESSION_COLUMNS, SessionSourceConfig, SyncWindow,
     VISIT_DIRECTORY_PLACEHOLDERS,
 };
+pub use sessions::{AfterGrace, MAX_LIFECYCLE_DURATION, SessionLifecycleConfig};
 pub(crate) use storage::is_quantity;
 pub use storage::{Backend, CsiSource, StorageConfig, StorageSet};
 
@@ -99,6 +101,8 @@ pub struct Config {
     /// by hand.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_source: Option<SessionSourceConfig>,
+    /// When sessions open and close around their dates, and what an ended one becomes.
+    pub sessions: SessionLifecycleConfig,
 }
 
 /// A site constant for templates: a number (zero-paddable) or text.
@@ -250,6 +254,7 @@ impl Default for Config {
             projects: ProjectConfig::default(),
             ldap: None,
             session_source: None,
+            sessions: SessionLifecycleConfig::default(),
         }
     }
 }
@@ -465,6 +470,7 @@ impl Config {
         }
         self.controller.check("controller", &mut problems);
         self.projects.check("projects", &mut problems);
+        self.sessions.check("sessions", &mut problems);
         if let Some(ldap) = &self.ldap {
             ldap.check("ldap", &mut problems);
         }

@@ -335,7 +335,7 @@ pub mod testing {
                 visit: 2,
                 instrument: "i03".into(),
                 start_date: "2024-03-15 9:00:00.0".into(),
-                end_date: "2024-05-24 9:00:00.0".into(),
+                end_date: "2034-05-24 9:00:00.0".into(),
                 data_directory: "/dls/i03/data/2024/cm37235-2/".into(),
                 gid: 159620,
                 members: members.iter().map(|m| (*m).to_owned()).collect(),

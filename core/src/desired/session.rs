@@ -322,7 +322,7 @@ mod tests {
             ("visit", "2"),
             ("instrument", "i03"),
             ("start_date", "2024-03-15 9:00:00.0"),
-            ("end_date", "2024-05-24 9:00:00.0"),
+            ("end_date", "2034-05-24 9:00:00.0"),
             ("data_directory", "/dls/i03/data/2024/cm37235-2/"),
             ("gid", "159620"),
             ("members", r#"["enu43627","iat69393","mrg27357"]"#),
