@@ -21,6 +21,7 @@ pub mod pod_index;
 pub mod resources;
 pub mod review;
 pub mod sources;
+pub mod status;
 pub mod template;
 pub mod validation;
 pub mod webhooks;

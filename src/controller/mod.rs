@@ -23,7 +23,8 @@ pub mod reconcile;
 #[cfg(test)]
 mod scenarios;
 pub mod session;
-pub mod status;
+/// The status planner lives in the core.
+pub use homestead_core::status;
 pub mod user;
 
 use std::future::Future;

@@ -1,8 +1,9 @@
-//! The status a reconcile leaves on a `User` or `Session`, and whether it needs writing.
+//! The status a reconcile leaves on a `User`, `Session` or `Project`, and whether it needs
+//! writing: pure, decided from the outcome, the current status and a time given to it.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use homestead_core::resources::{Lifecycle, Phase, ResourceStatus};
+use crate::resources::{Lifecycle, Phase, ResourceStatus};
 
 /// Condition saying every object exists and matches.
 pub const CONDITION_READY: &str = "Ready";
