@@ -37,7 +37,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use serde_json::{Value, json};
 
-use homestead_core::resources::{Phase, Session, User};
+use homestead_core::resources::{Phase, Project, Session, User};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -388,7 +388,7 @@ async fn main() -> anyhow::Result<()> {
 
     // CRDs, the aggregated edit role, and who the admin is.
     let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in [User::crd(), Session::crd()] {
+    for crd in [User::crd(), Session::crd(), Project::crd()] {
         crds.patch(
             &crd.name_any(),
             &PatchParams::apply("bench").force(),

@@ -161,13 +161,6 @@ pub async fn run(
         metrics.clone(),
     ));
     let leader_tasks = Arc::new(leader_tasks);
-    // Reconcilers plan from the caches (a Session's members are looked up among the cached
-    // Users): planning from a cache still filling would see members without Users. The
-    // caches task marks the directory synced once every cache has had its first full sync.
-    tokio::select! {
-        _ = token.cancelled() => {}
-        _ = state.directory.wait_synced() => {}
-    }
     loop {
         // Follow until we lead (or shut down).
         tokio::select! {
@@ -177,6 +170,22 @@ pub async fn run(
             }
         }
         metrics.leader.set(1);
+        // Reconcilers plan from the caches (a Session's members are looked up among the
+        // cached Users): planning from a cache still filling would see members without
+        // Users. The caches task marks the directory synced once every cache has had its
+        // first full sync.
+        let synced = tokio::select! {
+            _ = token.cancelled() => false,
+            _ = leader_rx.wait_for(|leading| !*leading) => false,
+            _ = state.directory.wait_synced() => true,
+        };
+        if !synced {
+            metrics.leader.set(0);
+            if token.is_cancelled() {
+                break;
+            }
+            continue;
+        }
         let term = token.child_token();
         let mut tasks = JoinSet::new();
         tasks.spawn(user::run(ctx.clone(), term.clone()));
