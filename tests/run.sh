@@ -146,7 +146,9 @@ run_cluster_tests() {
         done
         return 1
     fi
-    trap '"$CONTROLPLANE/down" "$state" --rm >/dev/null 2>&1 || true' EXIT
+    # Expanded now: `state` is local to this function and gone when the EXIT trap runs.
+    # shellcheck disable=SC2064
+    trap "\"$CONTROLPLANE/down\" \"$state\" --rm >/dev/null 2>&1 || true" EXIT
     export HOMESTEAD_TEST_KUBECONFIG="$kubeconfig"
     if cargo nextest --version >/dev/null 2>&1; then
         log "cluster tests (cargo nextest, --run-ignored only)"
