@@ -12,6 +12,7 @@ pub mod desired;
 pub mod directory;
 pub(crate) mod envelope;
 pub mod identity;
+pub mod lease;
 pub mod lifecycle;
 pub mod mutation;
 pub mod names;
