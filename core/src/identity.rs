@@ -1,4 +1,4 @@
-//! Identity resolution (DESIGN §3): who sent a request, and which user a pod or pod
+//! Identity resolution (docs/architecture.md, "Identity rules"): who sent a request, and which user a pod or pod
 //! template in a managed namespace runs as.
 
 use std::sync::Arc;
