@@ -1,5 +1,5 @@
-//! Identity resolution (docs/architecture.md, "Identity rules"): who sent a request, and which user a pod or pod
-//! template in a managed namespace runs as.
+//! Identity resolution (docs/architecture.md, "Identity rules"): who sent a request, and
+//! which user a pod or pod template in a managed namespace runs as.
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
-//! Mutation (docs/architecture.md, "Identity rules"): the JSON Patch that makes a pod (or pod template) run as its
-//! identity with its storage and environment. Operations are built by comparing the
+//! Mutation (docs/architecture.md, "Identity rules"): the JSON Patch that makes a pod (or
+//! pod template) run as its identity with its storage and environment. Operations are built by comparing the
 //! parsed pod with what it should be, field by field — never by diffing clones — and
 //! written straight into the patch; an object that already is what it should be gets no
 //! operations at all.
