@@ -56,16 +56,20 @@ async fn a_project_is_shared_and_unshared_and_kept_on_delete() {
     let ada = cluster.user("pe-ada", &[]).await;
     let bob = cluster.user("pe-bob", &[]).await;
 
-    // Created with bob as an edit member: the namespace, the RoleBindings.
+    // Created with bob as an edit member and a child namespace: the namespaces, the
+    // RoleBindings, bob's claim in both.
     let name = cluster.name("pe");
     let ns = format!("p-{name}");
+    let ci = format!("{ns}-ci");
     cluster.delete_on_drop::<Project>(None, &name);
     cluster.delete_on_drop::<Namespace>(None, &ns);
+    cluster.delete_on_drop::<Namespace>(None, &ci);
     cluster.delete_labelled_on_drop::<PersistentVolume>(&format!("{LABEL_PROJECT}={name}"));
     apply_project(
         &cluster,
         &name,
-        json!({"owner": ada.username, "members": [{"username": bob.username, "role": "edit"}]}),
+        json!({"owner": ada.username, "childNamespaces": ["ci"],
+               "members": [{"username": bob.username, "role": "edit"}]}),
     )
     .await;
     let projects = Api::<Project>::all(admin.clone());
@@ -114,8 +118,74 @@ async fn a_project_is_shared_and_unshared_and_kept_on_delete() {
         "{groups:?}"
     );
 
-    // Unshared: bob's RoleBinding goes and his next pod is refused.
-    apply_project(&cluster, &name, json!({"owner": ada.username})).await;
+    // bob's Deployment, and his claim in the child namespace.
+    let bob_web: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "bob-web"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "bob-web"}},
+                 "template": {"metadata": {"labels": {"app": "bob-web"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+    }))
+    .expect("deployment");
+    Api::<Deployment>::namespaced(member.clone(), &ns)
+        .create(&PostParams::default(), &bob_web)
+        .await
+        .expect("bob's Deployment");
+    let bobs_claim = format!("homestead-private-{}", bob.username);
+    let child_claims = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), &ci);
+    eventually("bob's claim in the child namespace", WAIT, || {
+        let (claims, claim) = (child_claims.clone(), bobs_claim.clone());
+        async move { claims.get_opt(&claim).await.ok()?.map(|_| ()) }
+    })
+    .await;
+    let volumes_before = project_volumes(&admin, &name).await;
+
+    // Unshared: bob's RoleBinding goes, his claims go from both namespaces (his volumes
+    // stay), his Deployment is named in an Event and his next pod is refused.
+    apply_project(
+        &cluster,
+        &name,
+        json!({"owner": ada.username, "childNamespaces": ["ci"]}),
+    )
+    .await;
+    let events = Api::<Event>::namespaced(admin.clone(), &ns);
+    eventually("an Event naming bob's Deployment", WAIT, || {
+        let events = events.clone();
+        async move {
+            events
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("RunsAsFormerMember")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("bob-web")
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    for namespace in [&ns, &ci] {
+        let claims = Api::<PersistentVolumeClaim>::namespaced(admin.clone(), namespace);
+        eventually(&format!("bob's claim gone from {namespace}"), WAIT, || {
+            let (claims, claim) = (claims.clone(), bobs_claim.clone());
+            async move {
+                // Gone, or going (a pod of bob's still names it: the claim protection
+                // finalizer holds it until the pod is gone).
+                match claims.get_opt(&claim).await.ok()? {
+                    None => Some(()),
+                    Some(c) => c.metadata.deletion_timestamp.map(|_| ()),
+                }
+            }
+        })
+        .await;
+    }
+    assert_eq!(
+        project_volumes(&admin, &name).await,
+        volumes_before,
+        "every volume kept"
+    );
     eventually("bob's RoleBinding removed", WAIT, || {
         let bindings = bindings.clone();
         async move {
@@ -159,7 +229,7 @@ async fn a_project_is_shared_and_unshared_and_kept_on_delete() {
     apply_project(
         &cluster,
         &name,
-        json!({"owner": ada.username, "deletionPolicy": "Keep"}),
+        json!({"owner": ada.username, "childNamespaces": ["ci"], "deletionPolicy": "Keep"}),
     )
     .await;
     eventually("Keep observed", WAIT, || {
