@@ -362,6 +362,16 @@ pub fn plan_workloads(project: &str, change: &Change, workloads: &[Workload]) ->
                         "Project {project} was handed from {run_as} to {owner} with transferWorkloads false: this keeps running as {run_as}"
                     ),
                 });
+            } else if change.now.runners.binary_search(&change.now.owner).is_err() {
+                kept.push(WorkloadStep {
+                    workload: workload.clone(),
+                    patch: None,
+                    reason: "NotTransferred",
+                    warning: true,
+                    note: format!(
+                        "Project {project} was handed from {run_as} to {owner}, but the owner's role runs no pods (projects.ownerRole): this keeps running as {run_as}"
+                    ),
+                });
             } else if workload.kind == WorkloadKind::Job {
                 kept.push(WorkloadStep {
                     workload: workload.clone(),
@@ -644,6 +654,27 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn nothing_is_handed_to_an_owner_who_runs_no_pods() {
+        let mut config = Config::default();
+        config.projects.owner_role = "view".into();
+        let change =
+            people_changed(&config, &recorded(project("bob", &[]), "ada", &["ada"])).unwrap();
+        let steps = plan_workloads("mx", &change, &workloads());
+        assert!(
+            steps.iter().all(|s| s.patch.is_none()),
+            "{:?}",
+            summary(&steps)
+        );
+        assert!(
+            steps
+                .iter()
+                .any(|s| s.reason == "NotTransferred" && s.note.contains("runs no pods")),
+            "{:?}",
+            summary(&steps)
+        );
     }
 
     #[test]
