@@ -3,7 +3,9 @@
 //! storage (the shared volume, the project volume, one private claim per person who runs
 //! pods), clones and quota. `spec.adopt` takes over an existing namespace that no other
 //! homestead object owns (nothing in it is touched); `deletionPolicy: Keep` lets go of the
-//! namespaces on delete instead of deleting them ([`let_go`]).
+//! namespaces on delete instead of deleting them ([`let_go`]). Once a plan is in place,
+//! a hand-over re-stamps the old owner's workloads and an unshare names the former
+//! member's ([`settle_workloads`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -100,6 +102,10 @@ impl Owned for Project {
     }
 }
 
+/// Reconciles failed in a row after which a workload whose re-stamp is refused is given
+/// up on (a refusal right after the edit may be admission not having seen it yet).
+pub const GIVE_UP_AFTER: u32 = 3;
+
 /// Field manager of the status fields [`settle_workloads`] records (`status.owner`,
 /// `status.runners`): apart from the reconcile's own status writes, which never name them.
 pub const WORKLOADS_FIELD_MANAGER: &str = "homestead-workloads";
@@ -109,8 +115,9 @@ pub const WORKLOADS_FIELD_MANAGER: &str = "homestead-workloads";
 /// the new owner (with `spec.transferWorkloads`), and an unshared person's workloads are
 /// named; one Event per workload, on the workload. Then the people are recorded in the
 /// status, so the next reconcile lists nothing. A workload that fails to re-stamp fails
-/// the reconcile, which is retried; the ones already re-stamped need nothing the next
-/// time.
+/// the reconcile, which is retried (the ones already re-stamped need nothing the next
+/// time); one still refused after [`GIVE_UP_AFTER`] failures in a row is left running as
+/// the old owner, in a Warning Event.
 pub async fn settle_workloads(project: &Project, ctx: &Context) -> Result<(), Error> {
     let Some(change) = people_changed(&ctx.config, project) else {
         return Ok(());
@@ -140,6 +147,28 @@ pub async fn settle_workloads(project: &Project, ctx: &Context) -> Result<(), Er
                         tracing::info!(project = %name, workload = %step.workload.describe(), "re-stamped to the new owner");
                     }
                     Err(kube::Error::Api(status)) if status.code == 404 => continue,
+                    // Refused (by admission, or its stamp changed meanwhile) again and
+                    // again: this workload is given up on, and said so, so the hand-over
+                    // of the others completes.
+                    Err(kube::Error::Api(status))
+                        if matches!(status.code, 400 | 403 | 422)
+                            && ctx.failure_count(OwnerKind::Project, &name) >= GIVE_UP_AFTER =>
+                    {
+                        let from = step.workload.run_as.as_deref().unwrap_or_default();
+                        let gave_up = WorkloadStep {
+                            patch: None,
+                            reason: "NotTransferred",
+                            warning: true,
+                            note: format!(
+                                "Project {name} was handed from {from} to {}, but re-stamping this was refused {GIVE_UP_AFTER} times and given up: {}; it keeps running as {from}",
+                                change.now.owner, status.message
+                            ),
+                            ..step.clone()
+                        };
+                        tracing::warn!(project = %name, workload = %step.workload.describe(), error = %status.message, "gave up re-stamping");
+                        workload_event(ctx, project, &gave_up).await;
+                        continue;
+                    }
                     Err(e) => return Err(e.into()),
                 }
             }

@@ -1519,6 +1519,40 @@ mod projects {
         }
     }
 
+    /// A re-stamp admission keeps refusing (here: the template mounts a claim the new
+    /// owner may not) is given up on after a few failed reconciles in a row: the workload
+    /// keeps running as the old owner, a Warning Event says why, and the hand-over of
+    /// the rest is recorded instead of failing for ever.
+    #[tokio::test]
+    async fn a_restamp_refused_again_and_again_is_given_up() {
+        use crate::controller::project::GIVE_UP_AFTER;
+        let (project, users, live) = handed_over();
+        let mut steps = lists();
+        steps.push(step(Method::PATCH, DEPLOYMENT, Reply::Fail(403)));
+        steps.push(step(Method::POST, NS_EVENTS, Reply::Echo));
+        steps.push(step(Method::PATCH, PROJECT_STATUS, with_status(&project)));
+        let h = Harness::with_live(Config::default(), &users, live, steps);
+        let project = Arc::new(project);
+        let refused = super::super::Error::Kube(kube::Error::Api(Box::new(
+            serde_json::from_value(status_body(403)).unwrap(),
+        )));
+        for _ in 0..GIVE_UP_AFTER {
+            error_policy(project.clone(), &refused, h.ctx.clone());
+        }
+        reconcile(project.clone(), h.ctx.clone()).await.unwrap();
+        let seen = h.finish().await;
+        let event = &seen[10].body;
+        assert_eq!(
+            (&event["reason"], &event["type"]),
+            (&json!("NotTransferred"), &json!("Warning"))
+        );
+        assert!(
+            event["note"].as_str().unwrap().contains("scripted 403"),
+            "{event}"
+        );
+        assert_eq!(seen[11].body["status"]["owner"], "bob");
+    }
+
     /// A watch that expires (410 Gone, which a real API server sends when it pleases) is
     /// followed by a fresh list: the live copies drop what went meanwhile and take in
     /// what came, so a former member's claim made during the gap is still found stale.
