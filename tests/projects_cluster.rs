@@ -608,6 +608,30 @@ async fn a_project_is_created_shared_handed_over_and_kept() {
         "shared, ada's and bob's: {volumes_before:?}"
     );
 
+    // Handing it to carl without moving ada's workloads, and without keeping ada a
+    // member who runs pods, is refused: her workloads would run as a stranger.
+    let refused = Api::<Project>::all(admin.clone())
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(json!({
+                "apiVersion": "homestead.dev/v1alpha1", "kind": "Project",
+                "metadata": {"name": name},
+                "spec": {"owner": carl.username, "gid": gid, "transferWorkloads": false, "members": [
+                    {"username": bob.username, "role": "edit"},
+                    {"username": erin.username, "role": "view"}]}
+            })),
+        )
+        .await;
+    match refused {
+        Err(kube::Error::Api(e)) => assert!(
+            e.message.contains("must stay a member") && e.message.contains("spec.owner"),
+            "{}",
+            e.message
+        ),
+        other => panic!("a hand-over dropping ada without transfer was accepted: {other:?}"),
+    }
+
     // 3. Handed to carl; ada is not kept. Her Deployment now runs as carl (one Event
     // says so), carl has the owner role and a claim, ada has neither and her pods are
     // refused; her volume is kept.
