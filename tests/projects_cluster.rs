@@ -819,3 +819,172 @@ async fn a_project_shared_with_all_users_includes_users_created_later() {
         .expect("admin");
     assert_eq!(subjects(&owner), std::slice::from_ref(&ada.username));
 }
+
+/// The minimal Workflow CRD (as `tests/argo_cluster.rs` installs it: Argo's group,
+/// version, kind and plural, any spec and status, no status subresource). Left installed.
+async fn install_workflow_crd(admin: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "workflows.argoproj.io"},
+        "spec": {
+            "group": "argoproj.io",
+            "names": {"kind": "Workflow", "listKind": "WorkflowList", "plural": "workflows",
+                      "singular": "workflow", "shortNames": ["wf"]},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1alpha1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                    },
+                    "required": ["metadata", "spec"]
+                }}
+            }]
+        }
+    }))
+    .expect("crd");
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    crds.patch(
+        "workflows.argoproj.io",
+        &PatchParams::apply("homestead-tests").force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .expect("apply the Workflow CRD");
+    eventually("the Workflow CRD established", WAIT, || {
+        let crds = crds.clone();
+        async move {
+            let crd = crds.get("workflows.argoproj.io").await.ok()?;
+            crd.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
+}
+
+/// A hand-over moves every kind of workload homestead stamps, where each keeps its stamp:
+/// a CronJob's job template (mutated for the new owner), and an Argo Workflow's
+/// `spec.podMetadata` together with the copy the workflow controller keeps in its status.
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn a_hand_over_moves_cronjobs_and_argo_workflows_too() {
+    use k8s_openapi::api::batch::v1::CronJob;
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let cluster = Cluster::exclusive().await;
+    let admin = cluster.admin.clone();
+    install_workflow_crd(&admin).await;
+    let serve = cluster.serve(ServeOptions::default()).await;
+    serve.register_webhooks(&cluster).await;
+    let ada = cluster.user("pw-ada", &[]).await;
+    let bob = cluster.user("pw-bob", &[]).await;
+    let name = cluster.name("pw");
+    let ns = format!("p-{name}");
+    cluster.delete_on_drop::<Project>(None, &name);
+    cluster.delete_on_drop::<Namespace>(None, &ns);
+    cluster.delete_labelled_on_drop::<PersistentVolume>(&format!("{LABEL_PROJECT}={name}"));
+    let gid = ada.uid + 50_000;
+    apply_project(
+        &cluster,
+        &name,
+        json!({"owner": ada.username, "gid": gid,
+               "members": [{"username": bob.username, "role": "edit"}]}),
+    )
+    .await;
+    let projects = Api::<Project>::all(admin.clone());
+    wait_settled(&projects, &name, &ada.username).await;
+    let owner = client_as(&ada.username).await;
+    wait_admitting(&owner, &ns, ada.uid).await;
+
+    // ada's CronJob, and a Workflow run as ada with the controller's copy of its spec.
+    let cron: CronJob = serde_json::from_value(json!({
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 3 * * *", "suspend": true, "jobTemplate": {"spec": {"template": {
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}}
+    }))
+    .expect("cronjob");
+    Api::<CronJob>::namespaced(owner.clone(), &ns)
+        .create(&PostParams::default(), &cron)
+        .await
+        .expect("ada's CronJob");
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Workflow"),
+        "workflows",
+    );
+    let workflows = Api::<DynamicObject>::namespaced_with(admin.clone(), &ns, &resource);
+    let workflow: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+        "metadata": {"name": "reduce", "namespace": ns},
+        "spec": {"entrypoint": "main",
+                 "podMetadata": {"annotations": {ANNOTATION_RUN_AS: ada.username}},
+                 "templates": [{"name": "main", "container": {"image": "busybox", "command": ["true"]}}]}
+    }))
+    .expect("workflow");
+    workflows
+        .create(&PostParams::default(), &workflow)
+        .await
+        .expect("a Workflow of ada's");
+    workflows
+        .patch(
+            "reduce",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"storedWorkflowTemplateSpec": {
+                "podMetadata": {"annotations": {ANNOTATION_RUN_AS: ada.username}}}}})),
+        )
+        .await
+        .expect("the workflow controller's copy");
+
+    // Handed to bob.
+    apply_project(
+        &cluster,
+        &name,
+        json!({"owner": bob.username, "gid": gid,
+               "members": [{"username": ada.username, "role": "edit"}]}),
+    )
+    .await;
+    wait_settled(&projects, &name, &bob.username).await;
+    let cron = Api::<CronJob>::namespaced(admin.clone(), &ns)
+        .get("nightly")
+        .await
+        .expect("nightly");
+    let template = cron
+        .spec
+        .and_then(|s| s.job_template.spec)
+        .map(|s| s.template)
+        .expect("job template");
+    assert_eq!(
+        template
+            .metadata
+            .and_then(|m| m.annotations)
+            .and_then(|a| a.get(ANNOTATION_RUN_AS).cloned()),
+        Some(bob.username.clone())
+    );
+    assert_eq!(
+        template
+            .spec
+            .and_then(|s| s.security_context)
+            .and_then(|sc| sc.run_as_user),
+        Some(bob.uid),
+        "mutated for bob"
+    );
+    let reduce = workflows.get("reduce").await.expect("reduce");
+    for pointer in [
+        "/spec/podMetadata/annotations/homestead.dev~1run-as",
+        "/status/storedWorkflowTemplateSpec/podMetadata/annotations/homestead.dev~1run-as",
+    ] {
+        assert_eq!(
+            reduce.data.pointer(pointer),
+            Some(&json!(bob.username)),
+            "{pointer}"
+        );
+    }
+}
