@@ -343,6 +343,25 @@ fn rbac_grants_no_wildcard_and_only_what_homestead_uses() {
                     if *r == "pods" {
                         assert_eq!(rule.verbs, ["list", "watch"], "{scenario}: {rule:?}");
                     }
+                    // Workloads only listed and re-stamped on a hand-over: never made or
+                    // deleted (a Job's template cannot change: only listed).
+                    if [
+                        "deployments",
+                        "statefulsets",
+                        "daemonsets",
+                        "replicasets",
+                        "cronjobs",
+                        "workflows",
+                        "cronworkflows",
+                        "workflowtemplates",
+                    ]
+                    .contains(r)
+                    {
+                        assert_eq!(rule.verbs, ["list", "patch"], "{scenario}: {rule:?}");
+                    }
+                    if *r == "jobs" {
+                        assert_eq!(rule.verbs, ["list"], "{scenario}: {rule:?}");
+                    }
                 }
             }
             if role["kind"] == "Role" {

@@ -58,6 +58,23 @@ fn fixture() -> Fixture {
     }
 }
 
+/// homestead's own identity (the default `homesteadUsernames`).
+const HOMESTEAD: &str = "system:serviceaccount:homestead:homestead";
+
+/// The Deployment `web` as homestead stamps it for `run_as`.
+fn stamped(run_as: &str) -> Value {
+    let mut d = deployment();
+    d["spec"]["template"]["metadata"]["annotations"] = json!({"homestead.dev/run-as": run_as});
+    d
+}
+
+/// `workload` as a ReplicaSet its Deployment made.
+fn made_by_deployment(mut workload: Value) -> Value {
+    workload["kind"] = json!("ReplicaSet");
+    workload["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": "1", "controller": true}]);
+    workload
+}
+
 fn denied_reason(fx: &Fixture, webhook: Webhook, request: &Value) -> Result<(), String> {
     match fx.review(webhook, request).summary.verdict {
         Verdict::Denied { reason, .. } => Err(reason.to_owned()),
@@ -226,6 +243,58 @@ fn project_identity_rules() {
             "another member may not change bob's workload",
             update(MX, "ada", deployment(), bobs_template.clone()),
             Err("not_owner"),
+        ),
+        // A hand-over: homestead re-stamps the old owner's workload, to a member only.
+        (
+            "homestead re-stamps ada's workload to bob, a member",
+            update(MX, HOMESTEAD, stamped("bob"), stamped("ada")),
+            Ok(()),
+        ),
+        (
+            "homestead re-stamps ada's workload in a child namespace",
+            update(MX_CI, HOMESTEAD, stamped("bob"), stamped("ada")),
+            Ok(()),
+        ),
+        (
+            "homestead may not re-stamp to a view member",
+            update(MX, HOMESTEAD, stamped("erin"), stamped("ada")),
+            Err("role_runs_no_pods"),
+        ),
+        (
+            "homestead may not re-stamp to someone who is no member",
+            update(MX, HOMESTEAD, stamped("dave"), stamped("ada")),
+            Err("not_member"),
+        ),
+        (
+            "the new owner may not re-stamp ada's workload himself",
+            update(MX, "bob", stamped("bob"), stamped("ada")),
+            Err("not_owner"),
+        ),
+        (
+            "a trusted controller may not re-stamp it",
+            update(MX, rs, stamped("bob"), stamped("ada")),
+            Err("not_owner"),
+        ),
+        (
+            "a service account may not re-stamp it",
+            update(MX, argo, stamped("bob"), stamped("ada")),
+            Err("not_owner"),
+        ),
+        // An unshare: a former member's workload makes no more pods.
+        (
+            "a former member's Deployment makes a ReplicaSet: refused",
+            request(
+                "CREATE",
+                MX,
+                "system:serviceaccount:kube-system:deployment-controller",
+                made_by_deployment(stamped("dave")),
+            ),
+            Err("not_member"),
+        ),
+        (
+            "a former member's ReplicaSet makes a pod: refused",
+            request("CREATE", MX, rs, owned(plain_pod(), "dave")),
+            Err("not_member"),
         ),
     ];
     let mut failures = Vec::new();
@@ -440,4 +509,97 @@ fn projects_are_checked() {
         failures.push(format!("{name}: got {got}, wanted {want:?}"));
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// A hand-over's re-stamp as admission sees it: homestead changes the stamp of ada's
+/// Deployment to bob, and mutation rewrites the rest of the template for bob (his uid,
+/// his private claim; the project gid stays), which validation then accepts.
+#[test]
+fn a_restamped_workload_runs_as_the_new_owner() {
+    let fx = fixture();
+    let adas = fx.mutated(&request("CREATE", MX, "ada", deployment()));
+    let template = &adas["spec"]["template"];
+    assert_eq!(template["spec"]["securityContext"]["runAsUser"], 1001);
+    // The controller's patch: only the stamp.
+    let mut restamped = adas.clone();
+    restamped["spec"]["template"]["metadata"]["annotations"]["homestead.dev/run-as"] = json!("bob");
+    let bobs = fx.mutated(&update(MX, HOMESTEAD, restamped, adas.clone()));
+    let template = &bobs["spec"]["template"];
+    let sc = &template["spec"]["securityContext"];
+    assert_eq!(
+        (&sc["runAsUser"], &sc["runAsGroup"], &sc["fsGroup"]),
+        (&json!(1002), &json!(4000), &json!(4000)),
+        "{sc}"
+    );
+    assert_eq!(template["metadata"]["labels"]["homestead.dev/user"], "bob");
+    let claims: Vec<&str> = template["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+        .collect();
+    assert!(claims.contains(&"homestead-private-bob"), "{claims:?}");
+    assert!(!claims.contains(&"homestead-private-ada"), "{claims:?}");
+    let env: Vec<(&str, &str)> = template["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?, e["value"].as_str()?)))
+        .collect();
+    assert!(env.contains(&("HOMESTEAD_USER", "bob")), "{env:?}");
+    let validated = fx.review(Webhook::Validate, &update(MX, HOMESTEAD, bobs, adas));
+    assert_eq!(validated.summary.verdict, Verdict::Allowed);
+}
+
+#[test]
+fn an_owner_change_without_transfer_keeps_the_old_owner_a_member() {
+    let fx = fixture();
+    let mx = |spec: Value| project("mx", spec);
+    let old = mx(json!({"owner": "ada", "gid": 4000, "childNamespaces": ["ci"]}));
+    type Want = Result<(), &'static str>;
+    let table: Vec<(&str, Value, Want)> = vec![
+        (
+            "handed to bob, workloads transferred (the default)",
+            mx(json!({"owner": "bob", "gid": 4000, "childNamespaces": ["ci"]})),
+            Ok(()),
+        ),
+        (
+            "handed to bob without transfer, ada stays as edit",
+            mx(
+                json!({"owner": "bob", "gid": 4000, "childNamespaces": ["ci"], "transferWorkloads": false,
+                       "members": [{"username": "ada", "role": "edit"}]}),
+            ),
+            Ok(()),
+        ),
+        (
+            "handed to bob without transfer, ada dropped",
+            mx(
+                json!({"owner": "bob", "gid": 4000, "childNamespaces": ["ci"], "transferWorkloads": false}),
+            ),
+            Err("ada must stay a member"),
+        ),
+        (
+            "handed to bob without transfer, ada kept as a viewer",
+            mx(
+                json!({"owner": "bob", "gid": 4000, "childNamespaces": ["ci"], "transferWorkloads": false,
+                       "members": [{"username": "ada", "role": "view"}]}),
+            ),
+            Err("runs none"),
+        ),
+    ];
+    for (name, object, want) in table {
+        let reviewed = fx.review(Webhook::Validate, &update("", "admin", object, old.clone()));
+        match (&reviewed.summary.verdict, want) {
+            (Verdict::Allowed, Ok(())) => {}
+            (
+                Verdict::Denied {
+                    reason, message, ..
+                },
+                Err(word),
+            ) if *reason == "old_owner_dropped"
+                && message.contains("spec.owner")
+                && message.contains(word) => {}
+            (got, _) => panic!("{name}: got {got:?}, wanted {want:?}"),
+        }
+    }
 }

@@ -206,6 +206,19 @@ pub struct ProjectSpec {
     /// What deleting the Project does to its namespaces.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// On a change of `owner`: re-stamp the old owner's workloads in the project
+    /// namespaces to the new owner (true, the default), or leave them running as the old
+    /// owner (false; the old owner must then stay a member whose role runs pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = true))]
+    pub transfer_workloads: Option<bool>,
+}
+
+impl ProjectSpec {
+    /// `transferWorkloads`, true when unset.
+    pub fn transfers_workloads(&self) -> bool {
+        self.transfer_workloads.unwrap_or(true)
+    }
 }
 
 /// One person a Project is shared with.
@@ -250,6 +263,14 @@ pub struct ProjectStatus {
     /// How many people have a role besides the owner (`allUsers` not counted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members: Option<i64>,
+    /// The owner the project's workloads were last handed to: a `spec.owner` that
+    /// differs is a hand-over still to be done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Who ran pods in the project (the owner and the members whose role runs pods) when
+    /// its workloads were last looked at: someone missing from `spec` now was unshared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runners: Option<Vec<String>>,
 }
 
 /// Lifecycle phase of a `User` or `Session`.

@@ -1018,9 +1018,23 @@ fn decide_resource(webhook: Webhook, request: &Request<'_>, admission: &Admissio
             Err(e) => vec![unreadable("object", &e)],
         }
     } else if request.kind.kind == "Project" {
-        match serde_json::from_str::<Project>(object) {
-            Ok(project) => validation::validate_project(config, directory, &project),
-            Err(e) => vec![unreadable("object", &e)],
+        let old = match request
+            .old_object
+            .as_ref()
+            .map(|o| raw_text(o, "oldObject"))
+        {
+            None => Ok(None),
+            Some(Ok(text)) => serde_json::from_str::<Project>(text)
+                .map(Some)
+                .map_err(|e| unreadable("oldObject", &e)),
+            Some(Err(denial)) => Err(denial),
+        };
+        match (serde_json::from_str::<Project>(object), old) {
+            (Ok(project), Ok(old)) => {
+                validation::validate_project(config, directory, &project, old.as_ref())
+            }
+            (Err(e), _) => vec![unreadable("object", &e)],
+            (_, Err(denial)) => vec![denial],
         }
     } else {
         match serde_json::from_str::<Session>(object) {

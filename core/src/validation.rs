@@ -874,9 +874,21 @@ pub fn validate_session(config: &Config, directory: &Directory, session: &Sessio
 
 /// A `Project` as written: an owner and members who are enabled Users with configured
 /// roles, a gid that is positive and no other User's primary group, namespaces that are
-/// valid names and neither system namespaces nor another's, and sane storage.
-pub fn validate_project(config: &Config, directory: &Directory, project: &Project) -> Vec<Denial> {
+/// valid names and neither system namespaces nor another's, and sane storage. On an
+/// update (`old`), handing it to a new owner without transferring workloads keeps the
+/// old owner a member whose role runs pods.
+pub fn validate_project(
+    config: &Config,
+    directory: &Directory,
+    project: &Project,
+    old: Option<&Project>,
+) -> Vec<Denial> {
     let mut denials = Vec::new();
+    if let Some(old) = old
+        && let Some(problem) = crate::handover::untransferred_owner_problem(config, old, project)
+    {
+        denials.push(Denial::new("old_owner_dropped", "spec.owner", problem));
+    }
     let spec = &project.spec;
     let name = project.metadata.name.as_deref().unwrap_or_default();
     let object = format!("Project/{name}");

@@ -3,15 +3,19 @@
 //! storage (the shared volume, the project volume, one private claim per person who runs
 //! pods), clones and quota. `spec.adopt` takes over an existing namespace that no other
 //! homestead object owns (nothing in it is touched); `deletionPolicy: Keep` lets go of the
-//! namespaces on delete instead of deleting them ([`let_go`]).
+//! namespaces on delete instead of deleting them ([`let_go`]). Once a plan is in place,
+//! a hand-over re-stamps the old owner's workloads and an unshare names the former
+//! member's ([`settle_workloads`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kube::Client;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +28,9 @@ use homestead_core::desired::{
     ObjectKey, OwnerKind, PROJECT_CONFIG_MAP, SecretSources, project_objects,
 };
 use homestead_core::directory::{project_namespace, project_namespaces};
+use homestead_core::handover::{
+    Workload, WorkloadKind, WorkloadStep, people_changed, plan_workloads, recorded_status,
+};
 use homestead_core::names::{
     LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_PROJECT, LABEL_SESSION, LABEL_USER, object_name,
 };
@@ -88,6 +95,156 @@ impl Owned for Project {
 
     fn keeps_namespaces(&self) -> bool {
         self.spec.deletion_policy == DeletionPolicy::Keep
+    }
+
+    fn settle(&self, ctx: &Context) -> impl std::future::Future<Output = Result<(), Error>> + Send {
+        settle_workloads(self, ctx)
+    }
+}
+
+/// Reconciles failed in a row after which a workload whose re-stamp is refused is given
+/// up on (a refusal right after the edit may be admission not having seen it yet).
+pub const GIVE_UP_AFTER: u32 = 3;
+
+/// Field manager of the status fields [`settle_workloads`] records (`status.owner`,
+/// `status.runners`): apart from the reconcile's own status writes, which never name them.
+pub const WORKLOADS_FIELD_MANAGER: &str = "homestead-workloads";
+
+/// A Project's workloads after its people changed (see [`homestead_core::handover`]):
+/// on a hand-over the old owner's workloads in every project namespace are re-stamped to
+/// the new owner (with `spec.transferWorkloads`), and an unshared person's workloads are
+/// named; one Event per workload, on the workload. Then the people are recorded in the
+/// status, so the next reconcile lists nothing. A workload that fails to re-stamp fails
+/// the reconcile, which is retried (the ones already re-stamped need nothing the next
+/// time); one still refused after [`GIVE_UP_AFTER`] failures in a row is left running as
+/// the old owner, in a Warning Event.
+pub async fn settle_workloads(project: &Project, ctx: &Context) -> Result<(), Error> {
+    let Some(change) = people_changed(&ctx.config, project) else {
+        return Ok(());
+    };
+    let name = project.name_any();
+    if change.needs_workloads() {
+        let namespaces = project_namespaces(&ctx.config, project);
+        let workloads = list_workloads(&ctx.client, &namespaces).await?;
+        let steps = plan_workloads(&name, &change, &workloads);
+        for step in &steps {
+            if let Some(patch) = &step.patch {
+                let api = workload_api(&ctx.client, &step.workload);
+                let patch: json_patch::Patch = serde_json::from_value(patch.clone())
+                    .map_err(|e| Error::Serialize(step.workload.describe(), e))?;
+                match api
+                    .patch(
+                        &step.workload.name,
+                        &PatchParams {
+                            field_manager: Some(FIELD_MANAGER.to_owned()),
+                            ..PatchParams::default()
+                        },
+                        &Patch::Json::<()>(patch),
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(project = %name, workload = %step.workload.describe(), "re-stamped to the new owner");
+                    }
+                    Err(kube::Error::Api(status)) if status.code == 404 => continue,
+                    // Refused (by admission, or its stamp changed meanwhile) again and
+                    // again: this workload is given up on, and said so, so the hand-over
+                    // of the others completes.
+                    Err(kube::Error::Api(status))
+                        if matches!(status.code, 400 | 403 | 422)
+                            && ctx.failure_count(OwnerKind::Project, &name) >= GIVE_UP_AFTER =>
+                    {
+                        let from = step.workload.run_as.as_deref().unwrap_or_default();
+                        let gave_up = WorkloadStep {
+                            patch: None,
+                            reason: "NotTransferred",
+                            warning: true,
+                            note: format!(
+                                "Project {name} was handed from {from} to {}, but re-stamping this was refused {GIVE_UP_AFTER} times and given up: {}; it keeps running as {from}",
+                                change.now.owner, status.message
+                            ),
+                            ..step.clone()
+                        };
+                        tracing::warn!(project = %name, workload = %step.workload.describe(), error = %status.message, "gave up re-stamping");
+                        workload_event(ctx, project, &gave_up).await;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            workload_event(ctx, project, step).await;
+        }
+    }
+    let body = json!({
+        "apiVersion": Project::api_version(&()),
+        "kind": Project::kind(&()),
+        "status": recorded_status(&change.now),
+    });
+    Api::<Project>::all(ctx.client.clone())
+        .patch_status(
+            &name,
+            &PatchParams::apply(WORKLOADS_FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Every workload of the kinds a hand-over re-stamps in `namespaces`. A kind the API
+/// server does not serve (Argo's, without Argo) has none.
+async fn list_workloads(client: &Client, namespaces: &[String]) -> Result<Vec<Workload>, Error> {
+    let mut out = Vec::new();
+    for namespace in namespaces {
+        for kind in WorkloadKind::ALL {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
+            let list = match api.list(&ListParams::default()).await {
+                Ok(list) => list,
+                Err(kube::Error::Api(status)) if status.code == 404 => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for object in list.items {
+                let value = serde_json::to_value(&object)
+                    .map_err(|e| Error::Serialize(format!("{} {namespace}", kind.as_str()), e))?;
+                out.extend(Workload::read(kind, &value));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn workload_api(client: &Client, workload: &Workload) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        &workload.namespace,
+        &workload.kind.api_resource(),
+    )
+}
+
+/// The Event of one workload's step, on the workload (so its namespace's people see it),
+/// naming the Project.
+async fn workload_event(ctx: &Context, project: &Project, step: &WorkloadStep) {
+    let resource = step.workload.kind.api_resource();
+    let regarding = ObjectReference {
+        api_version: Some(resource.api_version),
+        kind: Some(resource.kind),
+        name: Some(step.workload.name.clone()),
+        namespace: Some(step.workload.namespace.clone()),
+        ..ObjectReference::default()
+    };
+    let event = Event {
+        type_: if step.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: step.reason.to_owned(),
+        note: Some(step.note.clone()),
+        action: "Reconcile".to_owned(),
+        secondary: Some(project.object_ref(&())),
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &regarding).await {
+        tracing::warn!(error = %e, reason = step.reason, workload = %step.workload.describe(), "could not publish an event");
     }
 }
 

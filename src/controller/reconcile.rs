@@ -166,6 +166,14 @@ pub trait Owned:
     fn keeps_namespaces(&self) -> bool {
         false
     }
+    /// What follows a plan applied in full (a Project's workloads on a hand-over or an
+    /// unshare, see [`super::project::settle_workloads`]); nothing by default.
+    fn settle(
+        &self,
+        _ctx: &Context,
+    ) -> impl std::future::Future<Output = Result<(), Error>> + Send {
+        std::future::ready(Ok(()))
+    }
     /// Where it is in its life at `now` (Sessions); `None` for kinds that have none.
     fn lifecycle(
         &self,
@@ -403,15 +411,27 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
                 Err(e) => failures.push((heal.volume.to_string(), e)),
             }
         }
+        // A former member's claim goes from every namespace of the owner (a Project's
+        // child namespaces too); its volume is kept.
         if let Some(wanted) = &plan.member_claims {
-            for key in stale_member_claims(live, &plan.namespace, &owner.name, wanted) {
-                match delete_object(&ctx.client, &key).await {
-                    Ok(_) => {
-                        tracing::info!(namespace = %plan.namespace, claim = %key.name, "removed the claim of a former member; its volume is kept");
+            for namespace in &planned {
+                for key in stale_member_claims(live, namespace, &owner.name, wanted) {
+                    match delete_object(&ctx.client, &key).await {
+                        Ok(_) => {
+                            tracing::info!(%namespace, claim = %key.name, "removed the claim of a former member; its volume is kept");
+                        }
+                        Err(e) => failures.push((key.to_string(), e)),
                     }
-                    Err(e) => failures.push((key.to_string(), e)),
                 }
             }
+        }
+        if failures.is_empty()
+            && let Err(e) = obj.settle(ctx).await
+        {
+            failures.push((
+                format!("workloads of {} {}", K::KIND.as_str(), owner.name),
+                e,
+            ));
         }
     }
 

@@ -39,6 +39,8 @@ enum Reply {
     Echo,
     /// A `Status` failure with this code.
     Fail(u16),
+    /// No answer until the client is gone (a watch that stays open).
+    Hang,
 }
 
 struct Step {
@@ -90,6 +92,7 @@ fn serve(
 ) -> tokio::task::JoinHandle<Vec<Seen>> {
     tokio::spawn(async move {
         let mut seen = Vec::new();
+        let mut hung = Vec::new();
         let total = steps.len();
         for (i, step) in steps.into_iter().enumerate() {
             let Some((request, send)) = handle.next_request().await else {
@@ -115,6 +118,11 @@ fn serve(
                 Reply::Json(code, v) => (code, v),
                 Reply::Echo => (200, body.clone()),
                 Reply::Fail(code) => (code, status_body(code)),
+                Reply::Hang => {
+                    hung.push(send);
+                    seen.push(Seen { method, uri, body });
+                    continue;
+                }
             };
             send.send_response(
                 Response::builder()
@@ -147,7 +155,7 @@ impl Harness {
         Self::with_live(config, users, Vec::new(), steps)
     }
 
-    /// A context whose live copies (of both owner kinds) hold `live`.
+    /// A context whose live copies (of every owner kind) hold `live`.
     fn with_live(
         config: Config,
         users: &[User],
@@ -175,7 +183,7 @@ impl Harness {
             recorder,
             Metrics::default(),
         ));
-        for kind in [OwnerKind::User, OwnerKind::Session] {
+        for kind in [OwnerKind::User, OwnerKind::Session, OwnerKind::Project] {
             ctx.live(kind).synced_with(live.clone());
         }
         Self {
@@ -1316,6 +1324,316 @@ async fn a_bound_volume_keeps_its_binding_on_reapply() {
         assert_eq!(
             apply.body["metadata"]["labels"]["homestead.dev/claim"],
             apply.body["spec"]["claimRef"]["name"]
+        );
+    }
+}
+
+/// Projects: a hand-over's workloads, and what only a scripted server can do to it.
+mod projects {
+    use super::*;
+    use crate::controller::apply::stale_member_claims;
+    use crate::controller::live::Live;
+    use crate::controller::project::WORKLOADS_FIELD_MANAGER;
+    use homestead_core::desired::project_objects;
+    use homestead_core::handover::WorkloadKind;
+    use homestead_core::resources::{Project, ProjectMember, ProjectSpec};
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use kube::api::Api;
+
+    const PROJECT_STATUS: &str = "/apis/homestead.dev/v1alpha1/projects/mx/status";
+    const NS_EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/p-mx/events";
+    const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/p-mx/deployments/web";
+
+    /// Project `mx` (gid 4000) just handed from ada to bob, ada kept as `edit`: its
+    /// objects are in place as planned (the live copies), its workloads not yet settled
+    /// (`status.owner` is still ada).
+    fn handed_over() -> (Project, Vec<User>, Vec<(ObjectKey, Value)>) {
+        let users = vec![user("ada"), user("bob")];
+        let mut p = Project::new(
+            "mx",
+            ProjectSpec {
+                owner: "bob".into(),
+                members: vec![ProjectMember {
+                    username: "ada".into(),
+                    role: "edit".into(),
+                }],
+                gid: Some(4000),
+                ..Default::default()
+            },
+        );
+        p.metadata.uid = Some("uid-project-mx".into());
+        p.metadata.generation = Some(2);
+        p.finalizers_mut().push(FINALIZER.into());
+        deployed(&mut p, "p-mx", 2, vec![]);
+        let status = p.status.as_mut().unwrap();
+        status.gid = Some(4000);
+        status.members = Some(1);
+        status.owner = Some("ada".into());
+        status.runners = Some(vec!["ada".into(), "bob".into()]);
+        let specs = users
+            .iter()
+            .map(|u| (u.spec.username.clone(), u.spec.clone()))
+            .collect();
+        let plan = project_objects(&Config::default(), &p, &specs, &SecretSources::new()).unwrap();
+        (p, users, stored(&plan))
+    }
+
+    fn list_path(kind: WorkloadKind) -> String {
+        let r = kind.api_resource();
+        format!(
+            "/apis/{}/{}/namespaces/p-mx/{}",
+            r.group, r.version, r.plural
+        )
+    }
+
+    /// The lists of every workload kind in p-mx: ada's Deployment `web`; Argo not
+    /// installed (404).
+    fn lists() -> Vec<Step> {
+        WorkloadKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let reply = match kind {
+                    WorkloadKind::Deployment => Reply::Json(
+                        200,
+                        json!({"apiVersion": "apps/v1", "kind": "DeploymentList",
+                               "metadata": {"resourceVersion": "7"},
+                               "items": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                          "metadata": {"name": "web", "namespace": "p-mx"},
+                                          "spec": {"template": {"metadata": {"annotations": {"homestead.dev/run-as": "ada"}}}}}]}),
+                    ),
+                    WorkloadKind::Workflow
+                    | WorkloadKind::CronWorkflow
+                    | WorkloadKind::WorkflowTemplate => Reply::Fail(404),
+                    _ => Reply::Json(
+                        200,
+                        json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []}),
+                    ),
+                };
+                step(Method::GET, &list_path(kind), reply)
+            })
+            .collect()
+    }
+
+    /// The re-stamp (answered with the Deployment), its Event and the recorded owner.
+    fn settled(project: &Project) -> Vec<Step> {
+        let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                         "metadata": {"name": "web", "namespace": "p-mx"}});
+        vec![
+            step(Method::PATCH, DEPLOYMENT, Reply::Json(200, web)),
+            step(Method::POST, NS_EVENTS, Reply::Echo),
+            step(Method::PATCH, PROJECT_STATUS, with_status(project)),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_hand_over_restamps_the_old_owners_workloads_once() {
+        let (project, users, live) = handed_over();
+        let mut steps = lists();
+        steps.extend(settled(&project));
+        let h = Harness::with_live(Config::default(), &users, live.clone(), steps);
+        reconcile(Arc::new(project.clone()), h.ctx.clone())
+            .await
+            .unwrap();
+        let seen = h.finish().await;
+        let patch = &seen[9];
+        assert_eq!(
+            patch.body,
+            json!([
+                {"op": "test", "path": "/spec/template/metadata/annotations/homestead.dev~1run-as", "value": "ada"},
+                {"op": "replace", "path": "/spec/template/metadata/annotations/homestead.dev~1run-as", "value": "bob"},
+            ]),
+            "only the stamp, and only if it still names ada"
+        );
+        let event = &seen[10].body;
+        assert_eq!(event["reason"], "Transferred");
+        assert_eq!(event["type"], "Normal");
+        assert_eq!(
+            (&event["regarding"]["kind"], &event["regarding"]["name"]),
+            (&json!("Deployment"), &json!("web"))
+        );
+        assert_eq!(event["related"]["kind"], "Project");
+        let status = &seen[11];
+        assert!(
+            status
+                .uri
+                .contains(&format!("fieldManager={WORKLOADS_FIELD_MANAGER}")),
+            "{}",
+            status.uri
+        );
+        assert_eq!(
+            status.body["status"],
+            json!({"owner": "bob", "runners": ["ada", "bob"]})
+        );
+
+        // Settled: the next reconcile lists nothing and writes nothing.
+        let mut done = project;
+        done.status.as_mut().unwrap().owner = Some("bob".into());
+        let h = Harness::with_live(Config::default(), &users, live, Vec::new());
+        reconcile(Arc::new(done), h.ctx.clone()).await.unwrap();
+        assert!(h.finish().await.is_empty());
+    }
+
+    /// A re-stamp the API server refuses — a conflict, throttling, an internal error —
+    /// fails the reconcile (the owner stays unrecorded, the Project says Failed) and backs
+    /// off; the retry lists again and finishes the hand-over.
+    #[tokio::test]
+    async fn a_refused_restamp_is_retried_until_the_hand_over_is_done() {
+        for code in [409u16, 429, 500] {
+            let (project, users, live) = handed_over();
+            let mut steps = lists();
+            steps.push(step(Method::PATCH, DEPLOYMENT, Reply::Fail(code)));
+            steps.push(step(Method::PATCH, PROJECT_STATUS, with_status(&project)));
+            steps.push(step(Method::POST, EVENTS, Reply::Echo));
+            steps.extend(lists());
+            steps.extend(settled(&project));
+            let h = Harness::with_live(Config::default(), &users, live, steps);
+            let project = Arc::new(project);
+            let err = reconcile(project.clone(), h.ctx.clone()).await.unwrap_err();
+            assert_eq!(err.status_code(), Some(code), "{err}");
+            let wait = error_policy(project.clone(), &err, h.ctx.clone());
+            assert_eq!(wait, Action::requeue(backoff(1, &err)));
+            assert_eq!(h.ctx.failure_count(OwnerKind::Project, "mx"), 1);
+            reconcile(project.clone(), h.ctx.clone()).await.unwrap();
+            assert_eq!(h.ctx.failure_count(OwnerKind::Project, "mx"), 0);
+            let seen = h.finish().await;
+            let failed = &seen[10];
+            assert_eq!(phase_of(failed), "Failed", "{code}");
+            assert!(
+                failed.body["status"]["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("workloads of Project mx"),
+                "{}",
+                failed.body
+            );
+            assert!(
+                failed.body["status"].get("owner").is_none(),
+                "the owner is recorded only once the hand-over is done"
+            );
+            let recorded: Vec<&Seen> = seen
+                .iter()
+                .filter(|s| s.uri.contains(WORKLOADS_FIELD_MANAGER))
+                .collect();
+            assert_eq!(recorded.len(), 1, "{code}");
+            assert_eq!(recorded[0].body["status"]["owner"], "bob");
+        }
+    }
+
+    /// A re-stamp admission keeps refusing (here: the template mounts a claim the new
+    /// owner may not) is given up on after a few failed reconciles in a row: the workload
+    /// keeps running as the old owner, a Warning Event says why, and the hand-over of
+    /// the rest is recorded instead of failing for ever.
+    #[tokio::test]
+    async fn a_restamp_refused_again_and_again_is_given_up() {
+        use crate::controller::project::GIVE_UP_AFTER;
+        let (project, users, live) = handed_over();
+        let mut steps = lists();
+        steps.push(step(Method::PATCH, DEPLOYMENT, Reply::Fail(403)));
+        steps.push(step(Method::POST, NS_EVENTS, Reply::Echo));
+        steps.push(step(Method::PATCH, PROJECT_STATUS, with_status(&project)));
+        let h = Harness::with_live(Config::default(), &users, live, steps);
+        let project = Arc::new(project);
+        let refused = super::super::Error::Kube(kube::Error::Api(Box::new(
+            serde_json::from_value(status_body(403)).unwrap(),
+        )));
+        for _ in 0..GIVE_UP_AFTER {
+            error_policy(project.clone(), &refused, h.ctx.clone());
+        }
+        reconcile(project.clone(), h.ctx.clone()).await.unwrap();
+        let seen = h.finish().await;
+        let event = &seen[10].body;
+        assert_eq!(
+            (&event["reason"], &event["type"]),
+            (&json!("NotTransferred"), &json!("Warning"))
+        );
+        assert!(
+            event["note"].as_str().unwrap().contains("scripted 403"),
+            "{event}"
+        );
+        assert_eq!(seen[11].body["status"]["owner"], "bob");
+    }
+
+    /// A watch that expires (410 Gone, which a real API server sends when it pleases) is
+    /// followed by a fresh list: the live copies drop what went meanwhile and take in
+    /// what came, so a former member's claim made during the gap is still found stale.
+    #[tokio::test]
+    async fn an_expired_watch_relists_the_live_copies() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let claim = |name: &str| {
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": name, "namespace": "p-mx", "resourceVersion": "5",
+                                "labels": {LABEL_MANAGED_BY: "homestead", "homestead.dev/project": "mx"}},
+                   "spec": {}})
+        };
+        let list = |names: &[&str]| {
+            Reply::Json(
+                200,
+                json!({"apiVersion": "v1", "kind": "PersistentVolumeClaimList",
+                       "metadata": {"resourceVersion": "10"},
+                       "items": names.iter().map(|n| claim(n)).collect::<Vec<_>>()}),
+            )
+        };
+        const CLAIMS: &str = "/api/v1/persistentvolumeclaims";
+        let expired = json!({"type": "ERROR", "object": {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "too old resource version: 10 (20)", "reason": "Expired", "code": 410}});
+        let steps = vec![
+            step(
+                Method::GET,
+                CLAIMS,
+                list(&["homestead-private-ada", "homestead-private-bob"]),
+            ),
+            step(Method::GET, CLAIMS, Reply::Json(200, expired)),
+            // Meanwhile bob's claim went and erin's came.
+            step(
+                Method::GET,
+                CLAIMS,
+                list(&["homestead-private-ada", "homestead-private-erin"]),
+            ),
+            step(Method::GET, CLAIMS, Reply::Hang),
+        ];
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let server = serve(handle, steps);
+        let client = Client::new(service, "default");
+        let live = Live::new(1);
+        let stream = live.watch(
+            Kind::PersistentVolumeClaim,
+            Api::<PersistentVolumeClaim>::all(client),
+            watcher::Config::default(),
+        );
+        let drain = tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            let mut errors = 0;
+            while let Some(item) = futures::StreamExt::next(&mut stream).await {
+                errors += usize::from(item.is_err());
+            }
+            errors
+        });
+        let key = |name: &str| ObjectKey {
+            kind: Kind::PersistentVolumeClaim,
+            namespace: Some("p-mx".into()),
+            name: name.into(),
+        };
+        let relisted = tokio::time::timeout(Duration::from_secs(20), async {
+            while live.get(&key("homestead-private-erin")).is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(relisted.is_ok(), "the watch was never relisted");
+        assert!(live.get(&key("homestead-private-bob")).is_none());
+        assert_eq!(
+            stale_member_claims(&live, "p-mx", "mx", &["homestead-private-ada".to_owned()]),
+            [key("homestead-private-erin")]
+        );
+        drain.abort();
+        let _ = drain.await;
+        let seen = server.await.expect("fake API server");
+        assert!(seen[1].uri.contains("watch=true"), "{}", seen[1].uri);
+        assert!(
+            !seen[2].uri.contains("watch=true"),
+            "a fresh list: {}",
+            seen[2].uri
         );
     }
 }

@@ -504,6 +504,97 @@ mod tests {
         }
     }
 
+    /// The planner's table of private claims (and the ConfigMap's owner): a Project as
+    /// edited — shared, unshared, handed over with and without transferring workloads —
+    /// and the claims every project namespace then has. A claim left out is pruned by
+    /// the controller; its volume is kept.
+    #[test]
+    fn private_claims_follow_every_edit() {
+        type Edit = fn(&mut Project);
+        let table: [(&str, Edit, &str, &[&str]); 7] = [
+            ("created", |_| {}, "ada", &["ada"]),
+            (
+                "shared with bob (edit) and erin (view)",
+                |p| p.spec.members = vec![member("bob", "edit"), member("erin", "view")],
+                "ada",
+                &["ada", "bob"],
+            ),
+            (
+                "bob unshared",
+                |p| p.spec.members = vec![member("erin", "view")],
+                "ada",
+                &["ada"],
+            ),
+            (
+                "bob made a viewer",
+                |p| p.spec.members = vec![member("bob", "view")],
+                "ada",
+                &["ada"],
+            ),
+            (
+                "handed to bob with transfer, ada not kept",
+                |p| p.spec.owner = "bob".into(),
+                "bob",
+                &["bob"],
+            ),
+            (
+                "handed to bob with transfer, ada kept as edit",
+                |p| {
+                    p.spec.owner = "bob".into();
+                    p.spec.members = vec![member("ada", "edit")];
+                },
+                "bob",
+                &["ada", "bob"],
+            ),
+            (
+                "handed to bob without transfer: ada stays a member who runs pods",
+                |p| {
+                    p.spec.owner = "bob".into();
+                    p.spec.transfer_workloads = Some(false);
+                    p.spec.members = vec![member("ada", "edit")];
+                },
+                "bob",
+                &["ada", "bob"],
+            ),
+        ];
+        for (name, edit, owner, runners) in table {
+            let mut p = project(&[]);
+            p.spec.gid = Some(4000);
+            p.spec.child_namespaces = vec!["ci".into()];
+            edit(&mut p);
+            let plan =
+                project_objects(&Config::default(), &p, &people(), &SecretSources::new()).unwrap();
+            let want: Vec<String> = runners
+                .iter()
+                .map(|u| format!("homestead-private-{u}"))
+                .collect();
+            assert_eq!(plan.member_claims.as_deref(), Some(&want[..]), "{name}");
+            for ns in ["p-mx", "p-mx-ci"] {
+                let mut claims: Vec<String> = plan
+                    .objects
+                    .iter()
+                    .filter(|o| {
+                        o.kind() == Kind::PersistentVolumeClaim
+                            && o.key().namespace.as_deref() == Some(ns)
+                            && o.key().name.starts_with("homestead-private-")
+                    })
+                    .map(|o| o.key().name)
+                    .collect();
+                claims.sort();
+                assert_eq!(claims, want, "{name}: {ns}");
+            }
+            let Object::ConfigMap(cm) = find(&plan, Kind::ConfigMap, PROJECT_CONFIG_MAP) else {
+                panic!()
+            };
+            let data = cm.data.as_ref().unwrap();
+            assert_eq!(data["owner"], owner, "{name}");
+            assert_eq!(
+                data["gid"], "4000",
+                "{name}: a set gid does not follow the owner"
+            );
+        }
+    }
+
     fn member(username: &str, role: &str) -> ProjectMember {
         ProjectMember {
             username: username.into(),
