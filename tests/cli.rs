@@ -551,3 +551,88 @@ fn mutate_names_what_is_wrong_with_a_manifest() {
         );
     }
 }
+
+#[test]
+fn mutate_and_review_understand_project_namespaces_from_the_directory_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let directory = write(
+        &dir,
+        "directory.yaml",
+        "apiVersion: homestead.dev/v1alpha1\nkind: User\nmetadata: {name: ada}\n\
+         spec: {username: ada, uid: 4242, gid: 4243}\n---\n\
+         apiVersion: homestead.dev/v1alpha1\nkind: User\nmetadata: {name: bob}\n\
+         spec: {username: bob, uid: 4244, gid: 4245}\n---\n\
+         apiVersion: homestead.dev/v1alpha1\nkind: User\nmetadata: {name: eve}\n\
+         spec: {username: eve, uid: 4246, gid: 4247}\n---\n\
+         apiVersion: homestead.dev/v1alpha1\nkind: Project\nmetadata: {name: optics}\n\
+         spec: {owner: ada, members: [{username: bob, role: view}], gid: 7000, namespace: optics}\n",
+    );
+    let pod = write(&dir, "pod.yaml", PLAIN_POD);
+    let run = |user: &str| {
+        homestead(
+            &[
+                "mutate",
+                "--directory",
+                &directory,
+                "--namespace",
+                "optics",
+                "--as",
+                user,
+                "-f",
+                &pod,
+                "-o",
+                "json",
+            ],
+            b"",
+        )
+    };
+    // The owner runs as herself with the project's group and her own claim there.
+    let output = run("ada");
+    assert_exit(&output, 0);
+    let mutated: Value = serde_json::from_slice(&output.stdout).expect("JSON pod");
+    let security = &mutated["spec"]["securityContext"];
+    assert_eq!(security["runAsUser"], 4242, "{mutated}");
+    assert_eq!(security["runAsGroup"], 7000, "{mutated}");
+    assert_eq!(security["fsGroup"], 7000, "{mutated}");
+    let groups = security["supplementalGroups"].as_array().expect("groups");
+    assert!(groups.contains(&7000.into()), "{groups:?}");
+    let claims: Vec<&str> = mutated["spec"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .filter_map(|v| v["persistentVolumeClaim"]["claimName"].as_str())
+        .collect();
+    assert!(claims.contains(&"homestead-private-ada"), "{claims:?}");
+
+    // A viewer may not run pods there; someone not in the project may not either.
+    for (user, want) in [("bob", "view"), ("eve", "not a member")] {
+        let output = run(user);
+        assert_exit(&output, 1);
+        assert!(
+            stderr(&output).contains(want),
+            "{user}: {}",
+            stderr(&output)
+        );
+    }
+
+    // `review` reads the same directory: the owner's pod is patched to the project gid.
+    let example = std::fs::read_to_string(repo("manifests/examples/review-pod.json"))
+        .expect("example review");
+    let review = example.replace("\"namespace\": \"home-ada\"", "\"namespace\": \"optics\"");
+    assert_ne!(review, example, "the example review names home-ada");
+    let output = homestead(
+        &["review", "--webhook", "mutate", "--directory", &directory],
+        review.as_bytes(),
+    );
+    assert_exit(&output, 0);
+    let response = response(&output);
+    assert_eq!(response["allowed"], true, "{response}");
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(response["patch"].as_str().expect("a patch"))
+        .expect("base64");
+    let text = String::from_utf8(patch).expect("UTF-8");
+    assert!(
+        text.contains("\"runAsUser\":4242") && text.contains("\"runAsGroup\":7000"),
+        "{text}"
+    );
+}
