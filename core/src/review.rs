@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::argo::{self, WorkflowKind, WorkflowView};
-use crate::config::Config;
+use crate::config::{Config, TrustedSubmitter};
 use crate::denial::Denial;
 use crate::directory::{Directory, NamespaceOwner};
 use crate::envelope::{self, Object, Request};
@@ -24,7 +24,7 @@ use crate::lifecycle;
 use crate::mutation;
 use crate::names;
 use crate::patch::{Patch, PatchJson};
-use crate::pod::Text;
+use crate::pod::{self, Text};
 use crate::pod_index::PodIndex;
 use crate::resources::{self, Project, Session, User};
 use crate::validation;
@@ -209,7 +209,20 @@ pub fn review(
 ) -> Result<Reviewed, ReviewError> {
     let body = std::str::from_utf8(body)
         .map_err(|e| ReviewError::NotJson(format!("the body is not UTF-8: {e}")))?;
-    let envelope = envelope::parse(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    let mut envelope = envelope::parse(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    // A trusted submitter's pod is read again as text, for its identity label: only its
+    // requests pay for that, and only when there are trusted submitters at all.
+    let submitted = |request: &Request<'_>| {
+        !admission.config.trusted_submitters.is_empty()
+            && request.has_in_place()
+            && admission
+                .config
+                .trusted_submitter(&request.user_info.username)
+                .is_some()
+    };
+    if envelope.request.as_ref().is_some_and(submitted) {
+        envelope = envelope::parse_raw(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    }
     let api_version = envelope.api_version.unwrap_or_default();
     let kind = envelope.kind.unwrap_or_default();
     if api_version != API_VERSION || kind != KIND {
@@ -360,6 +373,78 @@ fn requester<'a>(config: &Config, request: &'a Request<'_>) -> Requester<'a> {
     )
 }
 
+/// A request from a trusted submitter (`trustedSubmitters`): the submitter, and the person
+/// its identity label on the object names (`None` when the object has no such label).
+struct OnBehalf<'c, 'a> {
+    submitter: &'c TrustedSubmitter,
+    person: Option<Text<'a>>,
+}
+
+impl OnBehalf<'_, '_> {
+    /// Says, after a denial about who the object runs as, whose word it was.
+    fn explain(&self, mut denial: Denial) -> Denial {
+        let TrustedSubmitter {
+            username,
+            identity_label,
+        } = self.submitter;
+        let why = match &self.person {
+            Some(person) => format!(
+                " ({username} submitted this for {:?}, named by its {identity_label} label)",
+                person.as_ref()
+            ),
+            None => format!(
+                " ({username} is a trusted submitter, but the object has no {identity_label} label naming the person it submits for)"
+            ),
+        };
+        denial.message.push_str(&why);
+        denial
+    }
+}
+
+/// For a trusted submitter's request, the identity label of the object being admitted (its
+/// own `metadata.labels`); `None` for anyone else's request, whose objects' labels are
+/// never read.
+fn on_behalf<'c, 'a>(
+    config: &'c Config,
+    request: &Request<'a>,
+) -> Result<Option<OnBehalf<'c, 'a>>, Denial> {
+    let Some(submitter) = config.trusted_submitter(&request.user_info.username) else {
+        return Ok(None);
+    };
+    let Some(object) = &request.object else {
+        return Ok(None);
+    };
+    let text = raw_text(object, "object")?;
+    let person = pod::object_label(text, &submitter.identity_label)
+        .map_err(|e| unreadable("object", &e))?
+        .filter(|p| !p.is_empty());
+    Ok(Some(OnBehalf { submitter, person }))
+}
+
+/// Who a request is attributed to: the person a trusted submitter's label names, or the
+/// requester as classified.
+fn attributed<'a>(
+    config: &Config,
+    request: &'a Request<'_>,
+    behalf: &'a Option<OnBehalf<'_, '_>>,
+) -> Requester<'a> {
+    match behalf {
+        Some(OnBehalf {
+            person: Some(person),
+            ..
+        }) => Requester::Person(person),
+        _ => requester(config, request),
+    }
+}
+
+/// A denial about who the object runs as, with a trusted submitter's part in it.
+fn explained(denial: Denial, behalf: &Option<OnBehalf<'_, '_>>) -> Denial {
+    match behalf {
+        Some(behalf) => behalf.explain(denial),
+        None => denial,
+    }
+}
+
 /// Refuses a pod (or template) with more containers or volumes than configured, before
 /// anything else is done with it.
 fn too_large(config: &Config, pod: &PodView<'_>) -> Option<Denial> {
@@ -502,7 +587,11 @@ fn decide_pod(
             Err(e) => return denied(unreadable("oldObject", &e)),
         },
     };
-    let requester = requester(config, request);
+    let behalf = match on_behalf(config, request) {
+        Ok(behalf) => behalf,
+        Err(denial) => return denied(denial),
+    };
+    let requester = attributed(config, request, &behalf);
     // An update that leaves the pod's spec (a workload's template) as it was changes
     // nobody's identity, whoever sends it: labels, replicas, status, autoscalers.
     if let Some((old_object, old_pod)) = &old
@@ -533,7 +622,7 @@ fn decide_pod(
     };
     let identity = match resolve(config, directory, namespace, owner, &attribution) {
         Ok(identity) => identity,
-        Err(denial) => return denied(denial),
+        Err(denial) => return denied(explained(denial, &behalf)),
     };
     let mut decision = Decision {
         identity: Some(identity.username().to_owned()),
@@ -620,7 +709,11 @@ fn decide_workflow(
         Ok(read) => read,
         Err(denial) => return denied(denial),
     };
-    let requester = requester(config, request);
+    let behalf = match on_behalf(config, request) {
+        Ok(behalf) => behalf,
+        Err(denial) => return denied(denial),
+    };
+    let requester = attributed(config, request, &behalf);
     if kind == WorkflowKind::ClusterWorkflowTemplate {
         // Every namespace's members run it: only a cluster admin may name anyone in it.
         if webhook == Webhook::Mutate || requester.is_privileged() || !new.has_any() {
@@ -699,7 +792,7 @@ fn decide_workflow(
             if denial.field == identity::RUN_AS_FIELD {
                 kind.stamp_field().clone_into(&mut denial.field);
             }
-            return denied(denial);
+            return denied(explained(denial, &behalf));
         }
     };
     let username = identity.username();
