@@ -156,10 +156,13 @@ pub(super) fn check_kinds(kinds: &[WorkloadKind], problems: &mut Vec<Problem>) {
                 &format!("{path}.kind"),
                 format!("{}/{} is built in", k.group, k.kind),
             ));
-        } else if k.group == crate::resources::GROUP || k.group.ends_with(".k8s.io") {
+        } else if ["apps", "batch", crate::resources::GROUP].contains(&k.group.as_str()) {
             problems.push(problem(
                 &format!("{path}.group"),
-                format!("{:?} has no pod-making custom resources", k.group),
+                format!(
+                    "{:?} is a built-in API group, not a custom resource's",
+                    k.group
+                ),
             ));
         }
         if let Some(resource) = &k.resource
