@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use homestead::webhooks::{WebhookArgs, WebhookSettings};
 use homestead_core::config::Config;
 use homestead_core::resources::{Project, Session, User};
-use homestead_core::webhooks::{self, normalize_mutating, normalize_validating};
+use homestead_core::webhooks::{self, KindRule, normalize_mutating, normalize_validating};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -108,6 +108,15 @@ fn scenarios() -> Vec<(&'static str, &'static str, Value)> {
             "url only",
             "homestead",
             json!({"webhook": {"url": "https://192.0.2.10:8443", "inCluster": false}, "certs": {"mode": "external", "external": {"caBundle": ca}}}),
+        ),
+        (
+            "workload kinds",
+            "homestead",
+            json!({"config": {"workloadKinds": [
+                {"group": "kubeflow.org", "version": "v1", "kind": "PyTorchJob", "podTemplates": ["/spec/pytorchReplicaSpecs/*/template"]},
+                {"group": "sparkoperator.k8s.io", "version": "v1beta2", "kind": "SparkApplication", "resource": "sparkapplications", "podTemplates": ["/spec/driver/template", "/spec/executor/template"]},
+                {"group": "example.org", "version": "v1", "kind": "Policy", "podTemplates": ["/spec/template"]}
+            ]}}),
         ),
         (
             "custom roles",
@@ -528,7 +537,16 @@ fn chart_webhooks_are_what_the_leader_keeps() {
             continue; // url only: no in-cluster leader
         }
         let deployment: Deployment = one(&docs, "Deployment");
-        let settings = settings_from_deployment(&deployment, ns);
+        let mut settings = settings_from_deployment(&deployment, ns);
+        // The leader adds the configured kinds' rules from the configuration it reads.
+        let config_map = of_kind(&docs, "ConfigMap");
+        let config = Config::from_yaml(
+            config_map[0]["data"]["config.yaml"]
+                .as_str()
+                .expect("config.yaml"),
+        )
+        .unwrap_or_else(|e| panic!("{scenario}: {e}"));
+        settings.registration.workload_kinds = KindRule::from_config(&config);
         let mutating: MutatingWebhookConfiguration = one(&docs, "MutatingWebhookConfiguration");
         let validating: ValidatingWebhookConfiguration =
             one(&docs, "ValidatingWebhookConfiguration");

@@ -636,3 +636,187 @@ fn mutate_and_review_understand_project_namespaces_from_the_directory_file() {
         "{text}"
     );
 }
+
+const PYTORCH_CONFIG: &str = "\
+workloadKinds:
+  - group: kubeflow.org
+    version: v1
+    kind: PyTorchJob
+    podTemplates: [/spec/pytorchReplicaSpecs/*/template]
+";
+
+const PYTORCH_JOB: &str = r#"
+apiVersion: kubeflow.org/v1
+kind: PyTorchJob
+metadata: {name: mnist}
+spec:
+  pytorchReplicaSpecs:
+    Master:
+      replicas: 1
+      template:
+        metadata: {annotations: {homestead.dev/run-as: ada}}
+        spec: {containers: [{name: pytorch, image: pytorch/pytorch}]}
+    Worker:
+      replicas: 2
+      template:
+        spec: {containers: [{name: pytorch, image: pytorch/pytorch}]}
+"#;
+
+#[test]
+fn mutate_shows_what_a_configured_kind_becomes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write(&dir, "config.yaml", PYTORCH_CONFIG);
+    let output = homestead(
+        &[
+            "mutate",
+            "--config",
+            &config,
+            "-n",
+            "cm37235-2",
+            "--as",
+            "bob",
+            "-o",
+            "json",
+        ],
+        PYTORCH_JOB.as_bytes(),
+    );
+    assert_exit(&output, 0);
+    let job: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    for replica in ["Master", "Worker"] {
+        let template = &job["spec"]["pytorchReplicaSpecs"][replica]["template"];
+        assert_eq!(
+            template["metadata"]["annotations"]["homestead.dev/run-as"], "bob",
+            "{replica}: the forged stamp is overwritten"
+        );
+        assert_eq!(template["spec"]["securityContext"]["runAsGroup"], 159620);
+    }
+    // Without the configuration the kind is unknown to mutate.
+    let output = homestead(
+        &["mutate", "-n", "cm37235-2", "--as", "bob"],
+        PYTORCH_JOB.as_bytes(),
+    );
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("nor a configured workloadKinds kind"),
+        "{}",
+        stderr(&output)
+    );
+    // Another version than the configured one.
+    let output = homestead(
+        &[
+            "mutate",
+            "--config",
+            &config,
+            "-n",
+            "cm37235-2",
+            "--as",
+            "bob",
+        ],
+        PYTORCH_JOB
+            .replace("kubeflow.org/v1", "kubeflow.org/v2")
+            .as_bytes(),
+    );
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("(kubeflow.org/v1)"),
+        "{}",
+        stderr(&output)
+    );
+    // A non-member is refused, as the webhook would.
+    let output = homestead(
+        &[
+            "mutate",
+            "--config",
+            &config,
+            "-n",
+            "cm37235-2",
+            "--as",
+            "dave",
+        ],
+        PYTORCH_JOB.as_bytes(),
+    );
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("not_member"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn mutate_checks_a_cluster_workflow_template() {
+    let template = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: ClusterWorkflowTemplate
+metadata: {name: reduce}
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      container: {image: busybox, command: ["true"]}
+"#;
+    let output = homestead(
+        &["mutate", "--as", "ada", "-o", "json"],
+        template.as_bytes(),
+    );
+    assert_exit(&output, 0);
+    let object: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let input: Value = serde_saphyr::from_str(template).expect("YAML");
+    assert_eq!(
+        object, input,
+        "nothing is stamped in a ClusterWorkflowTemplate"
+    );
+    // Naming who its pods run as is for cluster admins only.
+    let forged = template.replace(
+        "    - name: main\n",
+        "    - name: main\n      metadata: {annotations: {homestead.dev/run-as: ada}}\n",
+    );
+    let output = homestead(&["mutate", "--as", "ada"], forged.as_bytes());
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains("spec.templates[0].metadata.annotations[\"homestead.dev/run-as\"]")
+            && err.contains("only a cluster admin"),
+        "{err}"
+    );
+    let output = homestead(
+        &["mutate", "-n", "cm37235-2", "--as", "ada"],
+        template.as_bytes(),
+    );
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("cluster-scoped"),
+        "{}",
+        stderr(&output)
+    );
+    let output = homestead(&["mutate", "--as", "ada"], PLAIN_POD.as_bytes());
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("give its --namespace"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn config_check_refuses_a_pointer_that_cannot_be_a_pod_template() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        "workloadKinds:\n  - group: kubeflow.org\n    version: v1\n    kind: PyTorchJob\n    \
+         podTemplates: [/spec/pytorchReplicaSpecs/*, /spec/template/spec]\n",
+    );
+    let output = homestead(&["config", "check", &bad], b"");
+    assert_exit(&output, 1);
+    let out = stdout(&output);
+    for want in [
+        "workloadKinds[0].podTemplates[0]: \"/spec/pytorchReplicaSpecs/*\" ends in '*'",
+        "workloadKinds[0].podTemplates[1]: \"/spec/template/spec\" points at a template's pod spec",
+    ] {
+        assert!(out.contains(want), "{want:?} not in {out}");
+    }
+    let good = write(&dir, "good.yaml", PYTORCH_CONFIG);
+    let output = homestead(&["config", "check", &good], b"");
+    assert_exit(&output, 0);
+}

@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 use support::admission::*;
 
 fn golden(name: &str, request: &Value) {
-    let fx = Fixture::new();
+    golden_with(&Fixture::new(), name, request);
+}
+
+fn golden_with(fx: &Fixture, name: &str, request: &Value) {
     let reviewed = fx.review(Webhook::Mutate, request);
     let patch = patch_of(&reviewed).map(|p| serde_json::to_value(p).unwrap());
     let got = serde_json::to_string_pretty(&patch.unwrap_or(Value::Null)).unwrap() + "\n";
@@ -169,5 +172,19 @@ fn cron_workflow_by_a_person() {
     golden(
         "cronworkflow-session",
         &request("CREATE", SESSION_NS, "ada", cron_workflow()),
+    );
+}
+
+#[test]
+fn pytorch_job_by_a_member() {
+    let mut job = pytorch_job();
+    // A stamp forged in one template, and one where the operator might copy it from.
+    job["spec"]["pytorchReplicaSpecs"]["Worker"]["template"]["metadata"]["annotations"] =
+        json!({"homestead.dev/run-as": "bob"});
+    job["spec"]["runPolicy"]["annotations"] = json!({"homestead.dev/run-as": "bob"});
+    golden_with(
+        &Fixture::with_config(pytorch_config()),
+        "pytorchjob-session",
+        &request("CREATE", SESSION_NS, "ada", job),
     );
 }

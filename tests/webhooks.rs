@@ -173,6 +173,7 @@ fn registration() -> Registration {
         excluded_namespaces: vec![],
         failure_policy: "Fail".into(),
         timeout_seconds: 5,
+        workload_kinds: Vec::new(),
     }
 }
 

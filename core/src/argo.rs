@@ -220,7 +220,9 @@ fn walk(value: &Value, path: &mut Vec<String>, stamp: &[&str], out: &mut Vec<Fou
     }
 }
 
-fn controller(object: &Value) -> Option<(String, String)> {
+/// The controller of an object (`metadata.ownerReferences` with `controller: true`), as
+/// `(group, kind)`.
+pub(crate) fn controller(object: &Value) -> Option<(String, String)> {
     let refs = object.pointer("/metadata/ownerReferences")?.as_array()?;
     let owner = refs
         .iter()

@@ -28,11 +28,14 @@ pub(crate) struct Envelope<'a> {
     pub request: Option<Request<'a>>,
 }
 
-/// `group` and `kind` of the object (the version does not matter to the rules).
+/// `group`, `version` and `kind` of the object (the version matters only to configured
+/// workload kinds, whose template pointers are per version).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct GroupVersionKind<'a> {
     #[serde(default, borrow)]
     pub group: Text<'a>,
+    #[serde(default, borrow)]
+    pub version: Text<'a>,
     #[serde(default, borrow)]
     pub kind: Text<'a>,
 }
@@ -114,6 +117,13 @@ impl Request<'_> {
         (plain && self.operation != "UPDATE").then_some(kind)
     }
 
+    /// True when an object was parsed in place (so it has no text).
+    pub fn has_in_place(&self) -> bool {
+        [&self.object, &self.old_object]
+            .iter()
+            .any(|o| matches!(o, Some(Object::Pod(_))))
+    }
+
     /// True when the request is an UPDATE of a pod (or template) whose objects were parsed
     /// in place, so their text, which an UPDATE is decided from, is missing.
     pub fn needs_text(&self) -> bool {
@@ -141,6 +151,13 @@ pub(crate) fn parse(body: &str) -> Result<Envelope<'_>, serde_json::Error> {
         Ok(envelope) if !envelope.request.as_ref().is_some_and(Request::needs_text) => Ok(envelope),
         _ => read(body, Objects::Raw),
     }
+}
+
+/// Reads an AdmissionReview body with every object kept raw: for a request whose object
+/// must be read as text although it is a pod (a trusted submitter's, whose identity label
+/// is read from the text).
+pub(crate) fn parse_raw(body: &str) -> Result<Envelope<'_>, serde_json::Error> {
+    read(body, Objects::Raw)
 }
 
 fn read(body: &str, objects: Objects) -> Result<Envelope<'_>, serde_json::Error> {

@@ -209,7 +209,8 @@ impl Subject {
 /// True when a trusted controller's `homestead.dev/run-as` can only have come from
 /// homestead: the object's controller (`metadata.ownerReferences`) is a kind homestead
 /// stamps, and one that the requester makes objects of this subject from. The built-in
-/// controllers make pods and workloads from built-in workloads; Argo's workflow
+/// controllers make pods and workloads from built-in workloads, and the controllers of
+/// configured kinds (`workloadKinds`, also in `trustedControllers`) from those; Argo's workflow
 /// controller (`workflowControllers`) makes pods from Workflows and Workflows from
 /// CronWorkflows, nothing else.
 pub fn stamped_by_homestead(
@@ -224,13 +225,21 @@ pub fn stamped_by_homestead(
     let built_in = config.trusted_controllers.iter().any(|t| t == requester)
         && matches!(subject, Subject::Pod | Subject::Workload)
         && PodKind::from_group_kind(group, kind).is_some_and(PodKind::makes_pods);
+    // A configured kind's controller (listed in trustedControllers) makes pods, or
+    // workloads, from the templates homestead stamped in it.
+    let configured = config.trusted_controllers.iter().any(|t| t == requester)
+        && matches!(subject, Subject::Pod | Subject::Workload)
+        && config
+            .workload_kinds
+            .iter()
+            .any(|k| k.group == group && k.kind == kind);
     let argo = config.workflow_controllers.iter().any(|t| t == requester)
         && group == argo::GROUP
         && matches!(
             (subject, kind),
             (Subject::Pod, "Workflow") | (Subject::Workflow, "CronWorkflow")
         );
-    built_in || argo
+    built_in || configured || argo
 }
 
 /// Everything identity resolution looks at.

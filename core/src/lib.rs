@@ -7,6 +7,7 @@
 pub mod argo;
 pub mod certs;
 pub mod config;
+pub mod custom;
 pub mod denial;
 pub mod desired;
 pub mod directory;

@@ -138,7 +138,7 @@ pub fn mutate(
     if pod.missing_parent {
         return;
     }
-    let root = Pointer::root(pod.pointer);
+    let root = Pointer::root(&pod.pointer);
     stamp(patch, identity, &root, pod);
     let Some(spec) = &pod.spec else {
         return;
@@ -168,7 +168,7 @@ pub fn mutate_ephemeral(patch: &mut Patch, identity: &Identity, pod: &PodView<'_
         ephemeral_ops(
             patch,
             identity,
-            &Pointer::root(pod.pointer).keys(&["spec"]),
+            &Pointer::root(&pod.pointer).keys(&["spec"]),
             spec,
         );
     }

@@ -615,6 +615,74 @@ impl<'de: 'a, 'a> Deserialize<'de> for Volume<'a> {
     }
 }
 
+/// The value of the label `key` in the object's own `metadata.labels` (`None` when it is
+/// absent or `null`), borrowed from `json`. Only that one label is read; the rest of the
+/// object is skipped without being built. Used for a trusted submitter's identity label,
+/// which is read only for its requests.
+pub fn object_label<'a>(json: &'a str, key: &str) -> Result<Option<Text<'a>>, serde_json::Error> {
+    /// A map of which only `key` is read, with `next` for its value.
+    struct Member<'k, S> {
+        key: &'k str,
+        next: S,
+    }
+    impl<'de, S: de::DeserializeSeed<'de, Value = Option<Text<'de>>>> de::DeserializeSeed<'de>
+        for Member<'_, S>
+    {
+        type Value = Option<Text<'de>>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_option(self)
+        }
+    }
+    impl<'de, S: de::DeserializeSeed<'de, Value = Option<Text<'de>>>> Visitor<'de> for Member<'_, S> {
+        type Value = Option<Text<'de>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            let mut next = Some(self.next);
+            while let Some(key) = map.next_key::<Text<'de>>()? {
+                match next.take() {
+                    Some(seed) if key == self.key => found = map.next_value_seed(seed)?,
+                    other => {
+                        next = other;
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(found)
+        }
+    }
+    /// The label's value: a string or `null`.
+    struct Value;
+    impl<'de> de::DeserializeSeed<'de> for Value {
+        type Value = Option<Text<'de>>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            Option::<Text<'de>>::deserialize(d)
+        }
+    }
+    let seed = Member {
+        key: "metadata",
+        next: Member {
+            key: "labels",
+            next: Member { key, next: Value },
+        },
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let label = de::DeserializeSeed::deserialize(seed, &mut deserializer)?;
+    deserializer.end()?;
+    Ok(label)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -729,5 +797,29 @@ mod tests {
             serde_json::from_str::<Metadata>(r#"{"annotations": {"homestead.dev/run-as": 5}}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn one_label_of_the_object_is_read() {
+        let key = "hub.jupyter.org/username";
+        let read = |json: &str| object_label(json, key).map(|l| l.map(Text::into_owned));
+        let pod = r#"{"spec":{"labels":{"hub.jupyter.org/username":"no"}},"metadata":{"name":"p","labels":{"a":"1","hub.jupyter.org/username":"ada"}}}"#;
+        assert_eq!(read(pod).unwrap().as_deref(), Some("ada"));
+        assert!(object_label(pod, key).unwrap().unwrap().is_borrowed());
+        assert_eq!(
+            read(r#"{"metadata":{"labels":{"x":"ada"}}}"#).unwrap(),
+            None
+        );
+        assert_eq!(read(r#"{"metadata":{"labels":null}}"#).unwrap(), None);
+        assert_eq!(read(r#"{"metadata":null}"#).unwrap(), None);
+        assert_eq!(read("{}").unwrap(), None);
+        assert_eq!(
+            read(r#"{"metadata":{"labels":{"hub.jupyter.org/username":"\u0061da"}}}"#)
+                .unwrap()
+                .as_deref(),
+            Some("ada")
+        );
+        assert!(read(r#"{"metadata":{"labels":{"hub.jupyter.org/username":7}}}"#).is_err());
+        assert!(read(r#"{"metadata":[]}"#).is_err());
     }
 }

@@ -15,7 +15,8 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::argo::{self, WorkflowKind, WorkflowView};
-use crate::config::Config;
+use crate::config::{Config, TrustedSubmitter, WorkloadKind};
+use crate::custom;
 use crate::denial::Denial;
 use crate::directory::{Directory, NamespaceOwner};
 use crate::envelope::{self, Object, Request};
@@ -24,7 +25,7 @@ use crate::lifecycle;
 use crate::mutation;
 use crate::names;
 use crate::patch::{Patch, PatchJson};
-use crate::pod::Text;
+use crate::pod::{self, Text};
 use crate::pod_index::PodIndex;
 use crate::resources::{self, Project, Session, User};
 use crate::validation;
@@ -209,7 +210,20 @@ pub fn review(
 ) -> Result<Reviewed, ReviewError> {
     let body = std::str::from_utf8(body)
         .map_err(|e| ReviewError::NotJson(format!("the body is not UTF-8: {e}")))?;
-    let envelope = envelope::parse(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    let mut envelope = envelope::parse(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    // A trusted submitter's pod is read again as text, for its identity label: only its
+    // requests pay for that, and only when there are trusted submitters at all.
+    let submitted = |request: &Request<'_>| {
+        !admission.config.trusted_submitters.is_empty()
+            && request.has_in_place()
+            && admission
+                .config
+                .trusted_submitter(&request.user_info.username)
+                .is_some()
+    };
+    if envelope.request.as_ref().is_some_and(submitted) {
+        envelope = envelope::parse_raw(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    }
     let api_version = envelope.api_version.unwrap_or_default();
     let kind = envelope.kind.unwrap_or_default();
     if api_version != API_VERSION || kind != KIND {
@@ -315,7 +329,18 @@ fn decide(webhook: Webhook, request: &Request<'_>, admission: &Admission<'_>) ->
             Some(pod_kind) => decide_pod(webhook, request, admission, pod_kind),
             None => match WorkflowKind::from_group_kind(group, name) {
                 Some(workflow_kind) => decide_workflow(webhook, request, admission, workflow_kind),
-                None => decide_labels(webhook, request, admission),
+                None => match admission.config.workload_kind(group, &kind.version, name) {
+                    Some(custom) => decide_custom(webhook, request, admission, custom),
+                    None if admission
+                        .config
+                        .workload_kinds
+                        .iter()
+                        .any(|k| k.group == group && k.kind == name) =>
+                    {
+                        decide_other_version(webhook, request, admission)
+                    }
+                    None => decide_labels(webhook, request, admission),
+                },
             },
         },
     }
@@ -358,6 +383,78 @@ fn requester<'a>(config: &Config, request: &'a Request<'_>) -> Requester<'a> {
         &request.user_info.username,
         request.user_info.groups(),
     )
+}
+
+/// A request from a trusted submitter (`trustedSubmitters`): the submitter, and the person
+/// its identity label on the object names (`None` when the object has no such label).
+struct OnBehalf<'c, 'a> {
+    submitter: &'c TrustedSubmitter,
+    person: Option<Text<'a>>,
+}
+
+impl OnBehalf<'_, '_> {
+    /// Says, after a denial about who the object runs as, whose word it was.
+    fn explain(&self, mut denial: Denial) -> Denial {
+        let TrustedSubmitter {
+            username,
+            identity_label,
+        } = self.submitter;
+        let why = match &self.person {
+            Some(person) => format!(
+                " ({username} submitted this for {:?}, named by its {identity_label} label)",
+                person.as_ref()
+            ),
+            None => format!(
+                " ({username} is a trusted submitter, but the object has no {identity_label} label naming the person it submits for)"
+            ),
+        };
+        denial.message.push_str(&why);
+        denial
+    }
+}
+
+/// For a trusted submitter's request, the identity label of the object being admitted (its
+/// own `metadata.labels`); `None` for anyone else's request, whose objects' labels are
+/// never read.
+fn on_behalf<'c, 'a>(
+    config: &'c Config,
+    request: &Request<'a>,
+) -> Result<Option<OnBehalf<'c, 'a>>, Denial> {
+    let Some(submitter) = config.trusted_submitter(&request.user_info.username) else {
+        return Ok(None);
+    };
+    let Some(object) = &request.object else {
+        return Ok(None);
+    };
+    let text = raw_text(object, "object")?;
+    let person = pod::object_label(text, &submitter.identity_label)
+        .map_err(|e| unreadable("object", &e))?
+        .filter(|p| !p.is_empty());
+    Ok(Some(OnBehalf { submitter, person }))
+}
+
+/// Who a request is attributed to: the person a trusted submitter's label names, or the
+/// requester as classified.
+fn attributed<'a>(
+    config: &Config,
+    request: &'a Request<'_>,
+    behalf: &'a Option<OnBehalf<'_, '_>>,
+) -> Requester<'a> {
+    match behalf {
+        Some(OnBehalf {
+            person: Some(person),
+            ..
+        }) => Requester::Person(person),
+        _ => requester(config, request),
+    }
+}
+
+/// A denial about who the object runs as, with a trusted submitter's part in it.
+fn explained(denial: Denial, behalf: &Option<OnBehalf<'_, '_>>) -> Denial {
+    match behalf {
+        Some(behalf) => behalf.explain(denial),
+        None => denial,
+    }
 }
 
 /// Refuses a pod (or template) with more containers or volumes than configured, before
@@ -502,7 +599,11 @@ fn decide_pod(
             Err(e) => return denied(unreadable("oldObject", &e)),
         },
     };
-    let requester = requester(config, request);
+    let behalf = match on_behalf(config, request) {
+        Ok(behalf) => behalf,
+        Err(denial) => return denied(denial),
+    };
+    let requester = attributed(config, request, &behalf);
     // An update that leaves the pod's spec (a workload's template) as it was changes
     // nobody's identity, whoever sends it: labels, replicas, status, autoscalers.
     if let Some((old_object, old_pod)) = &old
@@ -533,7 +634,7 @@ fn decide_pod(
     };
     let identity = match resolve(config, directory, namespace, owner, &attribution) {
         Ok(identity) => identity,
-        Err(denial) => return denied(denial),
+        Err(denial) => return denied(explained(denial, &behalf)),
     };
     let mut decision = Decision {
         identity: Some(identity.username().to_owned()),
@@ -620,7 +721,11 @@ fn decide_workflow(
         Ok(read) => read,
         Err(denial) => return denied(denial),
     };
-    let requester = requester(config, request);
+    let behalf = match on_behalf(config, request) {
+        Ok(behalf) => behalf,
+        Err(denial) => return denied(denial),
+    };
+    let requester = attributed(config, request, &behalf);
     if kind == WorkflowKind::ClusterWorkflowTemplate {
         // Every namespace's members run it: only a cluster admin may name anyone in it.
         if webhook == Webhook::Mutate || requester.is_privileged() || !new.has_any() {
@@ -699,7 +804,7 @@ fn decide_workflow(
             if denial.field == identity::RUN_AS_FIELD {
                 kind.stamp_field().clone_into(&mut denial.field);
             }
-            return denied(denial);
+            return denied(explained(denial, &behalf));
         }
     };
     let username = identity.username();
@@ -756,6 +861,283 @@ fn workflow_copies(view: &WorkflowView, runs_as: Option<&str>) -> Vec<Denial> {
             Denial::new("forged_run_as", found.field(), why)
         })
         .collect()
+}
+
+/// A configured kind's object (raw in the request, read here) and its pod templates.
+struct CustomRead {
+    value: serde_json::Value,
+}
+
+impl CustomRead {
+    fn read(object: &Object<'_>, what: &str) -> Result<Self, Denial> {
+        let text = raw_text(object, what)?;
+        let value = serde_json::from_str(text).map_err(|e| unreadable(what, &e))?;
+        Ok(CustomRead { value })
+    }
+
+    /// The pod templates `pointers` name, each read as a pod.
+    fn pods(
+        &self,
+        pointers: &[Vec<custom::Token>],
+        what: &str,
+    ) -> Result<Vec<PodView<'_>>, Denial> {
+        custom::find(&self.value, pointers)
+            .into_iter()
+            .map(|found| {
+                let at = found.field.trim_end_matches('.').to_owned();
+                if !found.value.is_object() {
+                    return Err(Denial::new(
+                        "invalid_object",
+                        at,
+                        "is not an object; workloadKinds names it as a pod template",
+                    ));
+                }
+                workload::from_value(found.value, found.pointer, found.field).map_err(|e| {
+                    Denial::new(
+                        "invalid_object",
+                        at,
+                        format!("{what}: cannot be read as a pod template: {e}"),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The object's controller (`metadata.ownerReferences`), as `(group, kind)`.
+    fn controller(&self) -> Option<(String, String)> {
+        argo::controller(&self.value)
+    }
+}
+
+/// A configured workload kind (`workloadKinds`) in a managed namespace: each pod template
+/// its pointers name is stamped and validated as a Deployment's template is, with one
+/// identity for all of them; no other `homestead.dev/run-as` may be anywhere in it but the
+/// object's own metadata (its controller might copy it into a pod).
+fn decide_custom(
+    webhook: Webhook,
+    request: &Request<'_>,
+    admission: &Admission<'_>,
+    kind: &WorkloadKind,
+) -> Decision {
+    let Admission {
+        config, directory, ..
+    } = *admission;
+    if !request
+        .sub_resource
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return Decision::default();
+    }
+    let update = match request.operation.as_ref() {
+        "CREATE" => false,
+        "UPDATE" => true,
+        _ => return Decision::default(),
+    };
+    let Some(namespace) = request.namespace.as_deref() else {
+        return Decision::default();
+    };
+    let Some(owner) = directory.namespace(namespace) else {
+        return Decision::default();
+    };
+    let Some(object) = &request.object else {
+        return denied(no_object());
+    };
+    let pointers = kind.pointers();
+    let new = match CustomRead::read(object, "object") {
+        Ok(read) => read,
+        Err(denial) => return denied(denial),
+    };
+    let pods = match new.pods(&pointers, "object") {
+        Ok(pods) => pods,
+        Err(denial) => return denied(denial),
+    };
+    if let Some(denial) = pods.iter().find_map(|pod| too_large(config, pod)) {
+        return denied(denial);
+    }
+    let old = match (update, &request.old_object) {
+        (false, _) => None,
+        (true, None) => {
+            return denied(Denial::new(
+                "invalid_object",
+                "oldObject",
+                "an update carries no old object",
+            ));
+        }
+        (true, Some(old)) => match CustomRead::read(old, "oldObject") {
+            Ok(read) => Some(read),
+            Err(denial) => return denied(denial),
+        },
+    };
+    let old_pods = match &old {
+        None => None,
+        Some(old) => match old.pods(&pointers, "oldObject") {
+            Ok(pods) => Some(pods),
+            Err(denial) => return denied(denial),
+        },
+    };
+    let behalf = match on_behalf(config, request) {
+        Ok(behalf) => behalf,
+        Err(denial) => return denied(denial),
+    };
+    let requester = attributed(config, request, &behalf);
+    let templates = custom::find(&new.value, &pointers);
+    let strays = custom::strays(&new.value, &templates);
+    let stray_denials = |requester: Requester<'_>| -> Vec<Denial> {
+        if requester.is_privileged() {
+            return Vec::new();
+        }
+        strays
+            .iter()
+            .map(|stray| {
+                Denial::new(
+                    "forged_run_as",
+                    stray.field.clone(),
+                    format!(
+                        "only the pod templates of a {} may name who its pods run as (homestead stamps them); its controller could copy this one into a pod",
+                        kind.kind
+                    ),
+                )
+            })
+            .collect()
+    };
+    // An update that leaves every pod template as it was changes nobody's identity.
+    if let (Some(old), Some(_)) = (&old, &old_pods) {
+        let old_templates = custom::find(&old.value, &pointers);
+        let same = old_templates.len() == templates.len()
+            && old_templates
+                .iter()
+                .zip(&templates)
+                .all(|(a, b)| a.pointer == b.pointer && a.value == b.value);
+        if same {
+            return Decision {
+                denials: match webhook {
+                    Webhook::Mutate => Vec::new(),
+                    Webhook::Validate => stray_denials(requester),
+                },
+                ..Decision::default()
+            };
+        }
+    }
+    // One identity for every template: the first stamp decides (a person's templates are
+    // all stamped with them by mutation), and validation refuses any that says otherwise.
+    let stamped = pods.iter().find(|pod| pod.run_as().is_some());
+    let run_as = stamped.and_then(PodView::run_as);
+    let old_run_as = old_pods
+        .as_ref()
+        .map(|pods| pods.iter().find_map(PodView::run_as));
+    let controller = new.controller();
+    let attribution = Attribution {
+        requester,
+        subject: Subject::Workload,
+        webhook,
+        run_as,
+        old_run_as,
+        controller: controller
+            .as_ref()
+            .map(|(group, kind)| (group.as_str(), kind.as_str())),
+    };
+    let identity = match resolve(config, directory, namespace, owner, &attribution) {
+        Ok(identity) => identity,
+        Err(mut denial) => {
+            if denial.field == identity::RUN_AS_FIELD
+                && let Some(pod) = stamped.or(pods.first())
+            {
+                denial.field = format!("{}{}", pod.field, identity::RUN_AS_FIELD);
+            }
+            return denied(explained(denial, &behalf));
+        }
+    };
+    let username = identity.username();
+    let mut decision = Decision {
+        identity: Some(username.to_owned()),
+        ..Decision::default()
+    };
+    match webhook {
+        // As for built-in workloads, a trusted controller's new object (made from one
+        // homestead stamped) is left as it is; its pods are mutated when created.
+        Webhook::Mutate if !update && matches!(requester, Requester::TrustedController(_)) => {}
+        Webhook::Mutate => {
+            for pod in &pods {
+                mutation::mutate(
+                    &mut decision.patch,
+                    config,
+                    &identity,
+                    directory.datasets(namespace),
+                    pod,
+                );
+            }
+            // A person's stray stamps are removed; anyone else's are refused by validation.
+            if matches!(requester, Requester::Person(_)) {
+                for stray in &strays {
+                    decision
+                        .patch
+                        .remove(crate::patch::Pointer::root(&stray.pointer));
+                }
+            }
+        }
+        Webhook::Validate => {
+            for pod in &pods {
+                if pod.run_as() != Some(username) {
+                    decision.denials.push(Denial::new(
+                        "forged_run_as",
+                        format!("{}{}", pod.field, identity::RUN_AS_FIELD),
+                        format!(
+                            "is {:?}; this {}'s pods run as {username}",
+                            pod.run_as().unwrap_or_default(),
+                            kind.kind
+                        ),
+                    ));
+                }
+                decision
+                    .denials
+                    .extend(validation::validate_pod(config, &identity, pod));
+            }
+            decision.denials.extend(stray_denials(requester));
+        }
+    }
+    decision
+}
+
+/// A configured kind in a version `workloadKinds` does not list: its templates may be
+/// elsewhere, so it is refused in managed namespaces rather than let through unstamped.
+fn decide_other_version(
+    webhook: Webhook,
+    request: &Request<'_>,
+    admission: &Admission<'_>,
+) -> Decision {
+    let managed = request
+        .namespace
+        .as_deref()
+        .is_some_and(|ns| admission.directory.namespace(ns).is_some());
+    let plain = request
+        .sub_resource
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty();
+    if !managed || !plain || !matches!(request.operation.as_ref(), "CREATE" | "UPDATE") {
+        return decide_labels(webhook, request, admission);
+    }
+    let kind = &request.kind;
+    let versions: Vec<&str> = admission
+        .config
+        .workload_kinds
+        .iter()
+        .filter(|k| k.group == kind.group.as_ref() && k.kind == kind.kind.as_ref())
+        .map(|k| k.version.as_str())
+        .collect();
+    denied(Denial::new(
+        "unknown_kind",
+        "apiVersion",
+        format!(
+            "{}/{} {}: workloadKinds lists its pod templates for {} only, so homestead cannot tell where this version keeps them",
+            kind.group,
+            kind.version,
+            kind.kind,
+            versions.join(", ")
+        ),
+    ))
 }
 
 /// `exec`, `attach`, `port-forward` and `proxy` into a pod of a managed namespace: only by

@@ -21,7 +21,7 @@ pub fn validate_pod(config: &Config, identity: &Identity, pod: &PodView<'_>) -> 
     let Some(spec) = &pod.spec else {
         return denials;
     };
-    let prefix = pod.field;
+    let prefix = &*pod.field;
     let pod_sc = spec.security_context.as_ref();
     let pod_uid = pod_sc.and_then(|sc| sc.run_as_user);
 

@@ -20,6 +20,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
 use crate::argo;
+use crate::config::Config;
 use crate::desired::MANAGED_BY;
 use crate::names::{LABEL_MANAGED, LABEL_MANAGED_BY};
 
@@ -69,6 +70,35 @@ pub struct Registration {
     pub failure_policy: String,
     /// Seconds the API server waits.
     pub timeout_seconds: i32,
+    /// The configured workload kinds (`workloadKinds`), mutated and validated like the
+    /// built-in ones.
+    pub workload_kinds: Vec<KindRule>,
+}
+
+/// The rule of one configured workload kind: its API group, version and resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindRule {
+    /// API group, e.g. `kubeflow.org`.
+    pub group: String,
+    /// API version, e.g. `v1`.
+    pub version: String,
+    /// Resource, e.g. `pytorchjobs`.
+    pub resource: String,
+}
+
+impl KindRule {
+    /// The rules of a configuration's `workloadKinds`, in order.
+    pub fn from_config(config: &Config) -> Vec<KindRule> {
+        config
+            .workload_kinds
+            .iter()
+            .map(|k| KindRule {
+                group: k.group.clone(),
+                version: k.version.clone(),
+                resource: k.resource(),
+            })
+            .collect()
+    }
 }
 
 impl Registration {
@@ -150,9 +180,10 @@ fn rule(
     }
 }
 
-/// Every kind that carries a pod template, CREATE and UPDATE.
-fn workload_rules() -> Vec<RuleWithOperations> {
-    vec![
+/// Every kind that carries a pod template, CREATE and UPDATE: the built-in ones, Argo's,
+/// then the configured ones.
+fn workload_rules(reg: &Registration) -> Vec<RuleWithOperations> {
+    let mut rules = vec![
         rule(
             "apps",
             "v1",
@@ -181,7 +212,17 @@ fn workload_rules() -> Vec<RuleWithOperations> {
             &["workflows", "cronworkflows", "workflowtemplates"],
             "Namespaced",
         ),
-    ]
+    ];
+    rules.extend(reg.workload_kinds.iter().map(|k| {
+        rule(
+            &k.group,
+            &k.version,
+            &["CREATE", "UPDATE"],
+            &[k.resource.as_str()],
+            "Namespaced",
+        )
+    }));
+    rules
 }
 
 /// ClusterWorkflowTemplates (cluster-scoped, so no namespace selector skips them):
@@ -212,7 +253,7 @@ pub fn mutating(reg: &Registration, ca_bundle: Option<&[u8]>) -> Vec<MutatingWeb
         rule("", "v1", &["CREATE"], &["pods"], "Namespaced"),
         ephemeral_containers(),
     ];
-    rules.extend(workload_rules());
+    rules.extend(workload_rules(reg));
     vec![MutatingWebhook {
         name: MUTATE.into(),
         admission_review_versions: vec!["v1".into()],
@@ -255,7 +296,7 @@ pub fn validating(reg: &Registration, ca_bundle: Option<&[u8]>) -> Vec<Validatin
             "Namespaced",
         ),
     ];
-    pod_rules.extend(workload_rules());
+    pod_rules.extend(workload_rules(reg));
     pod_rules.extend([
         cluster_workflow_templates(),
         rule(
@@ -405,6 +446,7 @@ mod tests {
             excluded_namespaces: vec!["kube-system".into(), "monitoring".into()],
             failure_policy: "Fail".into(),
             timeout_seconds: 5,
+            workload_kinds: Vec::new(),
         }
     }
 
@@ -414,6 +456,30 @@ mod tests {
             namespace: "homestead".into(),
             port: 443,
         }
+    }
+
+    #[test]
+    fn configured_kinds_have_rules_in_both_webhooks() {
+        let config = Config::from_yaml(
+            "workloadKinds: [{group: kubeflow.org, version: v1, kind: PyTorchJob, podTemplates: [/spec/pytorchReplicaSpecs/*/template]}]",
+        )
+        .unwrap();
+        let reg = Registration {
+            workload_kinds: KindRule::from_config(&config),
+            ..registration(service())
+        };
+        let has = |rules: &Option<Vec<RuleWithOperations>>| {
+            rules.iter().flatten().any(|r| {
+                r.api_groups.as_deref() == Some(&["kubeflow.org".to_owned()][..])
+                    && r.api_versions.as_deref() == Some(&["v1".to_owned()][..])
+                    && r.resources.as_deref() == Some(&["pytorchjobs".to_owned()][..])
+                    && r.operations.as_deref()
+                        == Some(&["CREATE".to_owned(), "UPDATE".to_owned()][..])
+            })
+        };
+        assert!(has(&mutating(&reg, None)[0].rules));
+        assert!(has(&validating(&reg, None)[0].rules));
+        assert!(!has(&mutating(&registration(service()), None)[0].rules));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! Objects are parsed into the borrowed pod model of [`crate::pod`], reading only
 //! the path down to the pod; the rest of a workload is skipped without being built.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -87,10 +89,11 @@ impl PodKind {
 /// The pod of an object: its metadata and spec, and where they live in the object.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PodView<'a> {
-    /// Pointer to the pod (`""` for a Pod, `/spec/template` for most workloads).
-    pub pointer: &'static str,
+    /// Pointer to the pod (`""` for a Pod, `/spec/template` for most workloads; made for
+    /// a configured kind's templates).
+    pub pointer: Cow<'static, str>,
     /// Field-path prefix for messages.
-    pub field: &'static str,
+    pub field: Cow<'static, str>,
     /// The pod's (or template's) metadata; `None` when the template has none.
     pub metadata: Option<Metadata<'a>>,
     /// The pod spec; `None` when absent.
@@ -224,8 +227,8 @@ pub fn deserialize<'de, D: Deserializer<'de>>(
     kind: PodKind,
     deserializer: D,
 ) -> Result<PodView<'de>, D::Error> {
-    let pointer = kind.pod_pointer();
-    let field = kind.field_prefix();
+    let pointer = Cow::Borrowed(kind.pod_pointer());
+    let field = Cow::Borrowed(kind.field_prefix());
     // The template: absent (`None`), `null` (`Some(None)`) or there.
     let (controller, template) = match kind {
         PodKind::Pod => {
@@ -277,6 +280,24 @@ pub fn deserialize<'de, D: Deserializer<'de>>(
             missing_parent: false,
             controller,
         },
+    })
+}
+
+/// Reads a pod template of a configured kind (`metadata` and `spec`, see
+/// [`crate::custom`]) out of its value, borrowing from it.
+pub fn from_value<'v>(
+    value: &'v serde_json::Value,
+    pointer: String,
+    field: String,
+) -> Result<PodView<'v>, serde_json::Error> {
+    let doc = PodDoc::deserialize(value)?;
+    Ok(PodView {
+        pointer: Cow::Owned(pointer),
+        field: Cow::Owned(field),
+        metadata: doc.metadata,
+        spec: doc.spec,
+        missing_parent: false,
+        controller: None,
     })
 }
 
@@ -396,7 +417,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (template.pointer, template.user_label()),
+            (&*template.pointer, template.user_label()),
             ("/template", Some("ada"))
         );
         assert!(parse(PodKind::PodTemplate, "{}").unwrap().missing_parent);

@@ -1,4 +1,5 @@
-//! `homestead mutate`: a Pod, workload or Argo workflow manifest in, the object as homestead would admit it
+//! `homestead mutate`: a Pod, workload, Argo workflow (or ClusterWorkflowTemplate) or
+//! configured workload kind's manifest in, the object as homestead would admit it
 //! (or the patch) out. Builds the AdmissionReview the named person would send, runs the
 //! mutating webhook, applies its patch, then runs the validating webhook on the result.
 
@@ -17,9 +18,10 @@ use homestead_core::review::{Admission, Reviewed, Verdict, Webhook, review};
 /// Arguments of `homestead mutate`.
 #[derive(Debug, Args)]
 pub struct MutateArgs {
-    /// Namespace the object is created in.
+    /// Namespace the object is created in (required for every kind but the cluster-scoped
+    /// ClusterWorkflowTemplate).
     #[arg(short = 'n', long, value_name = "NS")]
-    pub namespace: String,
+    pub namespace: Option<String>,
     /// Username of the person creating it, without the configured prefix.
     #[arg(long = "as", value_name = "USERNAME")]
     pub as_user: String,
@@ -45,7 +47,11 @@ pub enum MutateOutput {
     Patch,
 }
 
-/// The kinds `mutate` accepts: kind, API version, resource.
+/// The cluster-scoped kinds `mutate` accepts.
+const CLUSTER_SCOPED: &[&str] = &["ClusterWorkflowTemplate"];
+
+/// The built-in kinds `mutate` accepts (besides the configured `workloadKinds`): kind, API
+/// version, resource.
 const KINDS: &[(&str, &str, &str)] = &[
     ("Pod", "v1", "pods"),
     ("Deployment", "apps/v1", "deployments"),
@@ -62,6 +68,11 @@ const KINDS: &[(&str, &str, &str)] = &[
         "WorkflowTemplate",
         "argoproj.io/v1alpha1",
         "workflowtemplates",
+    ),
+    (
+        "ClusterWorkflowTemplate",
+        "argoproj.io/v1alpha1",
+        "clusterworkflowtemplates",
     ),
 ];
 
@@ -94,17 +105,51 @@ pub fn build_review(
         .and_then(Value::as_str)
         .context("manifest has no kind")?
         .to_owned();
-    let &(_, api_version, resource) =
-        KINDS.iter().find(|(k, _, _)| *k == kind).with_context(|| {
-            format!(
-                "kind {kind} is not one of {}",
-                KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
-            )
-        })?;
-    match object.get("apiVersion").and_then(Value::as_str) {
+    let given = object.get("apiVersion").and_then(Value::as_str);
+    let (api_version, resource) = match KINDS.iter().find(|(k, _, _)| *k == kind) {
+        Some(&(_, api_version, resource)) => (api_version.to_owned(), resource.to_owned()),
+        None => {
+            // A configured kind: in the version given, or its only configured version.
+            let configured: Vec<_> = config
+                .workload_kinds
+                .iter()
+                .filter(|k| k.kind == kind)
+                .collect();
+            let version_of =
+                |k: &homestead_core::config::WorkloadKind| format!("{}/{}", k.group, k.version);
+            let found = match given {
+                Some(v) => configured.iter().find(|k| version_of(k) == v),
+                None if configured.len() == 1 => configured.first(),
+                None => None,
+            };
+            match (found, configured.is_empty()) {
+                (Some(k), _) => (version_of(k), k.resource()),
+                (None, true) => bail!(
+                    "kind {kind} is not one of {} nor a configured workloadKinds kind",
+                    KINDS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ")
+                ),
+                (None, false) => bail!(
+                    "{kind} apiVersion {} is not one workloadKinds configures ({})",
+                    given.unwrap_or("(none)"),
+                    configured
+                        .iter()
+                        .map(|k| version_of(k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        }
+    };
+    match given {
         None => object["apiVersion"] = json!(api_version),
         Some(v) if v == api_version => {}
         Some(v) => bail!("{kind} apiVersion {v:?} is not {api_version:?}"),
+    }
+    let cluster_scoped = CLUSTER_SCOPED.contains(&kind.as_str());
+    match (cluster_scoped, namespace.is_empty()) {
+        (true, false) => bail!("{kind} is cluster-scoped; give no --namespace"),
+        (false, true) => bail!("a {kind} is namespaced; give its --namespace"),
+        _ => {}
     }
     let metadata = object
         .as_object_mut()
@@ -115,9 +160,13 @@ pub fn build_review(
         .as_object_mut()
         .context("manifest metadata is not an object")?;
     match metadata.get("namespace").and_then(Value::as_str) {
+        Some(ns) if cluster_scoped => {
+            bail!("a {kind} has no namespace, but the manifest names {ns:?}")
+        }
         Some(ns) if ns != namespace => {
             bail!("manifest is for namespace {ns:?}, not --namespace {namespace:?}")
         }
+        _ if cluster_scoped => {}
         _ => {
             metadata.insert("namespace".into(), json!(namespace));
         }
@@ -127,7 +176,10 @@ pub fn build_review(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let (group, version) = api_version
+        .split_once('/')
+        .unwrap_or(("", api_version.as_str()));
+    let namespace = (!cluster_scoped).then_some(namespace);
     let gvk = json!({"group": group, "version": version, "kind": kind});
     let gvr = json!({"group": group, "version": version, "resource": resource});
     Ok(json!({
@@ -205,7 +257,7 @@ pub fn run(args: MutateArgs) -> anyhow::Result<ExitCode> {
     let request = build_review(
         &config,
         &mut object,
-        &args.namespace,
+        args.namespace.as_deref().unwrap_or_default(),
         &args.as_user,
         "homestead-mutate",
     )?;
@@ -220,7 +272,7 @@ pub fn run(args: MutateArgs) -> anyhow::Result<ExitCode> {
     let request = build_review(
         &config,
         &mut object,
-        &args.namespace,
+        args.namespace.as_deref().unwrap_or_default(),
         &args.as_user,
         "homestead-validate",
     )?;

@@ -212,6 +212,8 @@ impl WebhookSettings {
                     .collect(),
                 failure_policy: args.webhook_failure_policy.clone(),
                 timeout_seconds: args.webhook_timeout_seconds,
+                // Set from the configuration by `serve` (`KindRule::from_config`).
+                workload_kinds: Vec::new(),
             },
             ca_bundle,
             policy,

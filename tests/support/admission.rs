@@ -287,3 +287,66 @@ pub fn workflow_pod(run_as: &str) -> Value {
         }
     })
 }
+
+/// The Kubeflow training operator's ServiceAccount (added to `trustedControllers` by
+/// [`pytorch_config`]).
+pub const TRAINING_OPERATOR: &str = "system:serviceaccount:kubeflow:training-operator";
+
+/// The default configuration with Kubeflow's `PyTorchJob` (and a Spark operator's
+/// `SparkApplication`) as configured workload kinds, the training operator trusted.
+pub fn pytorch_config() -> Config {
+    let mut config = Config::from_yaml(
+        "workloadKinds:
+  - group: kubeflow.org
+    version: v1
+    kind: PyTorchJob
+    podTemplates: [/spec/pytorchReplicaSpecs/*/template]
+  - group: sparkoperator.k8s.io
+    version: v1beta2
+    kind: SparkApplication
+    podTemplates: [/spec/driver/template, /spec/executor/template]
+",
+    )
+    .unwrap();
+    config.trusted_controllers.push(TRAINING_OPERATOR.into());
+    config
+}
+
+/// A PyTorchJob with a master and two workers, as a member would submit it.
+pub fn pytorch_job() -> Value {
+    let container = json!({"name": "pytorch", "image": "docker.io/kubeflowkatib/pytorch-mnist:v1beta1-45c5727",
+        "command": ["python3", "/opt/pytorch-mnist/mnist.py", "--epochs=1"]});
+    json!({
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": "mnist"},
+        "spec": {
+            "runPolicy": {"cleanPodPolicy": "None"},
+            "pytorchReplicaSpecs": {
+                "Master": {"replicas": 1, "restartPolicy": "OnFailure",
+                    "template": {"spec": {"containers": [container]}}},
+                "Worker": {"replicas": 2, "restartPolicy": "OnFailure",
+                    "template": {"metadata": {"labels": {"role": "worker"}}, "spec": {"containers": [container]}}}
+            }
+        }
+    })
+}
+
+/// A pod the training operator makes from a PyTorchJob's Worker template stamped `run_as`.
+pub fn pytorch_pod(run_as: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "mnist-worker-0",
+            "labels": {"role": "worker", "training.kubeflow.org/job-name": "mnist"},
+            "annotations": {"homestead.dev/run-as": run_as},
+            "ownerReferences": [{"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+                "name": "mnist", "uid": "3c6f0d1e-5555-4c1e-9a57-1d6f1f0d2b3c", "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "containers": [{"name": "pytorch", "image": "docker.io/kubeflowkatib/pytorch-mnist:v1beta1-45c5727"}]
+        }
+    })
+}

@@ -903,6 +903,13 @@ impl Serve {
             excluded_namespaces: Vec::new(),
             failure_policy: "Fail".into(),
             timeout_seconds: 10,
+            // The configured kinds' rules, from the server's configuration, as the leader
+            // adds them.
+            workload_kinds: std::fs::read_to_string(self.dir.path().join("config.yaml"))
+                .ok()
+                .and_then(|text| homestead_core::config::Config::from_yaml(&text).ok())
+                .map(|config| homestead_core::webhooks::KindRule::from_config(&config))
+                .unwrap_or_default(),
         };
         let ca = self.ca();
         cluster.delete_on_drop::<MutatingWebhookConfiguration>(None, &name);

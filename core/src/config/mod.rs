@@ -5,6 +5,7 @@
 //! parsed as the file is read, so nothing is parsed twice.
 
 mod controller;
+mod kinds;
 mod ldap;
 mod project;
 mod session_source;
@@ -21,6 +22,7 @@ pub use controller::{
     CloneTarget, ControllerConfig, PodSecurityConfig, PodSecurityLevel, RbacConfig, SecretClone,
     SecretRef,
 };
+pub use kinds::{TrustedSubmitter, WorkloadKind, guess_resource, is_label_key};
 pub use ldap::{LdapAttributes, LdapConfig, LdapSearch};
 pub use project::{PROJECT_PLACEHOLDERS, PROJECT_STORAGE_PLACEHOLDERS, ProjectConfig, ProjectRole};
 pub use session_source::{
@@ -78,6 +80,13 @@ pub struct Config {
     /// Workflow (owner reference) and the Workflows of a CronWorkflow, and then only for
     /// the `homestead.dev/run-as` stamp homestead wrote into that Workflow.
     pub workflow_controllers: Vec<String>,
+    /// Services that create objects on behalf of people and name the person in a label of
+    /// the object (JupyterHub's KubeSpawner, the Argo server in SSO mode): a request from
+    /// exactly such an identity is attributed to the person its label names.
+    pub trusted_submitters: Vec<TrustedSubmitter>,
+    /// Custom resources whose controllers make pods from pod templates inside them
+    /// (Kubeflow's PyTorchJob, Spark, ...): stamped and validated like built-in workloads.
+    pub workload_kinds: Vec<WorkloadKind>,
     /// What a pod in a session namespace gets when neither a person nor a trusted
     /// controller created it.
     pub unattributed_pods: UnattributedPods,
@@ -243,6 +252,8 @@ impl Default for Config {
                 .map(|s| (*s).to_owned())
                 .collect(),
             workflow_controllers: vec![DEFAULT_WORKFLOW_CONTROLLER.to_owned()],
+            trusted_submitters: Vec::new(),
+            workload_kinds: Vec::new(),
             unattributed_pods: UnattributedPods::default(),
             security: SecurityConfig::default(),
             homestead_usernames: vec![DEFAULT_HOMESTEAD_USERNAME.to_owned()],
@@ -318,6 +329,20 @@ impl Config {
         } else {
             username.strip_prefix(self.username_prefix.as_str())
         }
+    }
+
+    /// The trusted submitter `username` is (exactly), if any.
+    pub fn trusted_submitter(&self, username: &str) -> Option<&TrustedSubmitter> {
+        self.trusted_submitters
+            .iter()
+            .find(|s| s.username == username)
+    }
+
+    /// The configured workload kind of `group`, `version` and `kind`, if any.
+    pub fn workload_kind(&self, group: &str, version: &str, kind: &str) -> Option<&WorkloadKind> {
+        self.workload_kinds
+            .iter()
+            .find(|k| k.group == group && k.version == version && k.kind == kind)
     }
 
     /// The namespaces homestead itself runs in: those of its ServiceAccount usernames
@@ -449,6 +474,16 @@ impl Config {
                 }
             }
         }
+        kinds::check_submitters(
+            &self.trusted_submitters,
+            &[
+                ("homesteadUsernames", &self.homestead_usernames),
+                ("trustedControllers", &self.trusted_controllers),
+                ("workflowControllers", &self.workflow_controllers),
+            ],
+            &mut problems,
+        );
+        kinds::check_kinds(&self.workload_kinds, &mut problems);
         if self.homestead_usernames.is_empty() {
             problems.push(problem(
                 "homesteadUsernames",

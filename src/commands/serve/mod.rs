@@ -38,6 +38,7 @@ use crate::state::SharedState;
 use crate::telemetry;
 use crate::webhooks::WebhookSettings;
 use homestead_core::config::Config;
+use homestead_core::webhooks::KindRule;
 
 const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8443);
@@ -131,7 +132,11 @@ impl StartupPlan {
                     kubeconfig: args.kubeconfig.clone(),
                     controller,
                     lease_namespace: args.lease_namespace.clone(),
-                    webhooks: WebhookSettings::from_args(&args.webhooks)?,
+                    webhooks: {
+                        let mut webhooks = WebhookSettings::from_args(&args.webhooks)?;
+                        webhooks.registration.workload_kinds = KindRule::from_config(&config);
+                        webhooks
+                    },
                 }))
             }
         };
