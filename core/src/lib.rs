@@ -11,6 +11,7 @@ pub mod denial;
 pub mod desired;
 pub mod directory;
 pub(crate) mod envelope;
+pub mod hooks;
 pub mod identity;
 pub mod lifecycle;
 pub mod mutation;

@@ -5,6 +5,7 @@
 //! parsed as the file is read, so nothing is parsed twice.
 
 mod controller;
+mod hooks;
 mod ldap;
 mod project;
 mod session_source;
@@ -21,6 +22,7 @@ pub use controller::{
     CloneTarget, ControllerConfig, PodSecurityConfig, PodSecurityLevel, RbacConfig, SecretClone,
     SecretRef,
 };
+pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookConfig, HookEvent, HookKind, HookUrl, MAX_HOOK_TIMEOUT};
 pub use ldap::{LdapAttributes, LdapConfig, LdapSearch};
 pub use project::{PROJECT_PLACEHOLDERS, PROJECT_STORAGE_PLACEHOLDERS, ProjectConfig, ProjectRole};
 pub use session_source::{
@@ -103,6 +105,10 @@ pub struct Config {
     pub session_source: Option<SessionSourceConfig>,
     /// When sessions open and close around their dates, and what an ended one becomes.
     pub sessions: SessionLifecycleConfig,
+    /// The site's hooks, told of (or, when blocking, asked about) every User, Session and
+    /// Project change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookConfig>,
 }
 
 /// A site constant for templates: a number (zero-paddable) or text.
@@ -255,6 +261,7 @@ impl Default for Config {
             ldap: None,
             session_source: None,
             sessions: SessionLifecycleConfig::default(),
+            hooks: Vec::new(),
         }
     }
 }
@@ -471,6 +478,7 @@ impl Config {
         self.controller.check("controller", &mut problems);
         self.projects.check("projects", &mut problems);
         self.sessions.check("sessions", &mut problems);
+        hooks::check(&self.hooks, &mut problems);
         if let Some(ldap) = &self.ldap {
             ldap.check("ldap", &mut problems);
         }
