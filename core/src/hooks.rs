@@ -268,6 +268,39 @@ pub fn idempotency_key(uid: &str, generation: i64, event: HookEvent, hook: &str)
     format!("{uid}/{generation}/{}/{hook}", event.as_str())
 }
 
+/// The `Authorization` header value for a hook's credentials Secret, whose data `key`
+/// gives: key `token` → `Bearer <token>`; keys `username` and `password` → `Basic
+/// base64(username:password)`. A trailing newline (as `echo` writes it) is dropped.
+pub fn authorization(key: impl Fn(&str) -> Option<Vec<u8>>) -> Result<String, String> {
+    let text = |name: &str| -> Result<Option<String>, String> {
+        key(name)
+            .map(|bytes| {
+                String::from_utf8(bytes)
+                    .map(|t| t.trim_end_matches(['\n', '\r']).to_owned())
+                    .map_err(|_| format!("key {name} is not UTF-8"))
+            })
+            .transpose()
+    };
+    if let Some(token) = text("token")? {
+        if token.is_empty() || token.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err("key token is empty or has spaces or control characters".into());
+        }
+        return Ok(format!("Bearer {token}"));
+    }
+    match (text("username")?, text("password")?) {
+        (Some(username), Some(password)) => {
+            if username.contains(':') {
+                return Err("key username must not contain ':'".into());
+            }
+            use base64::Engine;
+            let pair =
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+            Ok(format!("Basic {pair}"))
+        }
+        _ => Err("has neither key token nor keys username and password".into()),
+    }
+}
+
 /// What one call to a hook came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookAnswer {
@@ -802,6 +835,38 @@ mod tests {
             .collect();
         assert_eq!(notify, [Some(1), Some(2), Some(4), Some(8), None, None]);
         assert_eq!(notify_retry_after(0), None);
+    }
+
+    #[test]
+    fn credentials_become_an_authorization_header() {
+        let secret = |pairs: &[(&str, &str)]| {
+            let map: std::collections::BTreeMap<String, Vec<u8>> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+                .collect();
+            authorization(move |k| map.get(k).cloned())
+        };
+        assert_eq!(secret(&[("token", "s3cret\n")]), Ok("Bearer s3cret".into()));
+        assert_eq!(
+            secret(&[("token", "t"), ("username", "u"), ("password", "p")]),
+            Ok("Bearer t".into()),
+            "a token wins"
+        );
+        // base64("ada:open sesame")
+        assert_eq!(
+            secret(&[("username", "ada"), ("password", "open sesame")]),
+            Ok("Basic YWRhOm9wZW4gc2VzYW1l".into())
+        );
+        for (pairs, why) in [
+            (&[("username", "ada")][..], "neither"),
+            (&[][..], "neither"),
+            (&[("token", "")][..], "empty"),
+            (&[("token", "a b")][..], "spaces"),
+            (&[("username", "a:b"), ("password", "p")][..], "':'"),
+        ] {
+            let err = secret(pairs).unwrap_err();
+            assert!(err.contains(why), "{pairs:?}: {err}");
+        }
     }
 
     #[test]
