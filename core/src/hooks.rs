@@ -111,7 +111,7 @@ fn made_before(status: Option<&ResourceStatus>) -> bool {
         return false;
     };
     match &status.hooks {
-        Some(record) => !(record.event == HookEvent::Create && !record.notified),
+        Some(record) => record.event != HookEvent::Create || record.notified,
         None => status
             .conditions
             .iter()
@@ -402,7 +402,8 @@ pub fn retry_after(failures: u32) -> Duration {
 /// How long to wait before calling a notifying hook again after its `attempt`-th failed
 /// call (1-based): 1 s doubling; `None` once [`NOTIFY_ATTEMPTS`] calls failed.
 pub fn notify_retry_after(attempt: u32) -> Option<Duration> {
-    (attempt >= 1 && attempt < NOTIFY_ATTEMPTS)
+    (1..NOTIFY_ATTEMPTS)
+        .contains(&attempt)
         .then(|| Duration::from_secs(1) * (1u32 << (attempt - 1).min(8)))
 }
 
