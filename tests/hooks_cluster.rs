@@ -416,3 +416,92 @@ async fn a_delete_waits_for_blocking_hooks_and_only_an_admin_can_skip_one() {
     })
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs a cluster"]
+async fn sessions_and_projects_ask_and_tell_hooks_too() {
+    let cluster = Cluster::exclusive().await;
+    let quota = HookServer::start().await;
+    let tickets = HookServer::start().await;
+    let config = format!(
+        "{}hooks:\n  - {{name: quota, url: '{}', kinds: [Session, Project], blocking: true}}\n  - {{name: tickets, url: '{}', kinds: [Session, Project], events: [CREATE, DELETE]}}\n",
+        cluster.default_config(),
+        quota.url("/"),
+        tickets.url("/"),
+    );
+    let _serve = cluster.serve(ServeOptions::config(config)).await;
+    let ada = cluster.user("hooked-ada", &[]).await;
+    assert!(quota.seen().is_empty(), "no hook hears of Users");
+
+    // A Session: asked before, told after, with its namespace.
+    let visit = cluster.session(&[&ada]).await;
+    let asked = quota.seen_for(&visit.name);
+    assert_eq!(asked.len(), 1, "asked once");
+    assert_eq!(
+        (asked[0].event(), &asked[0].body["kind"]),
+        ("CREATE", &json!("Session"))
+    );
+    assert_eq!(asked[0].body["namespace"], visit.name.as_str());
+    assert_eq!(asked[0].body["spec"]["members"], json!([ada.username]));
+    assert_eq!(
+        schema_violations(&schema(), &asked[0].body),
+        Vec::<String>::new()
+    );
+    eventually("tickets told of the Session", WAIT, || async {
+        tickets
+            .seen_for(&visit.name)
+            .iter()
+            .any(|s| s.event() == "CREATE" && s.body["kind"] == "Session")
+            .then_some(())
+    })
+    .await;
+
+    // A Project: the same, and its DELETE.
+    let name = cluster.name("hooked");
+    cluster.delete_on_drop::<homestead_core::resources::Project>(None, &name);
+    cluster.delete_on_drop::<Namespace>(None, &format!("p-{name}"));
+    let projects: Api<homestead_core::resources::Project> = Api::all(cluster.admin.clone());
+    let project = json!({
+        "apiVersion": "homestead.dev/v1alpha1", "kind": "Project",
+        "metadata": {"name": name}, "spec": {"owner": ada.username}
+    });
+    projects
+        .patch(
+            &name,
+            &PatchParams::apply("hooks-e2e").force(),
+            &Patch::Apply(project),
+        )
+        .await
+        .expect("apply Project");
+    wait_phase(&projects, &name, Phase::Deployed).await;
+    let asked = quota.seen_for(&name);
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        (asked[0].event(), &asked[0].body["kind"]),
+        ("CREATE", &json!("Project"))
+    );
+    assert_eq!(asked[0].body["namespace"], format!("p-{name}"));
+    projects
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete the Project");
+    eventually("the Project deleted", WAIT, || async {
+        projects.get_opt(&name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(quota.seen_for(&name).iter().any(|s| s.event() == "DELETE"));
+    eventually(
+        "tickets told of the Project's CREATE and DELETE",
+        WAIT,
+        || async {
+            let events: Vec<String> = tickets
+                .seen_for(&name)
+                .iter()
+                .map(|s| s.event().to_owned())
+                .collect();
+            (events.contains(&"CREATE".to_owned()) && events.contains(&"DELETE".to_owned()))
+                .then_some(())
+        },
+    )
+    .await;
+}

@@ -6,7 +6,8 @@
 //!
 //! **CREATE or UPDATE.** A change is the object's `metadata.generation`. The first one the
 //! controller applies is `CREATE` (nothing was made yet); any later generation is
-//! `UPDATE`. A reconcile that finds nothing new (same generation, already agreed and
+//! `UPDATE`. An object deployed before hooks heard of its kind is not asked about until
+//! its next generation. A reconcile that finds nothing new (same generation, already agreed and
 //! told) calls no hook. What was asked is kept in `status.hooks` (only the controller
 //! writes status): `agreed` once every blocking hook said yes — written before the change
 //! is applied, so a failed apply retried does not ask again — and `notified` once the
@@ -84,6 +85,15 @@ impl ChangeHooks {
         }
     }
 
+    /// `status.hooks` while a blocking hook refuses: the change is known, not agreed (so
+    /// it is asked again, whatever else the status says).
+    pub fn pending(&self) -> HookRecord {
+        HookRecord {
+            agreed: false,
+            ..self.agreed()
+        }
+    }
+
     /// `status.hooks` once the change was applied and the notifying hooks were queued.
     pub fn notified(&self) -> HookRecord {
         HookRecord {
@@ -130,6 +140,14 @@ pub fn plan_change(
 ) -> Option<ChangeHooks> {
     let generation = generation.unwrap_or_default();
     let previous = status.and_then(|s| s.hooks.clone());
+    // An object homestead deployed before hooks heard of its kind: its current generation
+    // was applied without them, so nothing changes now; its next generation is an UPDATE.
+    if previous.is_none()
+        && status.is_some_and(|s| s.observed_generation == Some(generation))
+        && made_before(status)
+    {
+        return None;
+    }
     let current = previous
         .as_ref()
         .filter(|r| r.generation == generation && r.event != HookEvent::Delete);
@@ -153,7 +171,8 @@ pub fn plan_change(
     } else {
         names(false)
     };
-    if blocking.is_empty() && notifying.is_empty() {
+    // Nothing to ask or tell: done, unless an agreed change still has to be marked applied.
+    if blocking.is_empty() && notifying.is_empty() && current.is_none_or(|r| r.notified) {
         return None;
     }
     Some(ChangeHooks {
@@ -551,6 +570,53 @@ mod tests {
                 Some((Create, &["quota", "storage"], &["tickets"])),
             ),
             (
+                "an object made before hooks existed, unchanged since: nothing",
+                User,
+                Some(ResourceStatus {
+                    observed_generation: Some(7),
+                    ..status(None, true)
+                }),
+                7,
+                None,
+            ),
+            (
+                "a refused CREATE records its generation as observed; still asked again",
+                User,
+                Some(ResourceStatus {
+                    observed_generation: Some(1),
+                    ..status(None, false)
+                }),
+                1,
+                Some((Create, &["quota", "storage"], &["tickets"])),
+            ),
+            (
+                "a refused CREATE (recorded pending) is asked again",
+                User,
+                Some(ResourceStatus {
+                    observed_generation: Some(1),
+                    ..status(Some(record(1, Create, false, false)), false)
+                }),
+                1,
+                Some((Create, &["quota", "storage"], &["tickets"])),
+            ),
+            (
+                "a refused UPDATE of an object older than hooks is asked again",
+                User,
+                Some(ResourceStatus {
+                    observed_generation: Some(2),
+                    ..status(Some(record(2, Update, false, false)), true)
+                }),
+                2,
+                Some((Update, &["quota"], &["tickets"])),
+            ),
+            (
+                "an agreed Session CREATE whose apply failed: nobody to call, still to mark",
+                Session,
+                Some(status(Some(record(1, Create, true, false)), true)),
+                1,
+                Some((Create, &[], &[])),
+            ),
+            (
                 "a Session update: quota asked, audit told",
                 Session,
                 Some(status(Some(record(1, Create, true, true)), true)),
@@ -582,6 +648,7 @@ mod tests {
         let config = config();
         let change = plan_change(&config, OwnerKind::User, None, Some(4)).unwrap();
         assert!(change.agreement_unrecorded());
+        assert_eq!(change.pending(), record(4, HookEvent::Create, false, false));
         assert_eq!(change.agreed(), record(4, HookEvent::Create, true, false));
         assert_eq!(change.notified(), record(4, HookEvent::Create, true, true));
         // Once the agreement is in the status it is not written again.

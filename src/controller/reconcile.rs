@@ -378,11 +378,14 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
             Some(&plan.namespace),
         )?;
         if let Err(refusal) = ctx.hooks.ask(&change.blocking, &call).await {
-            return Err(refused(&*obj, ctx, Some(&plan.namespace), refusal).await);
+            let pending = change.pending();
+            return Err(refused(&*obj, ctx, Some(&plan.namespace), refusal, pending).await);
         }
-        if change.agreement_unrecorded() {
-            record = Some(change.agreed());
-        }
+    }
+    if let Some(change) = &change
+        && change.agreement_unrecorded()
+    {
+        record = Some(change.agreed());
     }
     if record.is_some() || should_mark_deploying(obj.status(), generation) {
         write_status_in(
@@ -573,11 +576,11 @@ async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> 
                 namespace.as_deref(),
             )?;
             if let Err(refusal) = ctx.hooks.ask(&change.blocking, &call).await {
-                return Err(refused(&*obj, ctx, namespace.as_deref(), refusal).await);
+                let pending = change.pending();
+                return Err(refused(&*obj, ctx, namespace.as_deref(), refusal, pending).await);
             }
         }
-        let asked = !change.blocking.is_empty() || !change.skipped.is_empty();
-        if asked && change.agreement_unrecorded() {
+        if change.agreement_unrecorded() {
             record = Some(change.agreed());
             if !change.skipped.is_empty() {
                 publish(
@@ -651,19 +654,21 @@ fn hook_call<K: Owned>(
     })
 }
 
-/// Records a blocking hook's refusal (phase `Failed`, condition `HookRejected`, an Event
-/// when the status changed) and returns the error that retries the object with backoff.
+/// Records a blocking hook's refusal (phase `Failed`, condition `HookRejected`, the change
+/// `pending` in `status.hooks`, an Event when the status changed) and returns the error
+/// that retries the object with backoff.
 async fn refused<K: Owned>(
     obj: &K,
     ctx: &Context,
     namespace: Option<&str>,
     refusal: Refusal,
+    pending: HookRecord,
 ) -> Error {
     let outcome = Outcome::HookRejected {
         reason: refusal.reason,
         message: refusal.message.clone(),
     };
-    match write_status(obj, ctx, namespace, &outcome, None).await {
+    match write_status_in(obj, ctx, namespace, &outcome, None, None, Some(pending)).await {
         Ok(true) => {
             publish(
                 ctx,
