@@ -227,6 +227,36 @@ pub fn plan_delete(
     })
 }
 
+/// The newer of the record `stored` in the status a reconcile reads and the one the
+/// controller last `written` for the object: the cache a reconcile reads may not have
+/// caught up with the controller's own last write yet, and a stale record would ask or
+/// tell the hooks about a change again. A later generation (or a DELETE) wins; for the
+/// same change, what either says was agreed or told was.
+pub fn latest(stored: Option<&HookRecord>, written: Option<&HookRecord>) -> Option<HookRecord> {
+    let (stored, written) = match (stored, written) {
+        (None, None) => return None,
+        (Some(r), None) | (None, Some(r)) => return Some(r.clone()),
+        (Some(s), Some(w)) => (s, w),
+    };
+    let rank = |r: &HookRecord| (r.generation, r.event == HookEvent::Delete);
+    if rank(stored) != rank(written) {
+        let newer = if rank(written) > rank(stored) {
+            written
+        } else {
+            stored
+        };
+        return Some(newer.clone());
+    }
+    if stored.event != written.event {
+        return Some(written.clone());
+    }
+    Some(HookRecord {
+        agreed: stored.agreed || written.agreed,
+        notified: stored.notified || written.notified,
+        ..stored.clone()
+    })
+}
+
 /// The hook names of a `homestead.dev/skip-hooks` value: comma-separated, spaces
 /// around names ignored, empty entries dropped.
 pub fn skip_list(value: &str) -> Vec<&str> {
@@ -934,6 +964,71 @@ mod tests {
         ] {
             let err = secret(pairs).unwrap_err();
             assert!(err.contains(why), "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_latest_record_wins_over_a_stale_cache() {
+        use HookEvent::*;
+        let r = record;
+        for (what, stored, written, want) in [
+            ("nothing either way", None, None, None),
+            (
+                "only the status",
+                Some(r(1, Create, true, true)),
+                None,
+                Some(r(1, Create, true, true)),
+            ),
+            (
+                "only written (the cache is behind)",
+                None,
+                Some(r(1, Create, true, false)),
+                Some(r(1, Create, true, false)),
+            ),
+            (
+                "the cache has not seen the notified write",
+                Some(r(2, Update, true, false)),
+                Some(r(2, Update, true, true)),
+                Some(r(2, Update, true, true)),
+            ),
+            (
+                "the cache has not seen the agreement",
+                Some(r(2, Update, false, false)),
+                Some(r(2, Update, true, false)),
+                Some(r(2, Update, true, false)),
+            ),
+            (
+                "another replica got further with the same change",
+                Some(r(2, Update, true, true)),
+                Some(r(2, Update, true, false)),
+                Some(r(2, Update, true, true)),
+            ),
+            (
+                "a newer generation in the status",
+                Some(r(3, Update, false, false)),
+                Some(r(2, Update, true, true)),
+                Some(r(3, Update, false, false)),
+            ),
+            (
+                "a newer generation written",
+                Some(r(2, Update, true, true)),
+                Some(r(3, Update, true, false)),
+                Some(r(3, Update, true, false)),
+            ),
+            (
+                "a DELETE of the same generation wins",
+                Some(r(3, Update, true, true)),
+                Some(r(3, Delete, true, false)),
+                Some(r(3, Delete, true, false)),
+            ),
+            (
+                "same generation, CREATE written after an UPDATE guess",
+                Some(r(1, Update, false, false)),
+                Some(r(1, Create, true, false)),
+                Some(r(1, Create, true, false)),
+            ),
+        ] {
+            assert_eq!(latest(stored.as_ref(), written.as_ref()), want, "{what}");
         }
     }
 

@@ -74,6 +74,9 @@ pub struct Context {
     /// What exists of the objects made for Users, and for Sessions.
     live: [Live; 3],
     failures: Mutex<HashMap<String, u32>>,
+    /// The `status.hooks` this controller last wrote, by object uid (the caches can be
+    /// behind its own writes; see `homestead_core::hooks::latest`).
+    hook_records: Mutex<HashMap<String, HookRecord>>,
 }
 
 impl Context {
@@ -98,6 +101,7 @@ impl Context {
                 Live::new(WATCHED_KINDS),
             ],
             failures: Mutex::default(),
+            hook_records: Mutex::default(),
         }
     }
 
@@ -120,6 +124,27 @@ impl Context {
         self.failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn hook_records(&self) -> std::sync::MutexGuard<'_, HashMap<String, HookRecord>> {
+        self.hook_records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `obj`'s status with the newest hook record: the stored one or the one last written.
+    fn hook_status<K: Owned>(&self, obj: &K) -> Option<ResourceStatus> {
+        let uid = obj.uid().unwrap_or_default();
+        let written = self.hook_records().get(&uid).cloned();
+        let stored = obj.status();
+        let hooks = hooks::latest(stored.and_then(|s| s.hooks.as_ref()), written.as_ref());
+        if hooks.is_none() {
+            return stored.cloned();
+        }
+        Some(ResourceStatus {
+            hooks,
+            ..stored.cloned().unwrap_or_default()
+        })
     }
 
     /// Failures in a row of one object (for tests and diagnostics).
@@ -364,7 +389,12 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     // Blocking hooks are asked before anything is applied (once per change: see
     // homestead_core::hooks); their agreement is recorded first, so a failed apply
     // retried does not ask again.
-    let change = hooks::plan_change(&ctx.config, K::KIND, obj.status(), generation);
+    let change = hooks::plan_change(
+        &ctx.config,
+        K::KIND,
+        ctx.hook_status(&*obj).as_ref(),
+        generation,
+    );
     let mut record = None;
     if let Some(change) = &change
         && !change.blocking.is_empty()
@@ -561,7 +591,7 @@ async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> 
     let change = hooks::plan_delete(
         &ctx.config,
         K::KIND,
-        obj.status(),
+        ctx.hook_status(&*obj).as_ref(),
         obj.meta().generation,
         skip,
     );
@@ -608,6 +638,8 @@ async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> 
     )
     .await?;
     let action = clean_up(&*obj, ctx).await?;
+    // The object goes once the finalizer is removed: nothing to remember for it.
+    ctx.hook_records().remove(&obj.uid().unwrap_or_default());
     if let Some(change) = &change
         && !change.notifying.is_empty()
     {
@@ -856,6 +888,10 @@ pub(super) async fn write_status_in<K: Owned>(
     let now = Time(Timestamp::now());
     let current = obj.status();
     let mut next = next_status(current, obj.meta().generation, namespace, outcome, &now);
+    // The newest hook record known, not a stale cached one: the status is written whole.
+    if let Some(known) = ctx.hook_status(obj) {
+        next.hooks = known.hooks;
+    }
     if let Some(lifecycle) = lifecycle {
         next = with_lifecycle(next, lifecycle);
     }
@@ -881,6 +917,10 @@ pub(super) async fn write_status_in<K: Owned>(
         &Patch::Apply(body),
     )
     .await?;
+    if let Some(record) = next.hooks {
+        ctx.hook_records()
+            .insert(obj.uid().unwrap_or_default(), record);
+    }
     Ok(true)
 }
 
