@@ -50,6 +50,7 @@ fn status(namespace: &str) -> ResourceStatus {
         ],
         observed_generation: Some(1),
         lifecycle: None,
+        hooks: None,
     }
 }
 

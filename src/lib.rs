@@ -21,6 +21,7 @@ pub mod certs;
 pub mod commands;
 pub mod controller;
 pub mod embedded;
+pub mod hooks;
 pub mod server;
 pub mod sources;
 pub mod state;

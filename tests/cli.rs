@@ -143,6 +143,43 @@ fn config_check_reports_every_problem_with_its_path() {
 }
 
 #[test]
+fn config_check_checks_hooks_and_accepts_the_documented_example() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = write(
+        &dir,
+        "hooks.yaml",
+        "hooks:\n  - {name: quota, url: 'https://q.example.org/', timeout: 2m}\n\
+         \x20 - {name: quota, url: 'http://t.example.org/', credentialsSecret: {namespace: hs, name: t}}\n",
+    );
+    let output = homestead(&["config", "check", &bad], b"");
+    assert_exit(&output, 1);
+    let lines: Vec<String> = stdout(&output).lines().map(str::to_owned).collect();
+    assert_eq!(
+        lines,
+        [
+            "hooks[0].timeout: 2m must be more than 0 and at most 1m",
+            "hooks[1].name: \"quota\" is the name of an earlier hook",
+            "hooks[1].credentialsSecret: credentials are only sent over https:// (the URL is http://)",
+        ]
+    );
+
+    // The example configuration's commented `hooks:` section, uncommented, is valid.
+    let example = std::fs::read_to_string(repo("manifests/examples/config.yaml")).expect("example");
+    let start = example
+        .find("# hooks:")
+        .expect("a hooks section in the example");
+    let hooks: String = example[start..]
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+        .collect();
+    assert!(hooks.contains("blocking: true"), "{hooks}");
+    let good = write(&dir, "example-hooks.yaml", &hooks);
+    let output = homestead(&["config", "check", &good], b"");
+    assert_exit(&output, 0);
+    assert_eq!(stdout(&output).trim(), "ok");
+}
+
+#[test]
 fn config_check_reports_parse_errors_and_missing_files() {
     let dir = tempfile::tempdir().expect("tempdir");
     let unknown = write(&dir, "unknown.yaml", "namespace:\n  user: x\n");

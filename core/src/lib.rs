@@ -13,6 +13,7 @@ pub mod desired;
 pub mod directory;
 pub(crate) mod envelope;
 pub mod handover;
+pub mod hooks;
 pub mod identity;
 pub mod lease;
 pub mod lifecycle;

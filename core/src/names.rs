@@ -21,6 +21,9 @@ pub const LABEL_SOURCE: &str = "homestead.dev/source";
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 /// Annotation naming the username a pod runs as.
 pub const ANNOTATION_RUN_AS: &str = "homestead.dev/run-as";
+/// Annotation on a User, Session or Project being deleted that lets the delete through
+/// the blocking hooks it names (comma-separated); only cluster admins may set it.
+pub const ANNOTATION_SKIP_HOOKS: &str = "homestead.dev/skip-hooks";
 
 /// Volume (and user-namespace claim) of the identity's private data.
 pub const VOLUME_PRIVATE: &str = "homestead-private";

@@ -12,6 +12,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::HookEvent;
+
 /// API group of every homestead resource, label and annotation.
 pub const GROUP: &str = "homestead.dev";
 /// API version of `User` and `Session`.
@@ -357,6 +359,28 @@ pub struct ResourceStatus {
     /// Kept across failed reconciles, so admission still knows a session has ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
+    /// What the site's hooks were last asked or told, and about which generation (see
+    /// `homestead_core::hooks`). Only the controller writes it (the status subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<HookRecord>,
+}
+
+/// The change the site's hooks were last asked about or told of.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HookRecord {
+    /// The `metadata.generation` the change is about.
+    #[serde(default)]
+    pub generation: i64,
+    /// `CREATE`, `UPDATE` or `DELETE`.
+    pub event: HookEvent,
+    /// Every blocking hook for this change agreed (or was skipped by
+    /// `homestead.dev/skip-hooks`): it is not asked again.
+    #[serde(default)]
+    pub agreed: bool,
+    /// The change was applied and the notifying hooks were told of it (queued).
+    #[serde(default)]
+    pub notified: bool,
 }
 
 #[cfg(test)]

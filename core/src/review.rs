@@ -1394,7 +1394,14 @@ fn decide_resource(webhook: Webhook, request: &Request<'_>, admission: &Admissio
     let Admission {
         config, directory, ..
     } = *admission;
-    let denials = if request.kind.kind == "User" {
+    // Only a cluster admin lets a delete through the site's blocking hooks.
+    let skip = match both_metadata(request) {
+        Ok((old, new)) => {
+            validation::skip_hooks_denial(requester(config, request), old.as_ref(), new.as_ref())
+        }
+        Err(denial) => Some(denial),
+    };
+    let mut denials = if request.kind.kind == "User" {
         match serde_json::from_str::<User>(object) {
             Ok(user) => validation::validate_user(config, directory, &user),
             Err(e) => vec![unreadable("object", &e)],
@@ -1424,6 +1431,7 @@ fn decide_resource(webhook: Webhook, request: &Request<'_>, admission: &Admissio
             Err(e) => vec![unreadable("object", &e)],
         }
     };
+    denials.extend(skip);
     Decision {
         denials,
         ..Decision::default()

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::resources::{Lifecycle, Phase, ResourceStatus};
+use crate::resources::{HookRecord, Lifecycle, Phase, ResourceStatus};
 
 /// Condition saying every object exists and matches.
 pub const CONDITION_READY: &str = "Ready";
@@ -17,6 +17,9 @@ pub const CONDITION_STORAGE_CURRENT: &str = "StorageCurrent";
 /// Condition saying whether every claim homestead made is `Bound` (a claim that is not
 /// leaves the owner `Deployed`: pods using it wait until it binds).
 pub const CONDITION_STORAGE_BOUND: &str = "StorageBound";
+/// Condition saying whether a blocking site hook refused the change (`True`: which hook
+/// and the first 1 KB of its answer; `False` once every blocking hook agreed).
+pub const CONDITION_HOOK_REJECTED: &str = "HookRejected";
 
 /// What a reconcile concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,13 @@ pub enum Outcome {
     },
     /// The finalizer is cleaning up.
     Deleting,
+    /// A blocking site hook did not agree to the change, which was not applied.
+    HookRejected {
+        /// CamelCase reason: `Refused` (a non-2xx answer), `TimedOut`, `Unreachable`.
+        reason: &'static str,
+        /// Which hook, and what it answered (see `homestead_core::hooks`).
+        message: String,
+    },
     /// A Session outside its open window, for which nothing was applied: `Scheduled`
     /// (nothing is created before it opens) or `Ended` with `afterGrace:
     /// deleteNamespace`. `message` says when and what was done.
@@ -68,6 +78,15 @@ pub fn next_status(
     outcome: &Outcome,
     now: &Time,
 ) -> ResourceStatus {
+    let previous = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    // Once the hooks agree, a standing rejection is turned off.
+    let agreed = || {
+        previous
+            .iter()
+            .any(|c| c.type_ == CONDITION_HOOK_REJECTED)
+            .then(|| cond("False", "Agreed", "every blocking hook agreed"))
+    };
+    let mut hook = None;
     let (phase, reason, ready, owned, complete, storage, bound) = match outcome {
         Outcome::Deploying => (
             Phase::Deploying,
@@ -131,6 +150,18 @@ pub fn next_status(
             None,
             None,
         ),
+        Outcome::HookRejected { reason, message } => {
+            hook = Some(cond("True", reason, message));
+            (
+                Phase::Failed,
+                Some(message.clone()),
+                cond("False", "HookRejected", message),
+                None,
+                None,
+                None,
+                None,
+            )
+        }
         Outcome::Deleting => (
             Phase::Deleting,
             None,
@@ -150,7 +181,12 @@ pub fn next_status(
             None,
         ),
     };
-    let previous = current.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    if matches!(
+        outcome,
+        Outcome::Deploying | Outcome::Deployed { .. } | Outcome::Deleting
+    ) {
+        hook = agreed();
+    }
     let mut conditions = Vec::new();
     for (kind, c) in [
         (CONDITION_READY, Some(ready)),
@@ -158,6 +194,7 @@ pub fn next_status(
         (CONDITION_COMPLETE, complete),
         (CONDITION_STORAGE_CURRENT, storage),
         (CONDITION_STORAGE_BOUND, bound),
+        (CONDITION_HOOK_REJECTED, hook),
     ] {
         // A condition this outcome says nothing about keeps its last value.
         let Some((status, reason, message)) = c else {
@@ -189,7 +226,16 @@ pub fn next_status(
         conditions,
         observed_generation: generation,
         lifecycle: current.and_then(|s| s.lifecycle),
+        hooks: current.and_then(|s| s.hooks.clone()),
     }
+}
+
+/// `status` with what the site's hooks were asked or told recorded (`None` keeps it).
+pub fn with_hooks(mut status: ResourceStatus, hooks: Option<HookRecord>) -> ResourceStatus {
+    if hooks.is_some() {
+        status.hooks = hooks;
+    }
+    status
 }
 
 /// `status` with a Session's `lifecycle` recorded; a Session that deployed everything
@@ -459,6 +505,74 @@ mod tests {
         assert_eq!(scheduled.phase, Some(Phase::Scheduled));
         assert_eq!(scheduled.conditions[0].reason, "Scheduled");
         assert_eq!(scheduled.conditions[0].status, "False");
+    }
+
+    #[test]
+    fn a_hook_refusal_fails_the_owner_until_the_hooks_agree() {
+        let rejected = Outcome::HookRejected {
+            reason: "Refused",
+            message: "hook quota answered HTTP 403: over quota".into(),
+        };
+        let first = next_status(None, Some(2), None, &rejected, &at(10));
+        assert_eq!(first.phase, Some(Phase::Failed));
+        let hook = |s: &ResourceStatus| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == CONDITION_HOOK_REJECTED)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        };
+        assert_eq!(
+            hook(&first),
+            Some((
+                "True".into(),
+                "Refused".into(),
+                "hook quota answered HTTP 403: over quota".into()
+            ))
+        );
+        let ready = first
+            .conditions
+            .iter()
+            .find(|c| c.type_ == CONDITION_READY)
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "HookRejected")
+        );
+        // Asked again, same answer: the same status (no write).
+        assert_eq!(
+            next_status(Some(&first), Some(2), None, &rejected, &at(20)),
+            first
+        );
+        // Agreed: the condition turns False and stays there.
+        let deployed = Outcome::Deployed {
+            problems: vec![],
+            storage: vec![],
+            unbound: vec![],
+        };
+        let agreed = next_status(Some(&first), Some(2), Some("home-ada"), &deployed, &at(30));
+        assert_eq!(agreed.phase, Some(Phase::Deployed));
+        assert_eq!(
+            hook(&agreed).map(|h| (h.0, h.1)),
+            Some(("False".into(), "Agreed".into()))
+        );
+        // Never refused: no such condition at all.
+        let plain = next_status(None, Some(1), Some("home-ada"), &deployed, &at(30));
+        assert_eq!(hook(&plain), None);
+    }
+
+    #[test]
+    fn the_hook_record_is_kept_and_replaced() {
+        let record = HookRecord {
+            generation: 3,
+            event: crate::config::HookEvent::Update,
+            agreed: true,
+            notified: false,
+        };
+        let with = with_hooks(ResourceStatus::default(), Some(record.clone()));
+        assert_eq!(with.hooks.as_ref(), Some(&record));
+        let kept = next_status(Some(&with), Some(3), None, &Outcome::Deploying, &at(1));
+        assert_eq!(kept.hooks.as_ref(), Some(&record));
+        assert_eq!(with_hooks(kept, None).hooks, Some(record));
     }
 
     #[test]

@@ -408,6 +408,35 @@ pub fn homestead_labels_changed(
     changed
 }
 
+/// Setting, changing or removing `homestead.dev/skip-hooks` on a User, Session or Project
+/// (`old` → `new` metadata) is for cluster admins (and homestead) only: the annotation
+/// lets a delete through the site's blocking hooks, so anyone else who may edit the object
+/// (a Project's owner given `update` on Projects, say) is refused.
+pub fn skip_hooks_denial(
+    requester: Requester<'_>,
+    old: Option<&ObjectMeta>,
+    new: Option<&ObjectMeta>,
+) -> Option<Denial> {
+    let value = |meta: Option<&ObjectMeta>| {
+        meta.and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get(names::ANNOTATION_SKIP_HOOKS))
+            .cloned()
+    };
+    if value(old) == value(new)
+        || matches!(requester, Requester::Admin(_) | Requester::Homestead(_))
+    {
+        return None;
+    }
+    Some(Denial::new(
+        "homestead_annotation",
+        format!("metadata.annotations[\"{}\"]", names::ANNOTATION_SKIP_HOOKS),
+        format!(
+            "only a cluster admin may set, change or remove this annotation; {} may not",
+            requester.name()
+        ),
+    ))
+}
+
 /// The denial of a homestead label set, changed or removed by `requester`.
 pub fn label_denial(key: &str, requester: &str) -> Denial {
     Denial::new(
@@ -1017,6 +1046,57 @@ pub fn validate_project(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_admins_and_homestead_touch_the_skip_hooks_annotation() {
+        let meta = |value: Option<&str>| ObjectMeta {
+            annotations: value.map(|v| {
+                [(names::ANNOTATION_SKIP_HOOKS.to_owned(), v.to_owned())]
+                    .into_iter()
+                    .collect()
+            }),
+            ..ObjectMeta::default()
+        };
+        let (none, quota, both) = (meta(None), meta(Some("quota")), meta(Some("quota,storage")));
+        for (requester, old, new, refused) in [
+            (Requester::Person("ada"), Some(&none), Some(&quota), true),
+            (Requester::Person("ada"), None, Some(&quota), true),
+            (Requester::Person("ada"), Some(&quota), Some(&both), true),
+            (Requester::Person("ada"), Some(&quota), Some(&none), true),
+            (
+                Requester::Other("system:serviceaccount:x:y"),
+                Some(&none),
+                Some(&quota),
+                true,
+            ),
+            (
+                Requester::TrustedController("c"),
+                Some(&none),
+                Some(&quota),
+                true,
+            ),
+            // Leaving it as it is, while changing something else, is anyone's.
+            (Requester::Person("ada"), Some(&quota), Some(&quota), false),
+            (Requester::Person("ada"), Some(&none), Some(&none), false),
+            (Requester::Admin("root"), Some(&none), Some(&quota), false),
+            (Requester::Admin("root"), Some(&quota), Some(&none), false),
+            (Requester::Homestead("hs"), Some(&none), Some(&quota), false),
+        ] {
+            let denial = skip_hooks_denial(requester, old, new);
+            assert_eq!(
+                denial.is_some(),
+                refused,
+                "{requester:?} {old:?} -> {new:?}"
+            );
+            if let Some(denial) = denial {
+                let text = denial.to_string();
+                assert!(
+                    text.contains("homestead.dev/skip-hooks") && text.contains("cluster admin"),
+                    "{text}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn host_paths_compare_by_component() {

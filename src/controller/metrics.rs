@@ -8,6 +8,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::hooks::HookMetrics;
+
 /// Labels of the reconcile counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
@@ -59,6 +61,8 @@ pub struct Metrics {
     pub lease_errors: Family<ReasonLabels, Counter>,
     /// 1 while the last lease round failed (this replica cannot lead), else 0.
     pub lease_failing: Gauge,
+    /// The site hooks' calls (registered as `homestead_hook_*`).
+    pub hooks: HookMetrics,
 }
 
 impl Default for Metrics {
@@ -76,6 +80,7 @@ impl Default for Metrics {
             applies: Family::default(),
             lease_errors: Family::default(),
             lease_failing: Gauge::default(),
+            hooks: HookMetrics::default(),
         }
     }
 }
@@ -83,6 +88,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every metric under `homestead_controller_*`.
     pub fn register(&self, registry: &mut Registry) {
+        self.hooks.register(registry);
         let sub = registry.sub_registry_with_prefix("homestead_controller");
         sub.register(
             "reconciles",

@@ -56,15 +56,36 @@ pub enum Error {
     /// Adding or removing the finalizer, or the work inside it, failed.
     #[error("{0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// A blocking site hook did not agree to the change.
+    #[error("{message}")]
+    HookRejected {
+        /// The hook.
+        hook: String,
+        /// Its name and the first 1 KB of its answer.
+        message: String,
+    },
 }
 
 impl Error {
+    /// True when a blocking hook did not agree (directly or inside the finalizer).
+    pub fn is_hook_rejection(&self) -> bool {
+        use kube::runtime::finalizer::Error as F;
+        match self {
+            Error::HookRejected { .. } => true,
+            Error::Finalizer(inner) => match &**inner {
+                F::ApplyFailed(e) | F::CleanupFailed(e) => e.is_hook_rejection(),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// The HTTP status the API server answered with, if that is what failed.
     pub fn status_code(&self) -> Option<u16> {
         use kube::runtime::finalizer::Error as F;
         match self {
             Error::Kube(kube::Error::Api(status)) => Some(status.code),
-            Error::Kube(_) | Error::Serialize(..) => None,
+            Error::Kube(_) | Error::Serialize(..) | Error::HookRejected { .. } => None,
             Error::Finalizer(inner) => match &**inner {
                 F::ApplyFailed(e) | F::CleanupFailed(e) => e.status_code(),
                 F::AddFinalizer(kube::Error::Api(s)) | F::RemoveFinalizer(kube::Error::Api(s)) => {
@@ -153,13 +174,23 @@ pub async fn run(
             instance: Some(settings.lease.identity.clone()),
         },
     );
-    let ctx = Arc::new(Context::new(
-        client,
-        state.config.clone(),
-        caches.users.clone(),
-        recorder,
-        metrics.clone(),
-    ));
+    let hooks = crate::hooks::Hooks::start(
+        &state.config,
+        Some(client.clone()),
+        Some(recorder.clone()),
+        metrics.hooks.clone(),
+        token.child_token(),
+    )?;
+    let ctx = Arc::new(
+        Context::new(
+            client,
+            state.config.clone(),
+            caches.users.clone(),
+            recorder,
+            metrics.clone(),
+        )
+        .with_hooks(hooks),
+    );
     let leader_tasks = Arc::new(leader_tasks);
     loop {
         // Follow until we lead (or shut down).

@@ -33,18 +33,22 @@ use super::live::Live;
 use super::metrics::Metrics;
 use super::session::{lifecycle_event, outside_window};
 use super::status::{
-    CONDITION_STORAGE_CURRENT, Outcome, next_status, should_mark_deploying, with_lifecycle,
+    CONDITION_STORAGE_CURRENT, Outcome, next_status, should_mark_deploying, with_hooks,
+    with_lifecycle,
 };
+use crate::hooks::{Call, Hooks, Refusal};
 use homestead_core::config::Config;
+use homestead_core::config::HookEvent;
 use homestead_core::desired::{
     DesiredObjects, DesiredObjectsError, FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY,
     NamespaceOwnership, ObjectKey, Owner, OwnerKind, SecretSources, VolumeHeal, clone_sources,
     is_met, keep_existing_storage, namespace_ownership, references_owner, release_namespace_patch,
     unbound_claims, volumes_to_heal,
 };
+use homestead_core::hooks::{self, ANNOTATION_SKIP_HOOKS, ChangeHooks, Payload, PayloadStatus};
 use homestead_core::lifecycle::{LifecycleError, LifecyclePlan};
 use homestead_core::names::LABEL_MANAGED_BY;
-use homestead_core::resources::{Lifecycle, Phase, ResourceStatus, User};
+use homestead_core::resources::{HookRecord, Lifecycle, Phase, ResourceStatus, User};
 
 /// How often a healthy object is reconciled again even if nothing changed.
 pub const RESYNC: Duration = Duration::from_secs(60 * 60);
@@ -65,9 +69,14 @@ pub struct Context {
     pub recorder: Recorder,
     /// Controller metrics.
     pub metrics: Metrics,
+    /// The site's hooks ([`Hooks::default`]: none).
+    pub hooks: Hooks,
     /// What exists of the objects made for Users, and for Sessions.
     live: [Live; 3],
     failures: Mutex<HashMap<String, u32>>,
+    /// The `status.hooks` this controller last wrote, by object uid (the caches can be
+    /// behind its own writes; see `homestead_core::hooks::latest`).
+    hook_records: Mutex<HashMap<String, HookRecord>>,
 }
 
 impl Context {
@@ -85,13 +94,21 @@ impl Context {
             users,
             recorder,
             metrics,
+            hooks: Hooks::default(),
             live: [
                 Live::new(WATCHED_KINDS),
                 Live::new(WATCHED_KINDS),
                 Live::new(WATCHED_KINDS),
             ],
             failures: Mutex::default(),
+            hook_records: Mutex::default(),
         }
+    }
+
+    /// This context calling `hooks`.
+    pub fn with_hooks(mut self, hooks: Hooks) -> Self {
+        self.hooks = hooks;
+        self
     }
 
     /// What exists of the objects homestead made for owners of `kind`.
@@ -107,6 +124,27 @@ impl Context {
         self.failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn hook_records(&self) -> std::sync::MutexGuard<'_, HashMap<String, HookRecord>> {
+        self.hook_records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `obj`'s status with the newest hook record: the stored one or the one last written.
+    fn hook_status<K: Owned>(&self, obj: &K) -> Option<ResourceStatus> {
+        let uid = obj.uid().unwrap_or_default();
+        let written = self.hook_records().get(&uid).cloned();
+        let stored = obj.status();
+        let hooks = hooks::latest(stored.and_then(|s| s.hooks.as_ref()), written.as_ref());
+        if hooks.is_none() {
+            return stored.cloned();
+        }
+        Some(ResourceStatus {
+            hooks,
+            ..stored.cloned().unwrap_or_default()
+        })
     }
 
     /// Failures in a row of one object (for tests and diagnostics).
@@ -236,6 +274,9 @@ pub fn error_policy<K: Owned>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> 
 
 /// The wait after `failures` failures in a row ending with `error`.
 pub fn backoff(failures: u32, error: &Error) -> Duration {
+    if error.is_hook_rejection() {
+        return hooks::retry_after(failures);
+    }
     let base = match error.status_code() {
         Some(409) => Duration::from_millis(500),
         Some(429) => Duration::from_secs(5),
@@ -353,13 +394,46 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     let heals = volumes_to_heal(&plan, |key| live.get(key));
     let unbound = unbound_claims(&plan, |key| live.get(key), &heals);
     let generation = obj.meta().generation;
-    if should_mark_deploying(obj.status(), generation) {
-        write_status(
+    // Blocking hooks are asked before anything is applied (once per change: see
+    // homestead_core::hooks); their agreement is recorded first, so a failed apply
+    // retried does not ask again.
+    let change = hooks::plan_change(
+        &ctx.config,
+        K::KIND,
+        ctx.hook_status(&*obj).as_ref(),
+        generation,
+    );
+    let mut record = None;
+    if let Some(change) = &change
+        && !change.blocking.is_empty()
+    {
+        let phase = obj.status().and_then(|s| s.phase).unwrap_or_default();
+        let call = hook_call(
+            &*obj,
+            change.event,
+            change.generation,
+            phase,
+            Some(&plan.namespace),
+        )?;
+        if let Err(refusal) = ctx.hooks.ask(&change.blocking, &call).await {
+            let pending = change.pending();
+            return Err(refused(&*obj, ctx, Some(&plan.namespace), refusal, pending).await);
+        }
+    }
+    if let Some(change) = &change
+        && change.agreement_unrecorded()
+    {
+        record = Some(change.agreed());
+    }
+    if record.is_some() || should_mark_deploying(obj.status(), generation) {
+        write_status_in(
             &*obj,
             ctx,
             Some(&plan.namespace),
             &Outcome::Deploying,
             Some(&plan),
+            None,
+            record.clone(),
         )
         .await?;
     }
@@ -441,7 +515,17 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
             reason: "ApplyFailed",
             message: message.clone(),
         };
-        if write_status(&*obj, ctx, Some(&plan.namespace), &outcome, Some(&plan)).await? {
+        if write_status_in(
+            &*obj,
+            ctx,
+            Some(&plan.namespace),
+            &outcome,
+            Some(&plan),
+            None,
+            record,
+        )
+        .await?
+        {
             publish(ctx, &*obj, EventType::Warning, "ApplyFailed", message).await;
         }
         return Err(error);
@@ -466,8 +550,29 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
         &outcome,
         Some(&plan),
         lifecycle_now,
+        change.as_ref().map(ChangeHooks::notified),
     )
     .await?;
+    // Notifying hooks hear of the change once it is applied (and recorded).
+    if let Some(change) = &change
+        && !change.notifying.is_empty()
+    {
+        let phase = if lifecycle_now == Some(Lifecycle::Ended) {
+            Phase::Ended
+        } else {
+            Phase::Deployed
+        };
+        let call = hook_call(
+            &*obj,
+            change.event,
+            change.generation,
+            phase,
+            Some(&plan.namespace),
+        )?;
+        ctx.hooks
+            .tell(&change.notifying, &call, &obj.object_ref(&()))
+            .await;
+    }
     if let Some(now) = lifecycle_now {
         lifecycle_event(&*obj, ctx, now).await;
     }
@@ -498,10 +603,145 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::requeue(wake))
 }
 
+/// Deletion: blocking hooks first (the finalizer stays until they agree, or an admin's
+/// `homestead.dev/skip-hooks` names them), then the clean-up, then the notifying hooks.
 async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
-    let owner = owner_of(&*obj);
     let namespace = obj.namespace_name(&ctx.config);
-    write_status(&*obj, ctx, namespace.as_deref(), &Outcome::Deleting, None).await?;
+    let skip = hooks::skip_annotation(obj.meta().annotations.as_ref());
+    let change = hooks::plan_delete(
+        &ctx.config,
+        K::KIND,
+        ctx.hook_status(&*obj).as_ref(),
+        obj.meta().generation,
+        skip,
+    );
+    let mut record = None;
+    if let Some(change) = &change {
+        if !change.blocking.is_empty() {
+            let call = hook_call(
+                &*obj,
+                HookEvent::Delete,
+                change.generation,
+                Phase::Deleting,
+                namespace.as_deref(),
+            )?;
+            if let Err(refusal) = ctx.hooks.ask(&change.blocking, &call).await {
+                let pending = change.pending();
+                return Err(refused(&*obj, ctx, namespace.as_deref(), refusal, pending).await);
+            }
+        }
+        if change.agreement_unrecorded() {
+            record = Some(change.agreed());
+            if !change.skipped.is_empty() {
+                publish(
+                    ctx,
+                    &*obj,
+                    EventType::Warning,
+                    "HooksSkipped",
+                    format!(
+                        "deleted without asking blocking hook(s) {}: annotation {ANNOTATION_SKIP_HOOKS} names them",
+                        change.skipped.join(", ")
+                    ),
+                )
+                .await;
+            }
+        }
+    }
+    write_status_in(
+        &*obj,
+        ctx,
+        namespace.as_deref(),
+        &Outcome::Deleting,
+        None,
+        None,
+        record,
+    )
+    .await?;
+    let action = clean_up(&*obj, ctx).await?;
+    // The object goes once the finalizer is removed: nothing to remember for it.
+    ctx.hook_records().remove(&obj.uid().unwrap_or_default());
+    if let Some(change) = &change
+        && !change.notifying.is_empty()
+    {
+        let call = hook_call(
+            &*obj,
+            HookEvent::Delete,
+            change.generation,
+            Phase::Deleting,
+            namespace.as_deref(),
+        )?;
+        ctx.hooks
+            .tell(&change.notifying, &call, &obj.object_ref(&()))
+            .await;
+    }
+    Ok(action)
+}
+
+/// The JSON payload and key material of one hook call about `obj`.
+fn hook_call<K: Owned>(
+    obj: &K,
+    event: HookEvent,
+    generation: i64,
+    phase: Phase,
+    namespace: Option<&str>,
+) -> Result<Call, Error> {
+    let name = obj.name_any();
+    let what = || format!("{} {name}", K::KIND.as_str());
+    let value = serde_json::to_value(obj).map_err(|e| Error::Serialize(what(), e))?;
+    let spec = value.get("spec").cloned().unwrap_or_default();
+    let payload = Payload {
+        event_type: event,
+        kind: K::KIND.as_str(),
+        name: &name,
+        spec: &spec,
+        status: PayloadStatus { phase },
+        namespace,
+    };
+    let body = payload.to_vec().map_err(|e| Error::Serialize(what(), e))?;
+    Ok(Call {
+        event,
+        uid: obj.uid().unwrap_or_default(),
+        generation,
+        body: body.into(),
+    })
+}
+
+/// Records a blocking hook's refusal (phase `Failed`, condition `HookRejected`, the change
+/// `pending` in `status.hooks`, an Event when the status changed) and returns the error
+/// that retries the object with backoff.
+async fn refused<K: Owned>(
+    obj: &K,
+    ctx: &Context,
+    namespace: Option<&str>,
+    refusal: Refusal,
+    pending: HookRecord,
+) -> Error {
+    let outcome = Outcome::HookRejected {
+        reason: refusal.reason,
+        message: refusal.message.clone(),
+    };
+    match write_status_in(obj, ctx, namespace, &outcome, None, None, Some(pending)).await {
+        Ok(true) => {
+            publish(
+                ctx,
+                obj,
+                EventType::Warning,
+                "HookRejected",
+                refusal.message.clone(),
+            )
+            .await;
+        }
+        Ok(false) => {}
+        Err(e) => return e,
+    }
+    Error::HookRejected {
+        hook: refusal.hook,
+        message: refusal.message,
+    }
+}
+
+async fn clean_up<K: Owned>(obj: &K, ctx: &Context) -> Result<Action, Error> {
+    let owner = owner_of(obj);
     let all = obj.namespace_names(&ctx.config);
     if obj.keeps_namespaces() {
         // Kept: first no owner reference through which the garbage collector would delete
@@ -515,7 +755,7 @@ async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> 
         super::project::let_go(ctx, &all).await?;
         publish(
             ctx,
-            &*obj,
+            obj,
             EventType::Normal,
             "NamespaceKept",
             format!(
@@ -529,7 +769,7 @@ async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> 
     let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
     for namespace in all {
         if ctx.config.controller.delete_namespaces {
-            delete_namespace(&*obj, ctx, &namespace).await?;
+            delete_namespace(obj, ctx, &namespace).await?;
             continue;
         }
         // Kept: the owner reference would let the garbage collector delete the namespace
@@ -537,7 +777,7 @@ async fn cleanup<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> 
         let Some(ns) = namespaces.get_opt(&namespace).await? else {
             continue;
         };
-        if owns_namespace(&*obj, ctx, &ns).await {
+        if owns_namespace(obj, ctx, &ns).await {
             release_namespace(&namespaces, &owner, &ns).await?;
             tracing::info!(%namespace, "keeping the namespace (deleteNamespaces is off)");
         }
@@ -651,10 +891,11 @@ async fn write_status<K: Owned>(
     outcome: &Outcome,
     plan: Option<&DesiredObjects>,
 ) -> Result<bool, Error> {
-    write_status_in(obj, ctx, namespace, outcome, plan, None).await
+    write_status_in(obj, ctx, namespace, outcome, plan, None, None).await
 }
 
-/// [`write_status`], recording a Session's `lifecycle` too (`None` keeps the last one).
+/// [`write_status`], recording a Session's `lifecycle` and what the hooks were asked or
+/// told too (`None` keeps the last one).
 pub(super) async fn write_status_in<K: Owned>(
     obj: &K,
     ctx: &Context,
@@ -662,13 +903,19 @@ pub(super) async fn write_status_in<K: Owned>(
     outcome: &Outcome,
     plan: Option<&DesiredObjects>,
     lifecycle: Option<Lifecycle>,
+    hooks: Option<HookRecord>,
 ) -> Result<bool, Error> {
     let now = Time(Timestamp::now());
     let current = obj.status();
     let mut next = next_status(current, obj.meta().generation, namespace, outcome, &now);
+    // The newest hook record known, not a stale cached one: the status is written whole.
+    if let Some(known) = ctx.hook_status(obj) {
+        next.hooks = known.hooks;
+    }
     if let Some(lifecycle) = lifecycle {
         next = with_lifecycle(next, lifecycle);
     }
+    next = with_hooks(next, hooks);
     let (extra, current_extra) = obj.extra_status(plan);
     if current == Some(&next) && extra == current_extra {
         return Ok(false);
@@ -690,6 +937,10 @@ pub(super) async fn write_status_in<K: Owned>(
         &Patch::Apply(body),
     )
     .await?;
+    if let Some(record) = next.hooks {
+        ctx.hook_records()
+            .insert(obj.uid().unwrap_or_default(), record);
+    }
     Ok(true)
 }
 
@@ -717,7 +968,7 @@ pub(super) async fn publish<K: Owned>(
 
 /// `note` cut to [`EVENT_NOTE_MAX`] bytes at a character boundary, ending in `…` when
 /// cut, so a long error (a webhook's denial of several fields) still makes an Event.
-fn truncate_note(mut note: String) -> String {
+pub(crate) fn truncate_note(mut note: String) -> String {
     if note.len() <= EVENT_NOTE_MAX {
         return note;
     }

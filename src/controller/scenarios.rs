@@ -192,6 +192,25 @@ impl Harness {
         }
     }
 
+    /// A context calling the hooks of `config` (a real HTTP server the test starts; the
+    /// scripted API server has nothing to do with them).
+    fn hooked(config: Config, steps: Vec<Step>) -> Self {
+        let mut h = Self::new(config.clone(), &[], steps);
+        let Ok(ctx) = Arc::try_unwrap(h.ctx) else {
+            panic!("the harness holds the only context");
+        };
+        let hooks = crate::hooks::Hooks::start(
+            &config,
+            None,
+            None,
+            crate::hooks::HookMetrics::default(),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .expect("hooks");
+        h.ctx = Arc::new(ctx.with_hooks(hooks));
+        h
+    }
+
     /// Drops the client and returns what the server saw.
     async fn finish(self) -> Vec<Seen> {
         drop(self.ctx);
@@ -1636,4 +1655,137 @@ mod projects {
             seen[2].uri
         );
     }
+}
+
+/// A site hook that agrees to everything and counts its calls: a real HTTP server on
+/// 127.0.0.1 (the hooks' client is not the Kubernetes client this module scripts).
+async fn agreeing_hook() -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |_: http::Request<hyper::body::Incoming>| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        async {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                            ))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    (url, calls, task)
+}
+
+/// A blocking hook's agreement is written before anything is applied: when the apply
+/// then fails, the failed status keeps it and the retry applies without asking again —
+/// even when the retry reads a cached User that has not caught up with those writes (the
+/// controller remembers what it wrote, and never writes a stale record back). (A real API
+/// server does not fail a ConfigMap apply on request, nor hold back a watch event; this
+/// script does.)
+#[tokio::test]
+async fn a_hooks_agreement_survives_a_failed_apply_and_is_not_asked_again() {
+    use homestead_core::config::HookEvent;
+    use homestead_core::resources::HookRecord;
+    use std::sync::atomic::Ordering;
+    let (url, calls, hook) = agreeing_hook().await;
+    let config = Config::from_yaml(&format!(
+        "hooks: [{{name: quota, url: '{url}', kinds: [User], blocking: true}}]"
+    ))
+    .unwrap();
+    // Generation 1 was created through the hooks; generation 2 is a spec change.
+    let mut ada = user("ada");
+    deployed(&mut ada, "home-ada", 1, vec![]);
+    ada.metadata.generation = Some(2);
+    if let Some(status) = ada.status.as_mut() {
+        status.hooks = Some(HookRecord {
+            generation: 1,
+            event: HookEvent::Create,
+            agreed: true,
+            notified: true,
+        });
+    }
+    let plan = user_objects(&config, &ada, &SecretSources::new()).unwrap();
+    let namespace = || {
+        step(
+            Method::GET,
+            "/api/v1/namespaces/home-ada",
+            Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
+        )
+    };
+    let status = || {
+        step(
+            Method::PATCH,
+            &format!("{USERS}/ada/status"),
+            with_status(&ada),
+        )
+    };
+    // First reconcile: asked, agreement written with Deploying, the ConfigMap fails.
+    let mut steps = vec![namespace(), status()];
+    for object in &plan.objects {
+        let reply = if object.kind() == Kind::ConfigMap {
+            Reply::Fail(500)
+        } else {
+            Reply::Echo
+        };
+        steps.push(step(Method::PATCH, &object_path(object), reply));
+    }
+    steps.extend([status(), step(Method::POST, EVENTS, Reply::Echo)]);
+    // Second reconcile, from the cached User as it was before: not asked; Deploying (the
+    // cache says generation 1 is deployed), everything applied, Deployed and told.
+    steps.push(namespace());
+    steps.push(status());
+    steps.extend(applies(&plan.objects));
+    steps.push(status());
+    let h = Harness::hooked(config, steps);
+
+    let err = reconcile(Arc::new(ada.clone()), h.ctx.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status_code(), Some(500), "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "asked once");
+    let agreed = HookRecord {
+        generation: 2,
+        event: HookEvent::Update,
+        agreed: true,
+        notified: false,
+    };
+    reconcile(Arc::new(ada), h.ctx.clone()).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "not asked again");
+    hook.abort();
+
+    let seen = h.finish().await;
+    let written: Vec<(String, Value)> = seen
+        .iter()
+        .filter(|s| s.path().ends_with("/users/ada/status"))
+        .map(|s| (phase_of(s), s.body["status"]["hooks"].clone()))
+        .collect();
+    let agreed = serde_json::to_value(&agreed).unwrap();
+    let told = json!({"generation": 2, "event": "UPDATE", "agreed": true, "notified": true});
+    assert_eq!(
+        written,
+        [
+            ("Deploying".to_owned(), agreed.clone()),
+            ("Failed".to_owned(), agreed.clone()),
+            ("Deploying".to_owned(), agreed),
+            ("Deployed".to_owned(), told),
+        ]
+    );
 }

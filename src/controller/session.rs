@@ -107,6 +107,7 @@ pub(super) async fn outside_window<K: Owned>(
         &outcome,
         None,
         Some(plan.lifecycle),
+        None,
     )
     .await?;
     lifecycle_event(obj, ctx, plan.lifecycle).await;

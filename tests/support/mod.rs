@@ -2,6 +2,8 @@
 //!
 //! - [`admission`] — the admission fixture: a directory (ada, bob, carol, dave, erin and
 //!   session `cm37235-2`), AdmissionReview builders, patch helpers. Pure, no I/O.
+//! - [`hook_server`] — a site hook: a real HTTP(S) server on 127.0.0.1 that records what
+//!   it is sent and answers as scripted; and the payload schema check.
 //! - [`slapd`] — a throwaway OpenLDAP server (also used by `examples/ldap_bench.rs`).
 //! - [`cluster`] — the harness of the tests that need a real API server. Read its module
 //!   comment before writing one; in short:
@@ -30,4 +32,5 @@
 
 pub mod admission;
 pub mod cluster;
+pub mod hook_server;
 pub mod slapd;

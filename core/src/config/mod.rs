@@ -5,6 +5,7 @@
 //! parsed as the file is read, so nothing is parsed twice.
 
 mod controller;
+mod hooks;
 mod kinds;
 mod ldap;
 mod project;
@@ -22,6 +23,7 @@ pub use controller::{
     CloneTarget, ControllerConfig, PodSecurityConfig, PodSecurityLevel, RbacConfig, SecretClone,
     SecretRef,
 };
+pub use hooks::{DEFAULT_HOOK_TIMEOUT, HookConfig, HookEvent, HookKind, HookUrl, MAX_HOOK_TIMEOUT};
 pub use kinds::{TrustedSubmitter, WorkloadKind, guess_resource, is_label_key};
 pub use ldap::{LdapAttributes, LdapConfig, LdapSearch};
 pub use project::{PROJECT_PLACEHOLDERS, PROJECT_STORAGE_PLACEHOLDERS, ProjectConfig, ProjectRole};
@@ -112,6 +114,10 @@ pub struct Config {
     pub session_source: Option<SessionSourceConfig>,
     /// When sessions open and close around their dates, and what an ended one becomes.
     pub sessions: SessionLifecycleConfig,
+    /// The site's hooks, told of (or, when blocking, asked about) every User, Session and
+    /// Project change.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookConfig>,
 }
 
 /// A site constant for templates: a number (zero-paddable) or text.
@@ -266,6 +272,7 @@ impl Default for Config {
             ldap: None,
             session_source: None,
             sessions: SessionLifecycleConfig::default(),
+            hooks: Vec::new(),
         }
     }
 }
@@ -506,6 +513,7 @@ impl Config {
         self.controller.check("controller", &mut problems);
         self.projects.check("projects", &mut problems);
         self.sessions.check("sessions", &mut problems);
+        hooks::check(&self.hooks, &mut problems);
         if let Some(ldap) = &self.ldap {
             ldap.check("ldap", &mut problems);
         }
