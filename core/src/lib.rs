@@ -5,6 +5,7 @@
 //! command line) feeds it bytes and objects and acts on what it returns.
 
 pub mod argo;
+mod b64;
 pub mod certs;
 pub mod config;
 pub mod custom;

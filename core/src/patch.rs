@@ -75,7 +75,8 @@ impl<'a> Pointer<'a> {
             Token::Keys(keys) => {
                 for key in keys {
                     out.push(b'/');
-                    if key.contains(['~', '/']) {
+                    // Bytes, not chars: both are ASCII, and a char pattern decodes UTF-8.
+                    if key.bytes().any(|b| b == b'~' || b == b'/') {
                         push_json_text(out, &key.replace('~', "~0").replace('/', "~1"));
                     } else {
                         push_json_text(out, key);
@@ -94,8 +95,7 @@ impl<'a> Pointer<'a> {
 /// Appends `text` to `out`, escaped for the inside of a JSON string.
 fn push_json_text(out: &mut Vec<u8>, text: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let plain = |b: u8| b >= 0x20 && b != b'"' && b != b'\\';
-    if text.bytes().all(plain) {
+    if is_plain(text.as_bytes()) {
         out.extend_from_slice(text.as_bytes());
         return;
     }
@@ -111,6 +111,28 @@ fn push_json_text(out: &mut Vec<u8>, text: &str) {
             b => out.push(b),
         }
     }
+}
+
+/// True when no byte of `text` needs escaping in a JSON string (no control character,
+/// `"` or `\`). Eight bytes at a time: a word has a byte below `n` exactly when
+/// `(w - n·0x01…) & !w & 0x80…` is not zero, and a byte equal to `c` exactly when
+/// `w ^ c·0x01…` has a byte below 1.
+fn is_plain(text: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
+    let (words, rest) = text.as_chunks::<8>();
+    for word in words {
+        let w = u64::from_ne_bytes(*word);
+        if below(w, 0x20)
+            | below(w ^ (ONES * u64::from(b'"')), 1)
+            | below(w ^ (ONES * u64::from(b'\\')), 1)
+            != 0
+        {
+            return false;
+        }
+    }
+    rest.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 /// A JSON Patch under construction: the serialised operations so far.
@@ -231,6 +253,30 @@ where
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    #[test]
+    fn plain_text_is_recognised_in_every_position() {
+        for len in 0..24 {
+            let plain = "a/é~".repeat(6).chars().take(len).collect::<String>();
+            assert!(is_plain(plain.as_bytes()), "{plain:?}");
+            for at in 0..plain.len() {
+                for special in [b'"', b'\\', b'\n', 0x00, 0x1f] {
+                    let mut bytes = plain.as_bytes().to_vec();
+                    bytes[at] = special;
+                    assert!(!is_plain(&bytes), "{bytes:?}");
+                }
+            }
+        }
+        assert!(is_plain(" !#[]\x7f\u{80}\u{10ffff}".as_bytes()));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn is_plain_agrees_with_a_byte_loop(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let expected = bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\');
+            proptest::prop_assert_eq!(is_plain(&bytes), expected);
+        }
+    }
 
     impl Pointer<'_> {
         fn text(&self) -> String {

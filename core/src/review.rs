@@ -6,7 +6,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use thiserror::Error;
@@ -259,7 +258,11 @@ fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed, ReviewE
         None
     };
     let mut body = Vec::with_capacity(
-        RESPONSE_HEAD.len() + 64 + patch.as_ref().map_or(0, |p| p.json.len() / 3 * 4 + 40),
+        RESPONSE_HEAD.len()
+            + 64
+            + patch
+                .as_ref()
+                .map_or(0, |p| crate::b64::encoded_len(p.json.len()) + 40),
     );
     body.extend_from_slice(RESPONSE_HEAD);
     serde_json::to_writer(&mut body, request.uid.as_ref()).map_err(|e| serialize(&e))?;
@@ -280,16 +283,7 @@ fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed, ReviewE
         }
     } else if let Some(PatchJson { json, operations }) = patch {
         body.extend_from_slice(br#","allowed":true,"patchType":"JSONPatch","patch":""#);
-        let engine = &base64::engine::general_purpose::STANDARD;
-        let start = body.len();
-        body.resize(
-            start + base64::encoded_len(json.len(), true).unwrap_or_default(),
-            0,
-        );
-        let written = engine
-            .encode_slice(&json, &mut body[start..])
-            .map_err(|e| serialize(&e))?;
-        body.truncate(start + written);
+        crate::b64::encode_into(&mut body, &json);
         body.push(b'"');
         Verdict::Patched { operations }
     } else {

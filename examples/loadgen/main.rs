@@ -80,6 +80,9 @@ struct Args {
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Write the body of a successful response here (the limit server answers it).
+    #[arg(long, value_name = "FILE")]
+    save_response: Option<PathBuf>,
 }
 
 struct Outcome {
@@ -87,6 +90,8 @@ struct Outcome {
     /// Fixed rate: how late each request left after it fell due.
     send_lag_us: Vec<u32>,
     errors: u64,
+    /// The body of the last successful response.
+    answer: Option<Bytes>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -238,11 +243,17 @@ async fn run(args: &Args, server_pid: Option<u32>) -> anyhow::Result<()> {
     let mut latencies = Vec::new();
     let mut send_lags = Vec::new();
     let mut errors = 0;
+    let mut answer = None;
     for task in tasks {
         let outcome = task.await??;
         latencies.extend(outcome.latencies_us);
         send_lags.extend(outcome.send_lag_us);
         errors += outcome.errors;
+        answer = answer.or(outcome.answer);
+    }
+    if let Some(path) = &args.save_response {
+        let answer = answer.context("no successful response to save")?;
+        std::fs::write(path, &answer).with_context(|| format!("writing {}", path.display()))?;
     }
     latencies.sort_unstable();
     send_lags.sort_unstable();
@@ -328,6 +339,7 @@ async fn drive(
         latencies_us: Vec::with_capacity(100_000),
         send_lag_us: Vec::with_capacity(if schedule.is_some() { 100_000 } else { 0 }),
         errors: 0,
+        answer: None,
     };
     enum Sender {
         H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
@@ -381,7 +393,12 @@ async fn drive(
                 let status = response.status();
                 let collected = response.into_body().collect().await;
                 match collected {
-                    Ok(_) if status.is_success() => (true, String::new()),
+                    Ok(body) if status.is_success() => {
+                        if outcome.answer.is_none() {
+                            outcome.answer = Some(body.to_bytes());
+                        }
+                        (true, String::new())
+                    }
                     Ok(body) => (
                         false,
                         format!("{status}: {}", String::from_utf8_lossy(&body.to_bytes())),

@@ -244,6 +244,8 @@ impl AdmissionService {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let mut body = std::pin::pin!(body);
+        // A body that arrives in one frame (the usual case) is kept as it came, uncopied.
+        let mut first: Option<Bytes> = None;
         let mut buffer = bytes::BytesMut::new();
         let mut received = 0usize;
         loop {
@@ -278,15 +280,22 @@ impl AdmissionService {
                 return Err(self.too_large());
             }
             if received > self.max_body_bytes {
+                first = None;
                 buffer = bytes::BytesMut::new();
+            } else if first.is_none() && buffer.is_empty() {
+                first = Some(data);
             } else {
+                if let Some(first) = first.take() {
+                    buffer.reserve(received);
+                    buffer.extend_from_slice(&first);
+                }
                 buffer.extend_from_slice(&data);
             }
         }
         if received > self.max_body_bytes {
             return Err(self.too_large());
         }
-        Ok(buffer.freeze())
+        Ok(first.unwrap_or_else(|| buffer.freeze()))
     }
 
     fn too_large(&self) -> Refusal {
