@@ -261,7 +261,9 @@ fn versions_of(objects: &BTreeMap<String, Value>) -> BTreeMap<String, String> {
     objects
         .iter()
         .map(|(k, v)| {
-            let rv = v["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+            let rv = v["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default();
             (k.clone(), rv.to_owned())
         })
         .collect()
@@ -369,7 +371,10 @@ async fn owner_objects(client: &Client) -> anyhow::Result<BTreeMap<String, Value
         .await?
         .items
     {
-        out.insert(format!("Session/{}", s.name_any()), serde_json::to_value(&s)?);
+        out.insert(
+            format!("Session/{}", s.name_any()),
+            serde_json::to_value(&s)?,
+        );
     }
     Ok(out)
 }
@@ -632,6 +637,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect::<Result<_, _>>()?;
     let offset = audit_end(&audit);
+    let converge_offset = offset;
     let before = apiserver_requests(&admin).await?;
     let started = Instant::now();
     let user_api: Api<User> = Api::all(bench.clone());
@@ -689,6 +695,12 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let audit_before_restart = audit_end(&audit).max(offset);
+    if args.explain {
+        println!("writes until settled (audit log, by user, verb, resource):");
+        for (what, n) in audit_writes(&audit, converge_offset)? {
+            println!("  {n:6}  {what}");
+        }
+    }
     let objects_before = managed_objects(&admin).await?;
     let owners_before = owner_objects(&admin).await?;
     let versions = versions_of(&objects_before);
