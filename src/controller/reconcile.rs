@@ -38,9 +38,9 @@ use super::status::{
 use homestead_core::config::Config;
 use homestead_core::desired::{
     DesiredObjects, DesiredObjectsError, FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY,
-    NamespaceOwnership, ObjectKey, Owner, OwnerKind, SecretSources, VolumeHeal, clone_sources,
-    is_met, keep_existing_storage, namespace_ownership, references_owner, release_namespace_patch,
-    unbound_claims, volumes_to_heal,
+    NamespaceOwnership, ObjectKey, Owner, OwnerKind, SecretSources, VolumeHeal, apply_order,
+    clone_sources, is_met, keep_existing_storage, namespace_ownership, references_owner,
+    release_namespace_patch, unbound_claims, volumes_to_heal,
 };
 use homestead_core::lifecycle::{LifecycleError, LifecyclePlan};
 use homestead_core::names::LABEL_MANAGED_BY;
@@ -362,16 +362,7 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     // Claims before volumes: a volume made anew is bound to the uid its claim's apply
     // returns (see `claim_ref_for`).
     let mut claim_uids: HashMap<(Option<String>, String), String> = HashMap::new();
-    let ordered = plan
-        .objects
-        .iter()
-        .filter(|o| o.kind() != Kind::PersistentVolume)
-        .chain(
-            plan.objects
-                .iter()
-                .filter(|o| o.kind() == Kind::PersistentVolume),
-        );
-    for object in ordered {
+    for object in apply_order(&plan.objects) {
         let key = object.key();
         let kind = key.kind.as_str();
         let intent = match object.intent() {

@@ -174,6 +174,16 @@ pub fn claim_ref_for(
     }
 }
 
+/// `objects` in the order a reconcile applies them: as planned, but every
+/// PersistentVolume after everything else, so a volume made anew can be bound to the uid
+/// of its claim, applied just before it (see [`claim_ref_for`]).
+pub fn apply_order(objects: &[Object]) -> Vec<&Object> {
+    let (volumes, rest): (Vec<&Object>, Vec<&Object>) = objects
+        .iter()
+        .partition(|o| o.kind() == Kind::PersistentVolume);
+    rest.into_iter().chain(volumes).collect()
+}
+
 /// Fields of a PersistentVolume spec that are not its source.
 const NOT_SOURCE: &[&str] = &[
     "accessModes",
@@ -556,6 +566,25 @@ mod tests {
                 "{why}"
             );
         }
+    }
+
+    #[test]
+    fn volumes_are_applied_after_their_claims() {
+        let objects = storage_objects(
+            &owner(),
+            "home-ada",
+            "homestead-private",
+            &slot(Backend::Nfs),
+            "/p",
+            "1Gi",
+        );
+        assert_eq!(objects[0].kind(), Kind::PersistentVolume, "planned first");
+        let kinds: Vec<Kind> = apply_order(&objects).iter().map(|o| o.kind()).collect();
+        assert_eq!(
+            kinds,
+            [Kind::PersistentVolumeClaim, Kind::PersistentVolume],
+            "applied last"
+        );
     }
 
     /// A plan of one user's private storage on `backend` at `path` with `size`.
