@@ -57,6 +57,14 @@ struct Args {
     /// then printed for what was reached).
     #[arg(long, default_value = "900s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Before the restart, wait until every managed claim and volume is `Bound` (the PV
+    /// binder has finished) and nothing managed changed for this long; `0s` restarts as
+    /// soon as every owner is `Deployed`.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    settle: Duration,
+    /// Print what changed in each changed object after the restart (grouped).
+    #[arg(long)]
+    explain: bool,
     /// Creations in flight at once.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -163,6 +171,38 @@ fn audit_requests(path: &Path, offset: u64, username: &str) -> anyhow::Result<(C
     Ok((counts, at))
 }
 
+/// The write requests in the audit log from `offset`, by user (a ServiceAccount or an
+/// impersonated user by its name), verb and resource(/subresource).
+fn audit_writes(path: &Path, offset: u64) -> anyhow::Result<Counts> {
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut counts = Counts::new();
+    for line in BufReader::new(file).lines() {
+        let Ok(event) = serde_json::from_str::<Value>(&line?) else {
+            continue;
+        };
+        let verb = event["verb"].as_str().unwrap_or_default();
+        if event["stage"] != "ResponseComplete"
+            || !matches!(verb, "create" | "update" | "patch" | "delete")
+        {
+            continue;
+        }
+        let user = event["impersonatedUser"]["username"]
+            .as_str()
+            .or(event["user"]["username"].as_str())
+            .unwrap_or("?");
+        let resource = event["objectRef"]["resource"].as_str().unwrap_or("?");
+        let sub = event["objectRef"]["subresource"]
+            .as_str()
+            .map(|s| format!("/{s}"))
+            .unwrap_or_default();
+        *counts
+            .entry(format!("{user} {verb} {resource}{sub}"))
+            .or_default() += 1;
+    }
+    Ok(counts)
+}
+
 fn audit_end(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
@@ -178,15 +218,19 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// resourceVersion of every object homestead manages, by kind/namespace/name.
-async fn managed_versions(client: &Client) -> anyhow::Result<BTreeMap<String, String>> {
-    async fn add<K>(client: &Client, out: &mut BTreeMap<String, String>) -> anyhow::Result<()>
+/// Every object homestead manages, as the API server holds it, by kind/namespace/name.
+async fn managed_objects(client: &Client) -> anyhow::Result<BTreeMap<String, Value>> {
+    async fn add<K>(client: &Client, out: &mut BTreeMap<String, Value>) -> anyhow::Result<()>
     where
-        K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+        K: Resource<DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
     {
         let api: Api<K> = Api::all(client.clone());
         let params = ListParams::default().labels("app.kubernetes.io/managed-by=homestead");
-        for item in api.list_metadata(&params).await?.items {
+        for item in api.list(&params).await?.items {
             out.insert(
                 format!(
                     "{}/{}/{}",
@@ -194,7 +238,7 @@ async fn managed_versions(client: &Client) -> anyhow::Result<BTreeMap<String, St
                     item.namespace().unwrap_or_default(),
                     item.name_any()
                 ),
-                item.resource_version().unwrap_or_default(),
+                serde_json::to_value(&item)?,
             );
         }
         Ok(())
@@ -212,26 +256,124 @@ async fn managed_versions(client: &Client) -> anyhow::Result<BTreeMap<String, St
     Ok(out)
 }
 
-async fn owner_versions(client: &Client) -> anyhow::Result<BTreeMap<String, String>> {
+/// resourceVersion of every object homestead manages, by kind/namespace/name.
+fn versions_of(objects: &BTreeMap<String, Value>) -> BTreeMap<String, String> {
+    objects
+        .iter()
+        .map(|(k, v)| {
+            let rv = v["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default();
+            (k.clone(), rv.to_owned())
+        })
+        .collect()
+}
+
+/// The paths (`a.b.c`) where `before` and `after` differ, leaving out what changes on every
+/// write (resourceVersion, managedFields' times).
+fn changed_paths(before: &Value, after: &Value, at: &str, out: &mut Vec<String>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+            for k in keys {
+                if at == ".metadata" && (k == "resourceVersion" || k == "managedFields") {
+                    continue;
+                }
+                let next = format!("{at}.{k}");
+                changed_paths(
+                    b.get(k).unwrap_or(&Value::Null),
+                    a.get(k).unwrap_or(&Value::Null),
+                    &next,
+                    out,
+                );
+            }
+        }
+        (b, a) if b != a => out.push(at.to_owned()),
+        _ => {}
+    }
+}
+
+/// Who wrote an object last: the managedFields entries (manager, operation, subresource)
+/// whose time is the latest.
+fn last_writers(object: &Value) -> String {
+    let entries = object["metadata"]["managedFields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let latest = entries
+        .iter()
+        .filter_map(|e| e["time"].as_str())
+        .max()
+        .unwrap_or_default()
+        .to_owned();
+    let mut who: Vec<String> = entries
+        .iter()
+        .filter(|e| e["time"].as_str() == Some(latest.as_str()))
+        .map(|e| {
+            format!(
+                "{} {}{}",
+                e["manager"].as_str().unwrap_or("?"),
+                e["operation"].as_str().unwrap_or("?"),
+                e["subresource"]
+                    .as_str()
+                    .map(|s| format!("/{s}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    who.sort();
+    who.join(" + ")
+}
+
+/// Objects changed between `before` and `after`, grouped by kind, what changed and who
+/// wrote last, with a count each.
+fn explain_changes(
+    before: &BTreeMap<String, Value>,
+    after: &BTreeMap<String, Value>,
+) -> BTreeMap<String, usize> {
+    let mut groups = BTreeMap::new();
+    for (key, now) in after {
+        let Some(was) = before.get(key) else {
+            *groups
+                .entry(format!("{} (new)", key.split('/').next().unwrap_or("?")))
+                .or_default() += 1;
+            continue;
+        };
+        if was["metadata"]["resourceVersion"] == now["metadata"]["resourceVersion"] {
+            continue;
+        }
+        let mut paths = Vec::new();
+        changed_paths(was, now, "", &mut paths);
+        let kind = key.split('/').next().unwrap_or("?");
+        *groups
+            .entry(format!(
+                "{kind}: [{}] by {}",
+                paths.join(" "),
+                last_writers(now)
+            ))
+            .or_default() += 1;
+    }
+    groups
+}
+
+/// Every User and Session, by `Kind/name`.
+async fn owner_objects(client: &Client) -> anyhow::Result<BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
     for u in Api::<User>::all(client.clone())
-        .list_metadata(&ListParams::default())
+        .list(&ListParams::default())
         .await?
         .items
     {
-        out.insert(
-            format!("User/{}", u.name_any()),
-            u.resource_version().unwrap_or_default(),
-        );
+        out.insert(format!("User/{}", u.name_any()), serde_json::to_value(&u)?);
     }
     for s in Api::<Session>::all(client.clone())
-        .list_metadata(&ListParams::default())
+        .list(&ListParams::default())
         .await?
         .items
     {
         out.insert(
             format!("Session/{}", s.name_any()),
-            s.resource_version().unwrap_or_default(),
+            serde_json::to_value(&s)?,
         );
     }
     Ok(out)
@@ -495,6 +637,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect::<Result<_, _>>()?;
     let offset = audit_end(&audit);
+    let converge_offset = offset;
     let before = apiserver_requests(&admin).await?;
     let started = Instant::now();
     let user_api: Api<User> = Api::all(bench.clone());
@@ -542,11 +685,29 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = apiserver_requests(&admin).await?;
     let (ours, offset) = audit_requests(&audit, offset, &me)?;
-    let versions = managed_versions(&admin).await?;
-    let owners = owner_versions(&admin).await?;
+    let mut settled = String::new();
+    if !args.settle.is_zero() {
+        let (bound, quiet) = settle(&admin, args.settle, args.timeout).await?;
+        settled = format!(
+            "; every claim and volume Bound after {:.1} s, nothing changing after {:.1} s",
+            (bound - started).as_secs_f64(),
+            (quiet - started).as_secs_f64()
+        );
+    }
+    let audit_before_restart = audit_end(&audit).max(offset);
+    if args.explain {
+        println!("writes until settled (audit log, by user, verb, resource):");
+        for (what, n) in audit_writes(&audit, converge_offset)? {
+            println!("  {n:6}  {what}");
+        }
+    }
+    let objects_before = managed_objects(&admin).await?;
+    let owners_before = owner_objects(&admin).await?;
+    let versions = versions_of(&objects_before);
+    let owners = versions_of(&owners_before);
     let objects = versions.len();
     println!(
-        "{} Users + {} Sessions ({} members each): created in {:.1} s, {reached} after {:.1} s; {objects} managed objects; homestead peak RSS {:.1} MB",
+        "{} Users + {} Sessions ({} members each): created in {:.1} s, {reached} after {:.1} s{settled}; {objects} managed objects; homestead peak RSS {:.1} MB",
         args.users,
         args.sessions,
         args.members,
@@ -571,8 +732,10 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(args.after).await;
     let after = apiserver_requests(&admin).await?;
     let (ours, _) = audit_requests(&audit, offset, &me)?;
-    let versions_after = managed_versions(&admin).await?;
-    let owners_after = owner_versions(&admin).await?;
+    let objects_after = managed_objects(&admin).await?;
+    let versions_after = versions_of(&objects_after);
+    let owners_objects_after = owner_objects(&admin).await?;
+    let owners_after = versions_of(&owners_objects_after);
     report(
         "after a restart",
         restarted.elapsed().as_secs_f64(),
@@ -588,6 +751,59 @@ async fn main() -> anyhow::Result<()> {
         owners.len(),
         peak_rss_mb(pid)
     );
+    if args.explain {
+        println!("  what changed (kind: [paths] by the last writer):");
+        let mut groups = explain_changes(&objects_before, &objects_after);
+        groups.extend(explain_changes(&owners_before, &owners_objects_after));
+        for (what, n) in groups {
+            println!("    {n:6}  {what}");
+        }
+        println!("  writes after the restart (audit log, by user, verb, resource):");
+        for (what, n) in audit_writes(&audit, audit_before_restart)? {
+            println!("    {n:6}  {what}");
+        }
+    }
     serve.stop();
     Ok(())
+}
+
+/// Waits until every managed claim and volume is `Bound`, then until no managed object's
+/// resourceVersion changed for `quiet`; the instants both were reached.
+async fn settle(
+    client: &Client,
+    quiet: Duration,
+    timeout: Duration,
+) -> anyhow::Result<(Instant, Instant)> {
+    let start = Instant::now();
+    let phase = |v: &Value| v["status"]["phase"].as_str().map(str::to_owned);
+    loop {
+        let objects = managed_objects(client).await?;
+        let unbound = objects
+            .iter()
+            .filter(|(k, _)| k.starts_with("Persistent"))
+            .filter(|(_, v)| phase(v).as_deref() != Some("Bound"))
+            .count();
+        if unbound == 0 {
+            break;
+        }
+        if start.elapsed() > timeout {
+            bail!("{unbound} claims and volumes still not Bound");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let bound = Instant::now();
+    let mut last = versions_of(&managed_objects(client).await?);
+    let mut since = Instant::now();
+    while since.elapsed() < quiet {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = versions_of(&managed_objects(client).await?);
+        if now != last {
+            last = now;
+            since = Instant::now();
+        }
+        if start.elapsed() > timeout {
+            bail!("managed objects still changing");
+        }
+    }
+    Ok((bound, since))
 }

@@ -100,6 +100,80 @@ async fn wait_bound(client: &Client, namespaces: &[&str]) {
     }
 }
 
+/// Waits until the PV binder has finished with every claim in `namespaces` and its volume
+/// (its last writes: the claim's `bind-completed` annotation and `Bound` phase, the
+/// volume `Bound` to the claim's uid), then returns the volumes.
+async fn wait_binder_done(client: &Client, namespaces: &[&str]) -> Vec<PersistentVolume> {
+    let mut volumes = Vec::new();
+    for ns in namespaces {
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        let pvs: Api<PersistentVolume> = Api::all(client.clone());
+        let done = eventually(&format!("the binder done in {ns}"), WAIT, || {
+            let (claims, pvs) = (claims.clone(), pvs.clone());
+            async move {
+                let list = claims.list(&ListParams::default()).await.ok()?;
+                let mut done = Vec::new();
+                for claim in &list.items {
+                    let bound = claim.status.as_ref()?.phase.as_deref() == Some("Bound");
+                    let completed = claim
+                        .annotations()
+                        .contains_key("pv.kubernetes.io/bind-completed");
+                    let pv = pvs
+                        .get(claim.spec.as_ref()?.volume_name.as_ref()?)
+                        .await
+                        .ok()?;
+                    let pv_bound = pv.status.as_ref()?.phase.as_deref() == Some("Bound");
+                    let to_claim = pv.spec.as_ref()?.claim_ref.as_ref()?.uid == claim.metadata.uid;
+                    if !(bound && completed && pv_bound && to_claim) {
+                        return None;
+                    }
+                    done.push(pv);
+                }
+                (!done.is_empty()).then_some(done)
+            }
+        })
+        .await;
+        volumes.extend(done);
+    }
+    volumes
+}
+
+/// Waits until each owner says every claim of it is Bound (homestead saw the binder's work).
+async fn wait_storage_bound<K>(api: &Api<K>, name: &str)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    eventually(&format!("{name} StorageBound"), WAIT, || async {
+        let value = serde_json::to_value(api.get(name).await.ok()?).ok()?;
+        let conditions = value.pointer("/status/conditions")?.as_array()?.clone();
+        conditions
+            .iter()
+            .any(|c| c["type"] == "StorageBound" && c["status"] == "True")
+            .then_some(())
+    })
+    .await;
+}
+
+/// Who wrote `pv`'s fields: (manager, operation, subresource) of each managedFields entry.
+fn writers(pv: &PersistentVolume) -> Vec<(String, String, String)> {
+    pv.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+                m.subresource.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 #[ignore = "needs a cluster"]
 async fn a_restart_with_nothing_changed_changes_nothing() {
@@ -108,35 +182,56 @@ async fn a_restart_with_nothing_changed_changes_nothing() {
     let ada = cluster.user("quiet-ada", &[]).await;
     let bob = cluster.user("quiet-bob", &[]).await;
     let visit = cluster.session(&[&ada, &bob]).await;
-    wait_bound(
+    // Before the restart: the PV binder has finished, and homestead has seen it finish.
+    let volumes = wait_binder_done(
         &cluster.admin,
         &[&ada.namespace, &bob.namespace, &visit.name],
     )
     .await;
-    // Give the reconciles the binding triggered time to finish.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        volumes.len() >= 5,
+        "private, member and data volumes: {}",
+        volumes.len()
+    );
+    for volume in &volumes {
+        // Each volume was made bound to its claim's uid, as the binder binds: the binder
+        // only recorded the binding (status), it never rewrote the volume.
+        let rewrote = writers(volume)
+            .into_iter()
+            .any(|(manager, op, sub)| manager != "homestead" && op == "Update" && sub.is_empty());
+        assert!(!rewrote, "{}: {:?}", volume.name_any(), writers(volume));
+    }
+    let users: Api<User> = Api::all(cluster.admin.clone());
+    wait_storage_bound(&users, &ada.username).await;
+    wait_storage_bound(&users, &bob.username).await;
+    wait_storage_bound(&Api::<Session>::all(cluster.admin.clone()), &visit.name).await;
     let before = versions(&cluster.admin, &[&ada, &bob], &visit.name).await;
     assert!(before.len() > 20, "{before:#?}");
 
     serve.restart().await;
-    // The new process has reconciled each of them (at least) once...
-    eventually("every owner reconciled after the restart", WAIT, || async {
-        let text = serve.metrics().await;
-        let users = metric_sum(
-            &text,
-            "homestead_controller_reconciles_total",
-            &[r#"kind="User""#, r#"result="ok""#],
-        );
-        let sessions = metric_sum(
-            &text,
-            "homestead_controller_reconciles_total",
-            &[r#"kind="Session""#, r#"result="ok""#],
-        );
-        (users >= 2.0 && sessions >= 1.0).then_some(())
-    })
+    // The new process has reconciled each of them (at least) once and is idle...
+    eventually(
+        "every owner reconciled after the restart, none running",
+        WAIT,
+        || async {
+            let text = serve.metrics().await;
+            let users = metric_sum(
+                &text,
+                "homestead_controller_reconciles_total",
+                &[r#"kind="User""#, r#"result="ok""#],
+            );
+            let sessions = metric_sum(
+                &text,
+                "homestead_controller_reconciles_total",
+                &[r#"kind="Session""#, r#"result="ok""#],
+            );
+            let running = metric_sum(&text, "homestead_controller_reconciles_in_flight", &[]);
+            (users >= 2.0 && sessions >= 1.0 && running == 0.0).then_some(())
+        },
+    )
     .await;
+    // ...and nothing happened within 2 s of that: no apply at all, no object changed.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    // ...sent no apply at all, and no object changed.
     let text = serve.metrics().await;
     let unchanged = metric_sum(
         &text,

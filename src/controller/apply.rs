@@ -20,21 +20,25 @@ fn dynamic_api(client: &Client, key: &ObjectKey) -> Api<DynamicObject> {
 }
 
 /// Server-side applies the object `key` with body `intent`, forcing ownership of the
-/// fields homestead sets (drift made by others is overwritten).
+/// fields homestead sets (drift made by others is overwritten). Returns the uid of the
+/// object as the API server answered.
 ///
 /// A PersistentVolume's `claimRef` is completed by the volume controller on binding; it is
-/// applied as it stands in `existing` (see [`claim_ref_for`]), so the binding is kept.
+/// applied as it stands in `existing` (see [`claim_ref_for`]), so the binding is kept. A
+/// volume made anew is bound to its claim by `claim_uid`, the uid the claim's apply just
+/// returned, when there is one.
 pub async fn apply_object(
     client: &Client,
     key: &ObjectKey,
     mut intent: Value,
     existing: Option<&Value>,
-) -> Result<(), Error> {
+    claim_uid: Option<&str>,
+) -> Result<Option<String>, Error> {
     if key.kind == Kind::PersistentVolume {
         let typed = |v: &Value| serde_json::from_value::<PersistentVolume>(v.clone());
         let desired = typed(&intent).map_err(|e| Error::Serialize(key.to_string(), e))?;
         let existing = existing.map(typed).transpose().ok().flatten();
-        let claim_ref = claim_ref_for(existing.as_ref(), &desired);
+        let claim_ref = claim_ref_for(existing.as_ref(), &desired, claim_uid);
         if let Some(spec) = intent.get_mut("spec").and_then(Value::as_object_mut) {
             match claim_ref.map(serde_json::to_value).transpose() {
                 Ok(Some(r)) => spec.insert("claimRef".to_owned(), r),
@@ -43,14 +47,14 @@ pub async fn apply_object(
             };
         }
     }
-    dynamic_api(client, key)
+    let applied = dynamic_api(client, key)
         .patch(
             &key.name,
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(intent),
         )
         .await?;
-    Ok(())
+    Ok(applied.metadata.uid)
 }
 
 /// Deletes one object; an object already gone is fine. Returns true when it was deleted.

@@ -63,6 +63,8 @@ pub struct Metrics {
     pub lease_failing: Gauge,
     /// The site hooks' calls (registered as `homestead_hook_*`).
     pub hooks: HookMetrics,
+    /// Reconciles running now (every kind).
+    pub in_flight: Gauge,
 }
 
 impl Default for Metrics {
@@ -81,6 +83,7 @@ impl Default for Metrics {
             lease_errors: Family::default(),
             lease_failing: Gauge::default(),
             hooks: HookMetrics::default(),
+            in_flight: Gauge::default(),
         }
     }
 }
@@ -129,6 +132,11 @@ impl Metrics {
             "lease_failing",
             "1 while the last leader-election round failed (this replica cannot lead)",
             self.lease_failing.clone(),
+        );
+        sub.register(
+            "reconciles_in_flight",
+            "Reconciles running now, every kind",
+            self.in_flight.clone(),
         );
     }
 
@@ -192,6 +200,7 @@ mod tests {
         metrics.set_managed("User", 3);
         metrics.lease_error("namespace_not_found");
         metrics.applied("ConfigMap", "unchanged");
+        metrics.in_flight.inc();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for want in [
@@ -203,6 +212,7 @@ mod tests {
             r#"homestead_controller_lease_errors_total{reason="namespace_not_found"} 1"#,
             "homestead_controller_lease_failing 1",
             r#"homestead_controller_applies_total{kind="ConfigMap",result="unchanged"} 1"#,
+            "homestead_controller_reconciles_in_flight 1",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

@@ -41,9 +41,9 @@ use homestead_core::config::Config;
 use homestead_core::config::HookEvent;
 use homestead_core::desired::{
     DesiredObjects, DesiredObjectsError, FIELD_MANAGER, FINALIZER, Kind, MANAGED_BY,
-    NamespaceOwnership, ObjectKey, Owner, OwnerKind, SecretSources, VolumeHeal, clone_sources,
-    is_met, keep_existing_storage, namespace_ownership, references_owner, release_namespace_patch,
-    unbound_claims, volumes_to_heal,
+    NamespaceOwnership, ObjectKey, Owner, OwnerKind, SecretSources, VolumeHeal, apply_order,
+    clone_sources, is_met, keep_existing_storage, namespace_ownership, references_owner,
+    release_namespace_patch, unbound_claims, volumes_to_heal,
 };
 use homestead_core::hooks::{self, ANNOTATION_SKIP_HOOKS, ChangeHooks, Payload, PayloadStatus};
 use homestead_core::lifecycle::{LifecycleError, LifecyclePlan};
@@ -234,6 +234,7 @@ fn owner_of<K: Owned>(obj: &K) -> Owner {
 /// resets the object's backoff on success.
 pub async fn reconcile<K: Owned>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
+    ctx.metrics.in_flight.inc();
     let api: Api<K> = Api::all(ctx.client.clone());
     let name = obj.name_any();
     let result = finalizer(&api, FINALIZER, obj, |event| async {
@@ -244,6 +245,7 @@ pub async fn reconcile<K: Owned>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Actio
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.in_flight.dec();
     ctx.metrics.reconciled(
         K::KIND.as_str(),
         result.is_ok(),
@@ -439,7 +441,10 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
     }
 
     let mut failures = Vec::new();
-    for object in &plan.objects {
+    // Claims before volumes: a volume made anew is bound to the uid its claim's apply
+    // returns (see `claim_ref_for`).
+    let mut claim_uids: HashMap<(Option<String>, String), String> = HashMap::new();
+    for object in apply_order(&plan.objects) {
         let key = object.key();
         let kind = key.kind.as_str();
         let intent = match object.intent() {
@@ -454,16 +459,31 @@ async fn apply<K: Owned>(obj: Arc<K>, ctx: &Context) -> Result<Action, Error> {
             ctx.metrics.applied(kind, "unchanged");
             continue;
         }
-        if let Err(e) = apply_object(&ctx.client, &key, intent, existing.as_ref()).await {
-            ctx.metrics.applied(kind, "failed");
-            tracing::warn!(object = %key, error = %e, "apply failed");
-            let fatal = key.kind == Kind::Namespace;
-            failures.push((key.to_string(), e));
-            if fatal {
-                break;
+        let claim_uid = planned_claim(object).and_then(|claim| claim_uids.get(&claim));
+        match apply_object(
+            &ctx.client,
+            &key,
+            intent,
+            existing.as_ref(),
+            claim_uid.map(String::as_str),
+        )
+        .await
+        {
+            Err(e) => {
+                ctx.metrics.applied(kind, "failed");
+                tracing::warn!(object = %key, error = %e, "apply failed");
+                let fatal = key.kind == Kind::Namespace;
+                failures.push((key.to_string(), e));
+                if fatal {
+                    break;
+                }
             }
-        } else {
-            ctx.metrics.applied(kind, "applied");
+            Ok(uid) => {
+                ctx.metrics.applied(kind, "applied");
+                if let (Kind::PersistentVolumeClaim, Some(uid)) = (key.kind, uid) {
+                    claim_uids.insert((key.namespace.clone(), key.name.clone()), uid);
+                }
+            }
         }
     }
     if failures.is_empty() {
@@ -866,6 +886,15 @@ fn children_name_owner(live: &Live, namespace: &str, owner: &Owner) -> bool {
     .into_iter()
     .flat_map(|kind| live.keys(kind, namespace))
     .any(|key| live.get(&key).is_some_and(|v| references_owner(owner, &v)))
+}
+
+/// The (namespace, name) of the claim a planned volume is for.
+fn planned_claim(object: &homestead_core::desired::Object) -> Option<(Option<String>, String)> {
+    let homestead_core::desired::Object::PersistentVolume(volume) = object else {
+        return None;
+    };
+    let claim = volume.spec.as_ref()?.claim_ref.as_ref()?;
+    Some((claim.namespace.clone(), claim.name.clone()?))
 }
 
 /// Sends the JSON Patch of `heal` to its volume.

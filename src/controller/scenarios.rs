@@ -309,8 +309,8 @@ fn object_path(object: &Object) -> String {
 
 /// The applies of `objects`, in order.
 fn applies(objects: &[Object]) -> Vec<Step> {
-    objects
-        .iter()
+    homestead_core::desired::apply_order(objects)
+        .into_iter()
         .map(|o| step(Method::PATCH, &object_path(o), Reply::Echo))
         .collect()
 }
@@ -1044,7 +1044,7 @@ async fn api_errors_fail_one_object_back_off_and_spare_the_rest() {
             "/api/v1/namespaces/home-ada",
             Reply::Json(200, our_namespace(OwnerKind::User, "ada", "home-ada")),
         )];
-        for object in &plan.objects {
+        for object in homestead_core::desired::apply_order(&plan.objects) {
             let reply = if object.kind() == Kind::ConfigMap {
                 Reply::Fail(code)
             } else {

@@ -43,7 +43,7 @@ pub use project::{
     project_role_binding, project_roles,
 };
 pub use session::session_objects;
-pub use storage::{claim_ref_for, keep_existing_storage, pv_name, storage_objects};
+pub use storage::{apply_order, claim_ref_for, keep_existing_storage, pv_name, storage_objects};
 pub use user::user_objects;
 
 use crate::config::SecretRef;
