@@ -84,6 +84,10 @@ async fn members_cannot_act_as_each_other() {
                  "template": {"metadata": {"labels": {"app": "web"}}, "spec": busybox()}}
     }))
     .expect("deployment");
+    // Both webhooks must know the session before the first workload: a request admitted
+    // while the directory is being rebuilt may be mutated under the old directory and
+    // validated under the new one (refused, fail closed; a retry passes).
+    support::cluster::wait_admitting(&tomas, session, tomas_person.uid).await;
     deployments(&tomas)
         .create(&PostParams::default(), &deployment)
         .await

@@ -34,7 +34,7 @@ use crate::resources::Project;
 
 /// A kind of workload homestead stamps and a hand-over re-stamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum WorkloadKind {
+pub enum StampedKind {
     /// `apps/v1 Deployment`.
     Deployment,
     /// `apps/v1 StatefulSet`.
@@ -55,18 +55,18 @@ pub enum WorkloadKind {
     WorkflowTemplate,
 }
 
-impl WorkloadKind {
+impl StampedKind {
     /// Every kind, in the order the controller lists them.
-    pub const ALL: [WorkloadKind; 9] = [
-        WorkloadKind::Deployment,
-        WorkloadKind::StatefulSet,
-        WorkloadKind::DaemonSet,
-        WorkloadKind::ReplicaSet,
-        WorkloadKind::Job,
-        WorkloadKind::CronJob,
-        WorkloadKind::Workflow,
-        WorkloadKind::CronWorkflow,
-        WorkloadKind::WorkflowTemplate,
+    pub const ALL: [StampedKind; 9] = [
+        StampedKind::Deployment,
+        StampedKind::StatefulSet,
+        StampedKind::DaemonSet,
+        StampedKind::ReplicaSet,
+        StampedKind::Job,
+        StampedKind::CronJob,
+        StampedKind::Workflow,
+        StampedKind::CronWorkflow,
+        StampedKind::WorkflowTemplate,
     ];
 
     /// The API resource (group, version, plural) to list and patch.
@@ -79,36 +79,36 @@ impl WorkloadKind {
             plural: plural.to_owned(),
         };
         match self {
-            WorkloadKind::Deployment => ApiResource::erase::<Deployment>(&()),
-            WorkloadKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
-            WorkloadKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
-            WorkloadKind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
-            WorkloadKind::Job => ApiResource::erase::<Job>(&()),
-            WorkloadKind::CronJob => ApiResource::erase::<CronJob>(&()),
-            WorkloadKind::Workflow => argo("Workflow", "workflows"),
-            WorkloadKind::CronWorkflow => argo("CronWorkflow", "cronworkflows"),
-            WorkloadKind::WorkflowTemplate => argo("WorkflowTemplate", "workflowtemplates"),
+            StampedKind::Deployment => ApiResource::erase::<Deployment>(&()),
+            StampedKind::StatefulSet => ApiResource::erase::<StatefulSet>(&()),
+            StampedKind::DaemonSet => ApiResource::erase::<DaemonSet>(&()),
+            StampedKind::ReplicaSet => ApiResource::erase::<ReplicaSet>(&()),
+            StampedKind::Job => ApiResource::erase::<Job>(&()),
+            StampedKind::CronJob => ApiResource::erase::<CronJob>(&()),
+            StampedKind::Workflow => argo("Workflow", "workflows"),
+            StampedKind::CronWorkflow => argo("CronWorkflow", "cronworkflows"),
+            StampedKind::WorkflowTemplate => argo("WorkflowTemplate", "workflowtemplates"),
         }
     }
 
     /// The kind as Kubernetes writes it.
     pub fn as_str(self) -> &'static str {
         match self {
-            WorkloadKind::Deployment => "Deployment",
-            WorkloadKind::StatefulSet => "StatefulSet",
-            WorkloadKind::DaemonSet => "DaemonSet",
-            WorkloadKind::ReplicaSet => "ReplicaSet",
-            WorkloadKind::Job => "Job",
-            WorkloadKind::CronJob => "CronJob",
-            WorkloadKind::Workflow => "Workflow",
-            WorkloadKind::CronWorkflow => "CronWorkflow",
-            WorkloadKind::WorkflowTemplate => "WorkflowTemplate",
+            StampedKind::Deployment => "Deployment",
+            StampedKind::StatefulSet => "StatefulSet",
+            StampedKind::DaemonSet => "DaemonSet",
+            StampedKind::ReplicaSet => "ReplicaSet",
+            StampedKind::Job => "Job",
+            StampedKind::CronJob => "CronJob",
+            StampedKind::Workflow => "Workflow",
+            StampedKind::CronWorkflow => "CronWorkflow",
+            StampedKind::WorkflowTemplate => "WorkflowTemplate",
         }
     }
 
     /// The kind for an API group and kind name.
     pub fn from_group_kind(group: &str, kind: &str) -> Option<Self> {
-        WorkloadKind::ALL.into_iter().find(|k| {
+        StampedKind::ALL.into_iter().find(|k| {
             let resource = k.api_resource();
             resource.group == group && resource.kind == kind
         })
@@ -117,20 +117,20 @@ impl WorkloadKind {
     /// RFC 6901 pointer to the annotations map that holds the stamp.
     fn annotations_pointer(self) -> &'static str {
         match self {
-            WorkloadKind::CronJob => "/spec/jobTemplate/spec/template/metadata/annotations",
-            WorkloadKind::Workflow | WorkloadKind::WorkflowTemplate => {
+            StampedKind::CronJob => "/spec/jobTemplate/spec/template/metadata/annotations",
+            StampedKind::Workflow | StampedKind::WorkflowTemplate => {
                 "/spec/podMetadata/annotations"
             }
-            WorkloadKind::CronWorkflow => "/spec/workflowSpec/podMetadata/annotations",
+            StampedKind::CronWorkflow => "/spec/workflowSpec/podMetadata/annotations",
             _ => "/spec/template/metadata/annotations",
         }
     }
 
     fn workflow_kind(self) -> Option<WorkflowKind> {
         match self {
-            WorkloadKind::Workflow => Some(WorkflowKind::Workflow),
-            WorkloadKind::CronWorkflow => Some(WorkflowKind::CronWorkflow),
-            WorkloadKind::WorkflowTemplate => Some(WorkflowKind::WorkflowTemplate),
+            StampedKind::Workflow => Some(WorkflowKind::Workflow),
+            StampedKind::CronWorkflow => Some(WorkflowKind::CronWorkflow),
+            StampedKind::WorkflowTemplate => Some(WorkflowKind::WorkflowTemplate),
             _ => None,
         }
     }
@@ -143,7 +143,7 @@ const RUN_AS_TOKEN: &str = "homestead.dev~1run-as";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workload {
     /// Its kind.
-    pub kind: WorkloadKind,
+    pub kind: StampedKind,
     /// Its namespace.
     pub namespace: String,
     /// Its name.
@@ -160,7 +160,7 @@ pub struct Workload {
 
 impl Workload {
     /// Reads a listed object of `kind`; `None` without a name and namespace.
-    pub fn read(kind: WorkloadKind, object: &Value) -> Option<Self> {
+    pub fn read(kind: StampedKind, object: &Value) -> Option<Self> {
         let meta = object.get("metadata")?;
         let name = meta.get("name")?.as_str()?.to_owned();
         let namespace = meta.get("namespace")?.as_str()?.to_owned();
@@ -183,7 +183,7 @@ impl Workload {
                     .map_or("", |(group, _)| group);
                 r.get("kind")
                     .and_then(Value::as_str)
-                    .is_some_and(|k| WorkloadKind::from_group_kind(group, k).is_some())
+                    .is_some_and(|k| StampedKind::from_group_kind(group, k).is_some())
             });
         let copies = match (kind.workflow_kind(), &run_as) {
             (Some(workflow), Some(stamp)) => WorkflowView::read(workflow, object)
@@ -372,7 +372,7 @@ pub fn plan_workloads(project: &str, change: &Change, workloads: &[Workload]) ->
                         "Project {project} was handed from {run_as} to {owner}, but the owner's role runs no pods (projects.ownerRole): this keeps running as {run_as}"
                     ),
                 });
-            } else if workload.kind == WorkloadKind::Job {
+            } else if workload.kind == StampedKind::Job {
                 kept.push(WorkloadStep {
                     workload: workload.clone(),
                     patch: None,
@@ -483,7 +483,7 @@ mod tests {
         project
     }
 
-    fn workload(kind: WorkloadKind, name: &str, run_as: &str) -> Value {
+    fn workload(kind: StampedKind, name: &str, run_as: &str) -> Value {
         let annotations = json!({ANNOTATION_RUN_AS: run_as});
         let mut object = json!({"metadata": {"name": name, "namespace": "p-mx"}});
         let pointer = kind.annotations_pointer();
@@ -502,38 +502,35 @@ mod tests {
         object
     }
 
-    fn read(kind: WorkloadKind, object: &Value) -> Workload {
+    fn read(kind: StampedKind, object: &Value) -> Workload {
         Workload::read(kind, object).unwrap()
     }
 
     /// The namespace's workloads: ada's Deployment, CronJob, Job and Workflow, ada's
     /// Deployment's ReplicaSet, bob's StatefulSet, an unstamped DaemonSet.
     fn workloads() -> Vec<Workload> {
-        let mut rs = workload(WorkloadKind::ReplicaSet, "web-1", "ada");
+        let mut rs = workload(StampedKind::ReplicaSet, "web-1", "ada");
         rs["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "controller": true}]);
-        let mut wf = workload(WorkloadKind::Workflow, "run", "ada");
+        let mut wf = workload(StampedKind::Workflow, "run", "ada");
         wf["status"] = json!({"storedWorkflowTemplateSpec": {"podMetadata": {"annotations": {ANNOTATION_RUN_AS: "ada"}}}});
         vec![
             read(
-                WorkloadKind::Deployment,
-                &workload(WorkloadKind::Deployment, "web", "ada"),
+                StampedKind::Deployment,
+                &workload(StampedKind::Deployment, "web", "ada"),
             ),
-            read(WorkloadKind::ReplicaSet, &rs),
+            read(StampedKind::ReplicaSet, &rs),
             read(
-                WorkloadKind::CronJob,
-                &workload(WorkloadKind::CronJob, "nightly", "ada"),
+                StampedKind::CronJob,
+                &workload(StampedKind::CronJob, "nightly", "ada"),
             ),
+            read(StampedKind::Job, &workload(StampedKind::Job, "once", "ada")),
+            read(StampedKind::Workflow, &wf),
             read(
-                WorkloadKind::Job,
-                &workload(WorkloadKind::Job, "once", "ada"),
-            ),
-            read(WorkloadKind::Workflow, &wf),
-            read(
-                WorkloadKind::StatefulSet,
-                &workload(WorkloadKind::StatefulSet, "db", "bob"),
+                StampedKind::StatefulSet,
+                &workload(StampedKind::StatefulSet, "db", "bob"),
             ),
             read(
-                WorkloadKind::DaemonSet,
+                StampedKind::DaemonSet,
                 &json!({"metadata": {"name": "agent", "namespace": "p-mx"}, "spec": {"template": {}}}),
             ),
         ]
@@ -689,7 +686,7 @@ mod tests {
         let steps = plan_workloads("mx", &change, &workloads());
         let workflow = steps
             .iter()
-            .find(|s| s.workload.kind == WorkloadKind::Workflow)
+            .find(|s| s.workload.kind == StampedKind::Workflow)
             .unwrap();
         assert_eq!(
             workflow.patch.as_ref().unwrap(),
@@ -702,7 +699,7 @@ mod tests {
         );
         let cron = steps
             .iter()
-            .find(|s| s.workload.kind == WorkloadKind::CronJob)
+            .find(|s| s.workload.kind == StampedKind::CronJob)
             .unwrap();
         assert_eq!(
             cron.patch.as_ref().unwrap()[1]["path"],
@@ -744,22 +741,22 @@ mod tests {
 
     #[test]
     fn workloads_are_read_from_where_their_stamp_lives() {
-        for kind in WorkloadKind::ALL {
+        for kind in StampedKind::ALL {
             let w = read(kind, &workload(kind, "x", "ada"));
             assert_eq!(w.run_as.as_deref(), Some("ada"), "{kind:?}");
             assert!(!w.controlled && w.copies.is_empty(), "{kind:?}");
             let resource = kind.api_resource();
             assert_eq!(
-                WorkloadKind::from_group_kind(&resource.group, &resource.kind),
+                StampedKind::from_group_kind(&resource.group, &resource.kind),
                 Some(kind)
             );
         }
-        assert_eq!(WorkloadKind::Job.api_resource().plural, "jobs");
+        assert_eq!(StampedKind::Job.api_resource().plural, "jobs");
         assert_eq!(
-            WorkloadKind::CronWorkflow.api_resource().api_version,
+            StampedKind::CronWorkflow.api_resource().api_version,
             "argoproj.io/v1alpha1"
         );
-        assert!(Workload::read(WorkloadKind::Job, &json!({"metadata": {"name": "x"}})).is_none());
+        assert!(Workload::read(StampedKind::Job, &json!({"metadata": {"name": "x"}})).is_none());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use homestead_core::desired::{
 };
 use homestead_core::directory::{project_namespace, project_namespaces};
 use homestead_core::handover::{
-    Workload, WorkloadKind, WorkloadStep, people_changed, plan_workloads, recorded_status,
+    StampedKind, Workload, WorkloadStep, people_changed, plan_workloads, recorded_status,
 };
 use homestead_core::names::{
     LABEL_MANAGED, LABEL_MANAGED_BY, LABEL_PROJECT, LABEL_SESSION, LABEL_USER, object_name,
@@ -195,7 +195,7 @@ pub async fn settle_workloads(project: &Project, ctx: &Context) -> Result<(), Er
 async fn list_workloads(client: &Client, namespaces: &[String]) -> Result<Vec<Workload>, Error> {
     let mut out = Vec::new();
     for namespace in namespaces {
-        for kind in WorkloadKind::ALL {
+        for kind in StampedKind::ALL {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
             let list = match api.list(&ListParams::default()).await {

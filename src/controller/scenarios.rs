@@ -1354,7 +1354,7 @@ mod projects {
     use crate::controller::live::Live;
     use crate::controller::project::WORKLOADS_FIELD_MANAGER;
     use homestead_core::desired::project_objects;
-    use homestead_core::handover::WorkloadKind;
+    use homestead_core::handover::StampedKind;
     use homestead_core::resources::{Project, ProjectMember, ProjectSpec};
     use k8s_openapi::api::core::v1::PersistentVolumeClaim;
     use kube::api::Api;
@@ -1397,7 +1397,7 @@ mod projects {
         (p, users, stored(&plan))
     }
 
-    fn list_path(kind: WorkloadKind) -> String {
+    fn list_path(kind: StampedKind) -> String {
         let r = kind.api_resource();
         format!(
             "/apis/{}/{}/namespaces/p-mx/{}",
@@ -1408,11 +1408,11 @@ mod projects {
     /// The lists of every workload kind in p-mx: ada's Deployment `web`; Argo not
     /// installed (404).
     fn lists() -> Vec<Step> {
-        WorkloadKind::ALL
+        StampedKind::ALL
             .into_iter()
             .map(|kind| {
                 let reply = match kind {
-                    WorkloadKind::Deployment => Reply::Json(
+                    StampedKind::Deployment => Reply::Json(
                         200,
                         json!({"apiVersion": "apps/v1", "kind": "DeploymentList",
                                "metadata": {"resourceVersion": "7"},
@@ -1420,9 +1420,9 @@ mod projects {
                                           "metadata": {"name": "web", "namespace": "p-mx"},
                                           "spec": {"template": {"metadata": {"annotations": {"homestead.dev/run-as": "ada"}}}}}]}),
                     ),
-                    WorkloadKind::Workflow
-                    | WorkloadKind::CronWorkflow
-                    | WorkloadKind::WorkflowTemplate => Reply::Fail(404),
+                    StampedKind::Workflow
+                    | StampedKind::CronWorkflow
+                    | StampedKind::WorkflowTemplate => Reply::Fail(404),
                     _ => Reply::Json(
                         200,
                         json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []}),
@@ -1739,7 +1739,7 @@ async fn a_hooks_agreement_survives_a_failed_apply_and_is_not_asked_again() {
     };
     // First reconcile: asked, agreement written with Deploying, the ConfigMap fails.
     let mut steps = vec![namespace(), status()];
-    for object in &plan.objects {
+    for object in homestead_core::desired::apply_order(&plan.objects) {
         let reply = if object.kind() == Kind::ConfigMap {
             Reply::Fail(500)
         } else {
