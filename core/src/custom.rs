@@ -176,7 +176,7 @@ fn collect<'v>(
     let Some((token, rest)) = tokens.split_first() else {
         if !value.is_null() {
             out.push(Found {
-                pointer: pointer_of(path),
+                pointer: crate::patch::pointer(path),
                 field: field_of(path),
                 value,
             });
@@ -214,15 +214,6 @@ fn collect<'v>(
         }
         _ => {}
     }
-}
-
-fn pointer_of(path: &[String]) -> String {
-    let mut out = String::new();
-    for token in path {
-        out.push('/');
-        out.push_str(&token.replace('~', "~0").replace('/', "~1"));
-    }
-    out
 }
 
 fn field_of(path: &[String]) -> String {
@@ -281,11 +272,14 @@ fn walk(value: &Value, path: &mut Vec<String>, allowed: &[String], out: &mut Vec
                 path.push(key.clone());
                 if key == "annotations"
                     && child.get(ANNOTATION_RUN_AS).is_some()
-                    && !allowed.contains(&pointer_of(path))
+                    && !allowed.contains(&crate::patch::pointer(path))
                 {
-                    let pointer = pointer_of(path);
+                    let pointer = crate::patch::pointer(path);
                     out.push(Stray {
-                        pointer: format!("{pointer}/homestead.dev~1run-as"),
+                        pointer: format!(
+                            "{pointer}{}",
+                            crate::patch::pointer(&[ANNOTATION_RUN_AS])
+                        ),
                         field: format!(
                             "{}[\"{ANNOTATION_RUN_AS}\"]",
                             field_of(path).trim_end_matches('.')
@@ -404,7 +398,7 @@ mod tests {
                 field: "spec.runPolicy.annotations[\"homestead.dev/run-as\"]".into(),
             }]
         );
-        assert_eq!(pointer_of(&["a/b".into(), "c~".into()]), "/a~1b/c~0");
+        assert_eq!(crate::patch::pointer(&["a/b", "c~"]), "/a~1b/c~0");
         assert_eq!(
             field_of(&["spec".into(), "Odd/Name".into()]),
             "spec[\"Odd/Name\"]."

@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use crate::argo::{self, WorkflowKind, WorkflowView};
 use crate::config::Config;
 use crate::names::ANNOTATION_RUN_AS;
+use crate::patch::pointer;
 use crate::resources::Project;
 
 /// A kind of workload homestead stamps and a hand-over re-stamps.
@@ -136,9 +137,6 @@ impl StampedKind {
     }
 }
 
-/// `homestead.dev/run-as` as the last token of a JSON pointer.
-const RUN_AS_TOKEN: &str = "homestead.dev~1run-as";
-
 /// A workload found in a project namespace, as far as a hand-over goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workload {
@@ -191,12 +189,11 @@ impl Workload {
                 .into_iter()
                 .filter(|found| found.pod_metadata && found.value.as_deref() == Some(stamp))
                 .map(|found| {
-                    let mut pointer = String::new();
-                    for token in &found.path {
-                        pointer.push('/');
-                        pointer.push_str(&token.replace('~', "~0").replace('/', "~1"));
-                    }
-                    format!("{pointer}/annotations/{RUN_AS_TOKEN}")
+                    format!(
+                        "{}{}",
+                        pointer(&found.path),
+                        pointer(&["annotations", ANNOTATION_RUN_AS])
+                    )
                 })
                 .collect(),
             _ => Vec::new(),
@@ -219,7 +216,11 @@ impl Workload {
     /// The JSON Patch that re-stamps it from `from` to `to`: each place is first tested
     /// to still say `from`, so a workload changed meanwhile is not re-stamped blindly.
     pub fn restamp_patch(&self, from: &str, to: &str) -> Value {
-        let stamp = format!("{}/{RUN_AS_TOKEN}", self.kind.annotations_pointer());
+        let stamp = format!(
+            "{}{}",
+            self.kind.annotations_pointer(),
+            pointer(&[ANNOTATION_RUN_AS])
+        );
         let mut ops = Vec::new();
         for path in std::iter::once(&stamp).chain(&self.copies) {
             ops.push(json!({"op": "test", "path": path, "value": from}));

@@ -249,6 +249,19 @@ where
     }
 }
 
+/// The RFC 6901 pointer to `path` (member names and indexes, unescaped): each token is
+/// escaped (`~0`, `~1`), so keys such as `homestead.dev/run-as` are safe. For pointers
+/// that are kept or compared as text; operations written by mutation build theirs on the
+/// stack instead.
+pub fn pointer<T: AsRef<str>>(path: &[T]) -> String {
+    let mut out = String::new();
+    for token in path {
+        out.push('/');
+        out.push_str(&token.as_ref().replace('~', "~0").replace('/', "~1"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
