@@ -12,51 +12,19 @@
 
 mod support;
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use serde_json::{Value, json};
 
 use support::cluster::{
-    Cluster, ServeOptions, client_as, client_with_groups, eventually, wait_admitting,
+    Cluster, ServeOptions, client_as, client_with_groups, install_open_crd, wait_admitting,
 };
 
 const CONTROLLER: &str = "system:serviceaccount:argo:argo-workflow-controller";
 const RUN_AS: &str = "homestead.dev/run-as";
-
-/// The minimal Workflow CRD: Argo's group, version, kind and plural, any spec and status.
-fn workflow_crd() -> CustomResourceDefinition {
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "workflows.argoproj.io"},
-        "spec": {
-            "group": "argoproj.io",
-            "names": {"kind": "Workflow", "listKind": "WorkflowList", "plural": "workflows", "singular": "workflow", "shortNames": ["wf"]},
-            "scope": "Namespaced",
-            "versions": [{
-                "name": "v1alpha1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
-                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
-                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
-                    },
-                    "required": ["metadata", "spec"]
-                }}
-            }]
-        }
-    }))
-    .expect("crd")
-}
 
 fn refused<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) -> String {
     match result {
@@ -96,30 +64,7 @@ fn step_pod(namespace: &str, name: &str, workflow: &DynamicObject, run_as: &str)
 async fn a_members_workflow_pods_run_as_them() {
     let cluster = Cluster::exclusive().await;
     let admin = cluster.admin.clone();
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    crds.patch(
-        "workflows.argoproj.io",
-        &PatchParams::apply("homestead-tests").force(),
-        &Patch::Apply(workflow_crd()),
-    )
-    .await
-    .expect("apply the Workflow CRD");
-    eventually(
-        "the Workflow CRD established",
-        Duration::from_secs(60),
-        || {
-            let crds = crds.clone();
-            async move {
-                let crd = crds.get("workflows.argoproj.io").await.ok()?;
-                crd.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    install_open_crd(&admin, "argoproj.io", "v1alpha1", "Workflow", "workflows").await;
 
     let serve = cluster.serve(ServeOptions::default()).await;
     serve.register_webhooks(&cluster).await;

@@ -12,18 +12,15 @@
 
 mod support;
 
-use std::time::Duration;
-
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use serde_json::{Value, json};
 
 use support::cluster::{
-    Cluster, ServeOptions, client_as, client_as_service_account, eventually, wait_admitting,
+    Cluster, ServeOptions, client_as, client_as_service_account, install_open_crd, wait_admitting,
 };
 
 const OPERATOR: &str = "system:serviceaccount:kubeflow:training-operator";
@@ -32,35 +29,6 @@ const HUB_LABEL: &str = "hub.jupyter.org/username";
 const RUN_AS: &str = "homestead.dev/run-as";
 const WORKER: &str = "/spec/pytorchReplicaSpecs/Worker/template";
 const MASTER: &str = "/spec/pytorchReplicaSpecs/Master/template";
-
-/// The minimal PyTorchJob CRD: Kubeflow's group, version, kind and plural, any spec.
-fn pytorch_crd() -> CustomResourceDefinition {
-    serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "pytorchjobs.kubeflow.org"},
-        "spec": {
-            "group": "kubeflow.org",
-            "names": {"kind": "PyTorchJob", "listKind": "PyTorchJobList", "plural": "pytorchjobs", "singular": "pytorchjob"},
-            "scope": "Namespaced",
-            "versions": [{
-                "name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
-                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
-                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
-                    },
-                    "required": ["metadata", "spec"]
-                }}
-            }]
-        }
-    }))
-    .expect("crd")
-}
 
 fn refused<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) -> String {
     match result {
@@ -140,28 +108,12 @@ fn stamp<'v>(data: &'v Value, template: &str) -> Option<&'v Value> {
 #[ignore = "needs a cluster"]
 async fn a_members_pytorch_job_is_stored_stamped_and_its_pods_run_as_them() {
     let cluster = Cluster::exclusive().await;
-    let crds: Api<CustomResourceDefinition> = Api::all(cluster.admin.clone());
-    crds.patch(
-        "pytorchjobs.kubeflow.org",
-        &PatchParams::apply("homestead-tests").force(),
-        &Patch::Apply(pytorch_crd()),
-    )
-    .await
-    .expect("apply the PyTorchJob CRD");
-    eventually(
-        "the PyTorchJob CRD established",
-        Duration::from_secs(60),
-        || {
-            let crds = crds.clone();
-            async move {
-                let crd = crds.get("pytorchjobs.kubeflow.org").await.ok()?;
-                crd.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        },
+    install_open_crd(
+        &cluster.admin,
+        "kubeflow.org",
+        "v1",
+        "PyTorchJob",
+        "pytorchjobs",
     )
     .await;
     let mut trusted: Vec<String> = homestead_core::config::Config::default().trusted_controllers;

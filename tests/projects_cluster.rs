@@ -17,7 +17,8 @@ use serde_json::json;
 use homestead_core::names::{ANNOTATION_RUN_AS, LABEL_MANAGED, LABEL_PROJECT};
 use homestead_core::resources::{Phase, Project};
 use support::cluster::{
-    Cluster, ServeOptions, WAIT, client_as, eventually, pod, wait_admitting, wait_phase,
+    Cluster, ServeOptions, WAIT, client_as, eventually, install_open_crd, pod, wait_admitting,
+    wait_phase,
 };
 
 const MANAGER: &str = "projects-e2e";
@@ -820,60 +821,10 @@ async fn a_project_shared_with_all_users_includes_users_created_later() {
     assert_eq!(subjects(&owner), std::slice::from_ref(&ada.username));
 }
 
-/// The minimal Workflow CRD (as `tests/argo_cluster.rs` installs it: Argo's group,
-/// version, kind and plural, any spec and status, no status subresource). Left installed.
-async fn install_workflow_crd(admin: &Client) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let crd: CustomResourceDefinition = serde_json::from_value(json!({
-        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": "workflows.argoproj.io"},
-        "spec": {
-            "group": "argoproj.io",
-            "names": {"kind": "Workflow", "listKind": "WorkflowList", "plural": "workflows",
-                      "singular": "workflow", "shortNames": ["wf"]},
-            "scope": "Namespaced",
-            "versions": [{
-                "name": "v1alpha1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
-                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
-                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
-                    },
-                    "required": ["metadata", "spec"]
-                }}
-            }]
-        }
-    }))
-    .expect("crd");
-    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    crds.patch(
-        "workflows.argoproj.io",
-        &PatchParams::apply("homestead-tests").force(),
-        &Patch::Apply(crd),
-    )
-    .await
-    .expect("apply the Workflow CRD");
-    eventually("the Workflow CRD established", WAIT, || {
-        let crds = crds.clone();
-        async move {
-            let crd = crds.get("workflows.argoproj.io").await.ok()?;
-            crd.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        }
-    })
-    .await;
-}
-
 /// A hand-over moves every kind of workload homestead stamps, where each keeps its stamp:
-/// a CronJob's job template (mutated for the new owner), and an Argo Workflow's
-/// `spec.podMetadata` together with the copy the workflow controller keeps in its status.
+/// a CronJob's job template (mutated for the new owner), an Argo Workflow's
+/// `spec.podMetadata` together with the copy the workflow controller keeps in its status,
+/// and a configured kind's templates (a PyTorchJob's master and workers).
 #[tokio::test]
 #[ignore = "needs a cluster"]
 async fn a_hand_over_moves_cronjobs_and_argo_workflows_too() {
@@ -881,8 +832,13 @@ async fn a_hand_over_moves_cronjobs_and_argo_workflows_too() {
     use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
     let cluster = Cluster::exclusive().await;
     let admin = cluster.admin.clone();
-    install_workflow_crd(&admin).await;
-    let serve = cluster.serve(ServeOptions::default()).await;
+    install_open_crd(&admin, "argoproj.io", "v1alpha1", "Workflow", "workflows").await;
+    install_open_crd(&admin, "kubeflow.org", "v1", "PyTorchJob", "pytorchjobs").await;
+    let config = format!(
+        "{}workloadKinds:\n  - {{group: kubeflow.org, version: v1, kind: PyTorchJob, podTemplates: [/spec/pytorchReplicaSpecs/*/template]}}\n",
+        cluster.default_config()
+    );
+    let serve = cluster.serve(ServeOptions::config(config)).await;
     serve.register_webhooks(&cluster).await;
     let ada = cluster.user("pw-ada", &[]).await;
     let bob = cluster.user("pw-bob", &[]).await;
@@ -942,6 +898,37 @@ async fn a_hand_over_moves_cronjobs_and_argo_workflows_too() {
         )
         .await
         .expect("the workflow controller's copy");
+    // A PyTorchJob run as ada (as admission stamps hers, in both templates).
+    let pytorch = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kubeflow.org", "v1", "PyTorchJob"),
+        "pytorchjobs",
+    );
+    let replica = json!({"replicas": 1, "template": {
+        "metadata": {"annotations": {ANNOTATION_RUN_AS: ada.username}},
+        "spec": {"containers": [{"name": "pytorch", "image": "pytorch/pytorch:2.4.0"}]}}});
+    let job: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob",
+        "metadata": {"name": "train", "namespace": ns},
+        "spec": {"pytorchReplicaSpecs": {"Master": replica, "Worker": replica}}
+    }))
+    .expect("pytorchjob");
+    let jobs = Api::<DynamicObject>::namespaced_with(admin.clone(), &ns, &pytorch);
+    jobs.create(&PostParams::default(), &job)
+        .await
+        .expect("ada's PyTorchJob");
+    let templates = [
+        "/spec/pytorchReplicaSpecs/Master/template",
+        "/spec/pytorchReplicaSpecs/Worker/template",
+    ];
+    let stamp = |template: &str| format!("{template}/metadata/annotations/homestead.dev~1run-as");
+    let stored = jobs.get("train").await.expect("train");
+    for template in templates {
+        assert_eq!(
+            stored.data.pointer(&stamp(template)),
+            Some(&json!(ada.username)),
+            "{template} run as ada"
+        );
+    }
 
     // Handed to bob.
     apply_project(
@@ -985,6 +972,21 @@ async fn a_hand_over_moves_cronjobs_and_argo_workflows_too() {
             reduce.data.pointer(pointer),
             Some(&json!(bob.username)),
             "{pointer}"
+        );
+    }
+    let train = jobs.get("train").await.expect("train");
+    for template in templates {
+        assert_eq!(
+            train.data.pointer(&stamp(template)),
+            Some(&json!(bob.username)),
+            "{template} re-stamped"
+        );
+        assert_eq!(
+            train
+                .data
+                .pointer(&format!("{template}/spec/securityContext/runAsUser")),
+            Some(&json!(bob.uid)),
+            "{template} mutated for bob"
         );
     }
 }

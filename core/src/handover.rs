@@ -28,13 +28,14 @@ use kube::core::ApiResource;
 use serde_json::{Value, json};
 
 use crate::argo::{self, WorkflowKind, WorkflowView};
-use crate::config::Config;
+use crate::config::{Config, WorkloadKind};
+use crate::custom;
 use crate::names::ANNOTATION_RUN_AS;
 use crate::patch::pointer;
 use crate::resources::Project;
 
 /// A kind of workload homestead stamps and a hand-over re-stamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StampedKind {
     /// `apps/v1 Deployment`.
     Deployment,
@@ -54,6 +55,9 @@ pub enum StampedKind {
     CronWorkflow,
     /// `argoproj.io/v1alpha1 WorkflowTemplate`.
     WorkflowTemplate,
+    /// A custom resource configured in `workloadKinds` (a Kubeflow PyTorchJob): its stamps
+    /// are in the pod templates its pointers name.
+    Configured(Box<WorkloadKind>),
 }
 
 impl StampedKind {
@@ -70,8 +74,22 @@ impl StampedKind {
         StampedKind::WorkflowTemplate,
     ];
 
+    /// Every kind a hand-over lists with `config`: the built-in ones and the configured
+    /// `workloadKinds`.
+    pub fn listed(config: &Config) -> Vec<StampedKind> {
+        StampedKind::ALL
+            .into_iter()
+            .chain(
+                config
+                    .workload_kinds
+                    .iter()
+                    .map(|k| StampedKind::Configured(Box::new(k.clone()))),
+            )
+            .collect()
+    }
+
     /// The API resource (group, version, plural) to list and patch.
-    pub fn api_resource(self) -> ApiResource {
+    pub fn api_resource(&self) -> ApiResource {
         let argo = |kind: &str, plural: &str| ApiResource {
             group: argo::GROUP.to_owned(),
             version: "v1alpha1".to_owned(),
@@ -89,11 +107,18 @@ impl StampedKind {
             StampedKind::Workflow => argo("Workflow", "workflows"),
             StampedKind::CronWorkflow => argo("CronWorkflow", "cronworkflows"),
             StampedKind::WorkflowTemplate => argo("WorkflowTemplate", "workflowtemplates"),
+            StampedKind::Configured(k) => ApiResource {
+                group: k.group.clone(),
+                version: k.version.clone(),
+                api_version: format!("{}/{}", k.group, k.version),
+                kind: k.kind.clone(),
+                plural: k.resource(),
+            },
         }
     }
 
     /// The kind as Kubernetes writes it.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             StampedKind::Deployment => "Deployment",
             StampedKind::StatefulSet => "StatefulSet",
@@ -104,10 +129,11 @@ impl StampedKind {
             StampedKind::Workflow => "Workflow",
             StampedKind::CronWorkflow => "CronWorkflow",
             StampedKind::WorkflowTemplate => "WorkflowTemplate",
+            StampedKind::Configured(k) => &k.kind,
         }
     }
 
-    /// The kind for an API group and kind name.
+    /// The built-in kind for an API group and kind name.
     pub fn from_group_kind(group: &str, kind: &str) -> Option<Self> {
         StampedKind::ALL.into_iter().find(|k| {
             let resource = k.api_resource();
@@ -115,19 +141,35 @@ impl StampedKind {
         })
     }
 
-    /// RFC 6901 pointer to the annotations map that holds the stamp.
-    fn annotations_pointer(self) -> &'static str {
-        match self {
+    /// RFC 6901 pointer to the annotations map that holds the stamp of a built-in kind
+    /// (`None` for a configured kind, whose templates are found in the object).
+    fn annotations_pointer(&self) -> Option<&'static str> {
+        Some(match self {
             StampedKind::CronJob => "/spec/jobTemplate/spec/template/metadata/annotations",
             StampedKind::Workflow | StampedKind::WorkflowTemplate => {
                 "/spec/podMetadata/annotations"
             }
             StampedKind::CronWorkflow => "/spec/workflowSpec/podMetadata/annotations",
+            StampedKind::Configured(_) => return None,
             _ => "/spec/template/metadata/annotations",
+        })
+    }
+
+    /// Pointers to where `object` of this kind may hold a stamp: the one place of a
+    /// built-in kind; each pod template a configured kind's pointers find.
+    fn stamp_pointers(&self, object: &Value) -> Vec<String> {
+        let stamp = pointer(&[ANNOTATION_RUN_AS]);
+        match (self, self.annotations_pointer()) {
+            (StampedKind::Configured(kind), _) => custom::find(object, &kind.pointers())
+                .into_iter()
+                .map(|template| format!("{}/metadata/annotations{stamp}", template.pointer))
+                .collect(),
+            (_, Some(annotations)) => vec![format!("{annotations}{stamp}")],
+            (_, None) => Vec::new(),
         }
     }
 
-    fn workflow_kind(self) -> Option<WorkflowKind> {
+    fn workflow_kind(&self) -> Option<WorkflowKind> {
         match self {
             StampedKind::Workflow => Some(WorkflowKind::Workflow),
             StampedKind::CronWorkflow => Some(WorkflowKind::CronWorkflow),
@@ -151,9 +193,10 @@ pub struct Workload {
     /// True when its controller is itself a stamped kind, which makes it again from its
     /// own template (a Deployment's ReplicaSet).
     pub controlled: bool,
-    /// Pointers to the copies of the stamp that must say what the stamp says (an Argo
-    /// Workflow's `status.storedWorkflowTemplateSpec.podMetadata`).
-    pub copies: Vec<String>,
+    /// Pointers to every place that holds its stamp: the stamp of each of its pod
+    /// templates, and the copies that must say what the stamp says (an Argo Workflow's
+    /// `status.storedWorkflowTemplateSpec.podMetadata`).
+    pub stamps: Vec<String>,
 }
 
 impl Workload {
@@ -162,11 +205,13 @@ impl Workload {
         let meta = object.get("metadata")?;
         let name = meta.get("name")?.as_str()?.to_owned();
         let namespace = meta.get("namespace")?.as_str()?.to_owned();
-        let run_as = object
-            .pointer(kind.annotations_pointer())
-            .and_then(|a| a.get(ANNOTATION_RUN_AS))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let stamp_at = |at: &String| object.pointer(at).and_then(Value::as_str);
+        let templates = kind.stamp_pointers(object);
+        let run_as = templates.iter().find_map(stamp_at).map(str::to_owned);
+        let mut stamps: Vec<String> = templates
+            .into_iter()
+            .filter(|at| run_as.is_some() && stamp_at(at) == run_as.as_deref())
+            .collect();
         let controlled = meta
             .get("ownerReferences")
             .and_then(Value::as_array)
@@ -183,7 +228,7 @@ impl Workload {
                     .and_then(Value::as_str)
                     .is_some_and(|k| StampedKind::from_group_kind(group, k).is_some())
             });
-        let copies = match (kind.workflow_kind(), &run_as) {
+        let copies: Vec<String> = match (kind.workflow_kind(), &run_as) {
             (Some(workflow), Some(stamp)) => WorkflowView::read(workflow, object)
                 .others
                 .into_iter()
@@ -198,13 +243,14 @@ impl Workload {
                 .collect(),
             _ => Vec::new(),
         };
+        stamps.extend(copies);
         Some(Self {
             kind,
             namespace,
             name,
             run_as,
             controlled,
-            copies,
+            stamps,
         })
     }
 
@@ -216,13 +262,8 @@ impl Workload {
     /// The JSON Patch that re-stamps it from `from` to `to`: each place is first tested
     /// to still say `from`, so a workload changed meanwhile is not re-stamped blindly.
     pub fn restamp_patch(&self, from: &str, to: &str) -> Value {
-        let stamp = format!(
-            "{}{}",
-            self.kind.annotations_pointer(),
-            pointer(&[ANNOTATION_RUN_AS])
-        );
         let mut ops = Vec::new();
-        for path in std::iter::once(&stamp).chain(&self.copies) {
+        for path in &self.stamps {
             ops.push(json!({"op": "test", "path": path, "value": from}));
             ops.push(json!({"op": "replace", "path": path, "value": to}));
         }
@@ -487,7 +528,7 @@ mod tests {
     fn workload(kind: StampedKind, name: &str, run_as: &str) -> Value {
         let annotations = json!({ANNOTATION_RUN_AS: run_as});
         let mut object = json!({"metadata": {"name": name, "namespace": "p-mx"}});
-        let pointer = kind.annotations_pointer();
+        let pointer = kind.annotations_pointer().unwrap();
         // Build the path down to the annotations map.
         let mut at = &mut object;
         let tokens: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
@@ -715,7 +756,8 @@ mod tests {
         let after: Vec<Workload> = workloads()
             .into_iter()
             .map(|w| {
-                let mut object = workload(w.kind, &w.name, w.run_as.as_deref().unwrap_or(""));
+                let mut object =
+                    workload(w.kind.clone(), &w.name, w.run_as.as_deref().unwrap_or(""));
                 if let Some(step) = steps.iter().find(|s| s.workload == w && s.patch.is_some()) {
                     let patch: Vec<Value> =
                         serde_json::from_value(step.patch.clone().unwrap()).unwrap();
@@ -724,7 +766,7 @@ mod tests {
                 }
                 Workload {
                     controlled: w.controlled,
-                    ..read(w.kind, &object)
+                    ..read(w.kind.clone(), &object)
                 }
             })
             .collect();
@@ -743,9 +785,9 @@ mod tests {
     #[test]
     fn workloads_are_read_from_where_their_stamp_lives() {
         for kind in StampedKind::ALL {
-            let w = read(kind, &workload(kind, "x", "ada"));
+            let w = read(kind.clone(), &workload(kind.clone(), "x", "ada"));
             assert_eq!(w.run_as.as_deref(), Some("ada"), "{kind:?}");
-            assert!(!w.controlled && w.copies.is_empty(), "{kind:?}");
+            assert!(!w.controlled && w.stamps.len() == 1, "{kind:?}");
             let resource = kind.api_resource();
             assert_eq!(
                 StampedKind::from_group_kind(&resource.group, &resource.kind),
@@ -758,6 +800,64 @@ mod tests {
             "argoproj.io/v1alpha1"
         );
         assert!(Workload::read(StampedKind::Job, &json!({"metadata": {"name": "x"}})).is_none());
+    }
+
+    /// A configured kind (a PyTorchJob with a master and a worker template) is listed
+    /// with the built-in ones, read from each of its templates, and re-stamped in each.
+    #[test]
+    fn configured_kinds_are_handed_over_in_every_template() {
+        let config: Config = serde_json::from_value(json!({"workloadKinds": [{
+            "group": "kubeflow.org", "version": "v1", "kind": "PyTorchJob",
+            "podTemplates": ["/spec/pytorchReplicaSpecs/*/template"]}]}))
+        .unwrap();
+        let kinds = StampedKind::listed(&config);
+        assert_eq!(kinds.len(), StampedKind::ALL.len() + 1);
+        let pytorch = kinds.last().unwrap().clone();
+        let resource = pytorch.api_resource();
+        assert_eq!(
+            (
+                resource.api_version.as_str(),
+                resource.plural.as_str(),
+                pytorch.as_str()
+            ),
+            ("kubeflow.org/v1", "pytorchjobs", "PyTorchJob")
+        );
+        let stamped = |who: &str| json!({"metadata": {"annotations": {ANNOTATION_RUN_AS: who}}});
+        let job = json!({
+            "metadata": {"name": "train", "namespace": "p-mx"},
+            "spec": {"pytorchReplicaSpecs": {
+                "Master": {"replicas": 1, "template": stamped("ada")},
+                "Worker": {"replicas": 4, "template": stamped("ada")},
+                "Other": {"replicas": 1}}}
+        });
+        let w = read(pytorch.clone(), &job);
+        assert_eq!(w.run_as.as_deref(), Some("ada"));
+        assert_eq!(w.describe(), "PyTorchJob p-mx/train");
+        let change =
+            people_changed(&config, &recorded(project("bob", &[]), "ada", &["ada"])).unwrap();
+        let steps = plan_workloads("mx", &change, std::slice::from_ref(&w));
+        assert_eq!(
+            summary(&steps),
+            ["Transferred PyTorchJob p-mx/train (patched)"]
+        );
+        let at = |replica: &str| {
+            format!(
+                "/spec/pytorchReplicaSpecs/{replica}/template/metadata/annotations/homestead.dev~1run-as"
+            )
+        };
+        assert_eq!(
+            steps[0].patch.as_ref().unwrap(),
+            &json!([
+                {"op": "test", "path": at("Master"), "value": "ada"},
+                {"op": "replace", "path": at("Master"), "value": "bob"},
+                {"op": "test", "path": at("Worker"), "value": "ada"},
+                {"op": "replace", "path": at("Worker"), "value": "bob"},
+            ])
+        );
+        // Without the stamp in any template, it runs as nobody homestead knows: no step.
+        let bare = json!({"metadata": {"name": "t", "namespace": "p-mx"}, "spec": {}});
+        let w = read(pytorch, &bare);
+        assert!(w.run_as.is_none() && w.stamps.is_empty());
     }
 
     #[test]

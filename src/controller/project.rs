@@ -125,7 +125,8 @@ pub async fn settle_workloads(project: &Project, ctx: &Context) -> Result<(), Er
     let name = project.name_any();
     if change.needs_workloads() {
         let namespaces = project_namespaces(&ctx.config, project);
-        let workloads = list_workloads(&ctx.client, &namespaces).await?;
+        let kinds = StampedKind::listed(&ctx.config);
+        let workloads = list_workloads(&ctx.client, &kinds, &namespaces).await?;
         let steps = plan_workloads(&name, &change, &workloads);
         for step in &steps {
             if let Some(patch) = &step.patch {
@@ -190,12 +191,16 @@ pub async fn settle_workloads(project: &Project, ctx: &Context) -> Result<(), Er
     Ok(())
 }
 
-/// Every workload of the kinds a hand-over re-stamps in `namespaces`. A kind the API
-/// server does not serve (Argo's, without Argo) has none.
-async fn list_workloads(client: &Client, namespaces: &[String]) -> Result<Vec<Workload>, Error> {
+/// Every workload of `kinds` (those a hand-over re-stamps) in `namespaces`. A kind the
+/// API server does not serve (Argo's, without Argo) has none.
+async fn list_workloads(
+    client: &Client,
+    kinds: &[StampedKind],
+    namespaces: &[String],
+) -> Result<Vec<Workload>, Error> {
     let mut out = Vec::new();
     for namespace in namespaces {
-        for kind in StampedKind::ALL {
+        for kind in kinds {
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), namespace, &kind.api_resource());
             let list = match api.list(&ListParams::default()).await {
@@ -206,7 +211,7 @@ async fn list_workloads(client: &Client, namespaces: &[String]) -> Result<Vec<Wo
             for object in list.items {
                 let value = serde_json::to_value(&object)
                     .map_err(|e| Error::Serialize(format!("{} {namespace}", kind.as_str()), e))?;
-                out.extend(Workload::read(kind, &value));
+                out.extend(Workload::read(kind.clone(), &value));
             }
         }
     }

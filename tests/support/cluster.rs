@@ -556,6 +556,70 @@ async fn clean_up(leftovers: Vec<Leftover>) {
     }
 }
 
+/// Installs (server-side apply) and waits until established a minimal CRD for another
+/// project's kind — an Argo Workflow, a Kubeflow PyTorchJob — with its group, version, kind
+/// and plural and any spec and status (no status subresource). Left installed: every test
+/// that needs the kind installs the same one.
+pub async fn install_open_crd(
+    admin: &Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) {
+    let name = format!("{plural}.{group}");
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": name},
+        "spec": {
+            "group": group,
+            "names": {"kind": kind, "listKind": format!("{kind}List"), "plural": plural,
+                      "singular": kind.to_ascii_lowercase()},
+            "scope": "Namespaced",
+            "versions": [{
+                "name": version, "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "metadata": {"type": "object"},
+                        "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                    },
+                    "required": ["metadata", "spec"]
+                }}
+            }]
+        }
+    }))
+    .expect("crd");
+    let crds: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    crds.patch(
+        &name,
+        &PatchParams::apply("homestead-tests").force(),
+        &Patch::Apply(crd),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply the {kind} CRD: {e}"));
+    eventually(
+        &format!("the {kind} CRD established"),
+        Duration::from_secs(60),
+        || {
+            let (crds, name) = (crds.clone(), name.clone());
+            async move {
+                let crd = crds.get(&name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}
+
 /// Installs the CRDs (as `homestead crds` prints them) and waits for what a fresh control
 /// plane takes a few seconds to do: the CRDs established, and the aggregated `edit`
 /// ClusterRole filled in by the controller-manager (until then a user bound to it may do
