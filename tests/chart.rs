@@ -529,6 +529,41 @@ fn settings_from_deployment(deployment: &Deployment, namespace: &str) -> Webhook
     WebhookSettings::from_args(&args).expect("settings")
 }
 
+/// The controller may list and patch every kind a hand-over re-stamps (the built-in ones
+/// and the configured `workloadKinds`), and only list Jobs.
+#[test]
+fn rbac_lets_a_hand_over_reach_every_stamped_kind() {
+    use homestead_core::handover::StampedKind;
+    for (scenario, _ns, _values, docs) in rendered() {
+        let Some(role) = of_kind(&docs, "ClusterRole").into_iter().next() else {
+            continue;
+        };
+        let rules: Vec<PolicyRule> = serde_json::from_value(role["rules"].clone()).expect("rules");
+        let config_map = of_kind(&docs, "ConfigMap");
+        let config = Config::from_yaml(
+            config_map[0]["data"]["config.yaml"]
+                .as_str()
+                .expect("config.yaml"),
+        )
+        .unwrap_or_else(|e| panic!("{scenario}: {e}"));
+        for kind in StampedKind::listed(&config) {
+            let resource = kind.api_resource();
+            let verbs: BTreeSet<&str> = rules
+                .iter()
+                .filter(|r| r.api_groups.iter().flatten().any(|g| *g == resource.group))
+                .filter(|r| r.resources.iter().flatten().any(|x| *x == resource.plural))
+                .flat_map(|r| r.verbs.iter().map(String::as_str))
+                .collect();
+            let want: BTreeSet<&str> = if kind == StampedKind::Job {
+                BTreeSet::from(["list"])
+            } else {
+                BTreeSet::from(["list", "patch"])
+            };
+            assert_eq!(verbs, want, "{scenario}: {}", kind.as_str());
+        }
+    }
+}
+
 #[test]
 fn chart_webhooks_are_what_the_leader_keeps() {
     for (scenario, ns, _values, docs) in rendered() {
