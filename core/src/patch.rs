@@ -3,9 +3,15 @@
 //! `homestead.dev/run-as` are safe).
 //!
 //! Mutation never builds a `serde_json::Value` or a list of operation objects: each
-//! operation is serialised into one buffer as it is decided, and the buffer is the patch.
+//! operation is written into one buffer as it is decided, and the buffer is the patch.
+//! Values are written by [`json::WriteJson`] (no serde, cannot fail; `add_json`,
+//! `replace_json`); `add` and `replace` take any `Serialize` value through serde_json.
+
+pub mod json;
 
 use serde::Serialize;
+
+use self::json::{Escape, WriteJson};
 
 /// An RFC 6901 JSON Pointer: a parent pointer and more tokens, or a root given as an
 /// already-escaped pointer string (`""`, `"/spec/template"`).
@@ -19,6 +25,8 @@ pub struct Pointer<'a> {
 enum Token<'a> {
     /// An escaped pointer the chain starts from.
     Root(&'a str),
+    /// A pointer already written as the escaped text of a JSON string ([`PointerText`]).
+    Text(&'a [u8]),
     /// Object members, outermost first (unescaped).
     Keys(&'a [&'a str]),
     /// An array index.
@@ -66,21 +74,19 @@ impl<'a> Pointer<'a> {
         out.push(b'"');
     }
 
+    /// Appends the pointer as the inside of a JSON string: RFC 6901 escaping (`~0`, `~1`)
+    /// of each key, then JSON escaping of the text.
     fn write_unquoted(&self, out: &mut Vec<u8>) {
         if let Some(parent) = self.parent {
             parent.write_unquoted(out);
         }
         match self.token {
             Token::Root(escaped) => push_json_text(out, escaped),
+            Token::Text(text) => out.extend_from_slice(text),
             Token::Keys(keys) => {
                 for key in keys {
                     out.push(b'/');
-                    // Bytes, not chars: both are ASCII, and a char pattern decodes UTF-8.
-                    if key.bytes().any(|b| b == b'~' || b == b'/') {
-                        push_json_text(out, &key.replace('~', "~0").replace('/', "~1"));
-                    } else {
-                        push_json_text(out, key);
-                    }
+                    push_key(out, key);
                 }
             }
             Token::Index(index) => {
@@ -92,47 +98,62 @@ impl<'a> Pointer<'a> {
     }
 }
 
-/// Appends `text` to `out`, escaped for the inside of a JSON string.
-fn push_json_text(out: &mut Vec<u8>, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    if is_plain(text.as_bytes()) {
-        out.extend_from_slice(text.as_bytes());
-        return;
+/// A pointer written once as the escaped text of a JSON string: pointers made from it
+/// ([`PointerText::pointer`]) copy that text instead of walking and escaping the chain
+/// again, which pays for itself from the second operation under it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PointerText(Vec<u8>);
+
+impl PointerText {
+    /// Writes `pointer` into this text, replacing what it held (its buffer is reused).
+    pub fn set(&mut self, pointer: &Pointer<'_>) {
+        self.0.clear();
+        pointer.write_unquoted(&mut self.0);
     }
-    for b in text.bytes() {
-        match b {
-            b'"' => out.extend_from_slice(br#"\""#),
-            b'\\' => out.extend_from_slice(br"\\"),
-            b if b < 0x20 => {
-                out.extend_from_slice(br"\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
-            }
-            b => out.push(b),
+
+    /// The pointer this text holds.
+    pub fn pointer(&self) -> Pointer<'_> {
+        Pointer {
+            parent: None,
+            token: Token::Text(&self.0),
         }
     }
 }
 
-/// True when no byte of `text` needs escaping in a JSON string (no control character,
-/// `"` or `\`). Eight bytes at a time: a word has a byte below `n` exactly when
-/// `(w - n·0x01…) & !w & 0x80…` is not zero, and a byte equal to `c` exactly when
-/// `w ^ c·0x01…` has a byte below 1.
-fn is_plain(text: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
-    let (words, rest) = text.as_chunks::<8>();
-    for word in words {
-        let w = u64::from_ne_bytes(*word);
-        if below(w, 0x20)
-            | below(w ^ (ONES * u64::from(b'"')), 1)
-            | below(w ^ (ONES * u64::from(b'\\')), 1)
-            != 0
-        {
-            return false;
-        }
+/// Bytes of a key that need more than a copy: `~` and `/` (RFC 6901), and what JSON
+/// escapes in a string.
+const KEY_ESCAPES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b < 0x20 || matches!(b as u8, b'~' | b'/' | b'"' | b'\\');
+        b += 1;
     }
-    rest.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+    table
+};
+
+/// Appends pointer token `key` (unescaped) escaped for RFC 6901 and then for JSON. Keys
+/// are short member names, so one table lookup a byte.
+fn push_key(out: &mut Vec<u8>, key: &str) {
+    if !key.bytes().any(|b| KEY_ESCAPES[usize::from(b)]) {
+        out.extend_from_slice(key.as_bytes());
+    } else if key.bytes().any(|b| b == b'~' || b == b'/') {
+        push_json_text(out, &key.replace('~', "~0").replace('/', "~1"));
+    } else {
+        push_json_text(out, key);
+    }
+}
+
+/// Appends `text` to `out`, escaped for the inside of a JSON string (every control
+/// character as `\u00XX`).
+fn push_json_text(out: &mut Vec<u8>, text: &str) {
+    json::write_escaped(out, text.as_bytes(), Escape::Unicode);
+}
+
+/// True when no byte of `text` needs escaping in a JSON string (no control character,
+/// `"` or `\`).
+fn is_plain(text: &[u8]) -> bool {
+    json::first_to_escape(text).is_none()
 }
 
 /// A JSON Patch under construction: the serialised operations so far.
@@ -166,6 +187,22 @@ impl Patch {
     /// `replace` the existing value at `path`.
     pub fn replace(&mut self, path: Pointer<'_>, value: &(impl Serialize + ?Sized)) {
         self.push("replace", path, value);
+    }
+
+    /// `add` `value`, written without serde, at `path`.
+    pub fn add_json(&mut self, path: Pointer<'_>, value: &(impl WriteJson + ?Sized)) {
+        self.push_json(br#"{"op":"add","path":""#, path, value);
+    }
+
+    /// `replace` the existing value at `path` by `value`, written without serde.
+    pub fn replace_json(&mut self, path: Pointer<'_>, value: &(impl WriteJson + ?Sized)) {
+        self.push_json(br#"{"op":"replace","path":""#, path, value);
+    }
+
+    /// Makes room for `additional` more bytes of operations, so that a patch whose size
+    /// is known beforehand is written without growing its buffer.
+    pub fn reserve(&mut self, additional: usize) {
+        self.json.reserve(additional);
     }
 
     /// `remove` the existing value at `path`.
@@ -209,6 +246,20 @@ impl Patch {
         }
     }
 
+    /// Writes one operation: `head` is its text up to the pointer's opening quote.
+    fn push_json(&mut self, head: &[u8], path: Pointer<'_>, value: &(impl WriteJson + ?Sized)) {
+        if self.error.is_some() {
+            return;
+        }
+        self.open();
+        self.json.extend_from_slice(head);
+        path.write_unquoted(&mut self.json);
+        self.json.extend_from_slice(br#"","value":"#);
+        value.write_json(&mut self.json);
+        self.json.push(b'}');
+        self.operations += 1;
+    }
+
     /// Starts the next operation: the array's `[` before the first, a `,` before others.
     fn open(&mut self) {
         if self.operations == 0 {
@@ -246,6 +297,16 @@ where
 {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.0.clone())
+    }
+}
+
+impl<I> WriteJson for Array<I>
+where
+    I: Iterator + Clone,
+    I::Item: WriteJson,
+{
+    fn write_json(&self, out: &mut Vec<u8>) {
+        json::write_array(out, self.0.clone());
     }
 }
 
