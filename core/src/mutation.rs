@@ -8,6 +8,8 @@
 //! every container gets are written once per pod ([`Rendered`]) and copied into each
 //! operation, and each container's pointer is written once for all of its operations.
 
+use std::borrow::Cow;
+
 #[cfg(test)]
 use serde::Serialize;
 
@@ -31,72 +33,79 @@ pub const SUPPLEMENTAL_GROUPS_POLICY: &str = "Strict";
 
 /// A volume homestead mounts, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
+pub struct Mount<'a> {
     /// Volume name.
-    pub volume: String,
+    pub volume: Cow<'a, str>,
     /// The claim behind it.
-    pub claim: String,
+    pub claim: Cow<'a, str>,
     /// Where containers see it.
-    pub path: String,
+    pub path: Cow<'a, str>,
     /// Mounted read-only.
     pub read_only: bool,
 }
 
-/// Everything a pod of `identity` should have, computed once per pod.
+/// Everything a pod of `identity` should have, computed once per pod (borrowing from the
+/// identity, the configuration and the datasets where it can).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MutationPlan {
+pub struct MutationPlan<'a> {
     /// Volumes and their mounts, in order.
-    pub mounts: Vec<Mount>,
+    pub mounts: Vec<Mount<'a>>,
     /// Environment variables, in order.
-    pub env: Vec<(&'static str, String)>,
+    pub env: Vec<(&'static str, Cow<'a, str>)>,
 }
 
-impl MutationPlan {
+impl<'a> MutationPlan<'a> {
     /// The plan for `identity`, with `datasets` unless the pod opted out.
-    pub fn new(config: &Config, identity: &Identity, datasets: &[Dataset]) -> Self {
-        let mut mounts = Vec::with_capacity(3 + datasets.len());
-        let mut env = Vec::with_capacity(7);
-        env.push((names::ENV_USER, identity.username().to_owned()));
-        env.push((names::ENV_UID, identity.uid().to_string()));
-        env.push((names::ENV_GID, identity.gid.to_string()));
-        env.push((names::ENV_NAMESPACE, identity.namespace.clone()));
+    pub fn new(config: &'a Config, identity: &'a Identity, datasets: &'a [Dataset]) -> Self {
+        let number = |n: i64| Cow::Owned(itoa::Buffer::new().format(n).to_owned());
+        let mut mounts = Vec::with_capacity(4 + datasets.len());
+        let mut env = Vec::with_capacity(8);
+        env.push((names::ENV_USER, Cow::Borrowed(identity.username())));
+        env.push((names::ENV_UID, number(identity.uid())));
+        env.push((names::ENV_GID, number(identity.gid)));
+        env.push((
+            names::ENV_NAMESPACE,
+            Cow::Borrowed(identity.namespace.as_str()),
+        ));
         let storage = &config.storage;
         if storage.private.enabled
             && let Some(path) = &storage.private.mount_path
         {
             mounts.push(Mount {
-                volume: names::VOLUME_PRIVATE.into(),
-                claim: identity.private_claim.clone(),
-                path: path.clone(),
+                volume: Cow::Borrowed(names::VOLUME_PRIVATE),
+                claim: Cow::Borrowed(identity.private_claim.as_str()),
+                path: Cow::Borrowed(path.as_str()),
                 read_only: storage.private.read_only,
             });
-            env.push((names::ENV_PRIVATE_DIR, path.clone()));
+            env.push((names::ENV_PRIVATE_DIR, Cow::Borrowed(path.as_str())));
         }
         if storage.shared.enabled
             && let Some(path) = &storage.shared.mount_path
         {
             mounts.push(Mount {
-                volume: names::VOLUME_SHARED.into(),
-                claim: names::VOLUME_SHARED.into(),
-                path: path.clone(),
+                volume: Cow::Borrowed(names::VOLUME_SHARED),
+                claim: Cow::Borrowed(names::VOLUME_SHARED),
+                path: Cow::Borrowed(path.as_str()),
                 read_only: storage.shared.read_only,
             });
-            env.push((names::ENV_SHARED_DIR, path.clone()));
+            env.push((names::ENV_SHARED_DIR, Cow::Borrowed(path.as_str())));
         }
         if let Some(session) = &identity.session
             && storage.session.enabled
         {
-            let path = storage
-                .session
-                .mount_path
-                .clone()
-                .unwrap_or_else(|| session.data_directory.clone());
+            let path = Cow::Borrowed(
+                storage
+                    .session
+                    .mount_path
+                    .as_deref()
+                    .unwrap_or(session.data_directory.as_str()),
+            );
             // After the end, `afterGrace: readOnly` keeps the data readable, not writable.
             let ended_read_only = session.lifecycle == Lifecycle::Ended
                 && config.sessions.after_grace == AfterGrace::ReadOnly;
             mounts.push(Mount {
-                volume: names::VOLUME_DATA.into(),
-                claim: names::VOLUME_DATA.into(),
+                volume: Cow::Borrowed(names::VOLUME_DATA),
+                claim: Cow::Borrowed(names::VOLUME_DATA),
                 path: path.clone(),
                 read_only: storage.session.read_only || ended_read_only,
             });
@@ -111,19 +120,19 @@ impl MutationPlan {
             && let Some(path) = &storage.project.mount_path
         {
             mounts.push(Mount {
-                volume: names::VOLUME_PROJECT.into(),
-                claim: names::VOLUME_PROJECT.into(),
-                path: path.clone(),
+                volume: Cow::Borrowed(names::VOLUME_PROJECT),
+                claim: Cow::Borrowed(names::VOLUME_PROJECT),
+                path: Cow::Borrowed(path.as_str()),
                 read_only: storage.project.read_only,
             });
-            env.push((names::ENV_PROJECT_DIR, path.clone()));
+            env.push((names::ENV_PROJECT_DIR, Cow::Borrowed(path.as_str())));
         }
         let root = config.datasets.mount_root.trim_end_matches('/');
         for dataset in datasets {
             mounts.push(Mount {
-                volume: names::dataset_volume(&dataset.name),
-                claim: dataset.claim.clone(),
-                path: format!("{root}/{}", dataset.name),
+                volume: Cow::Owned(names::dataset_volume(&dataset.name)),
+                claim: Cow::Borrowed(dataset.claim.as_str()),
+                path: Cow::Owned([root, "/", dataset.name.as_str()].concat()),
                 read_only: config.datasets.read_only,
             });
         }
@@ -164,6 +173,15 @@ impl Rendered {
     }
 }
 
+/// The pointers a container's appending operations repeat (`…/volumeMounts/-`,
+/// `…/env/-`): each written once per container, when first used, into a buffer reused for
+/// the next container.
+#[derive(Default)]
+struct Appends {
+    mounts: PointerText,
+    env: PointerText,
+}
+
 /// Writes the operations that make `pod` run as `identity` into `patch`. `datasets` are
 /// the namespace's dataset claims (ignored when the pod carries
 /// `homestead.dev/no-datasets`).
@@ -198,12 +216,23 @@ pub fn mutate(
     pod_security(patch, identity, &spec_ptr, spec);
     volumes(patch, &plan, &spec_ptr, spec);
     let mut container_ptr = PointerText::default();
+    let mut appends = Appends::default();
     for (list, containers) in lists {
         let list_ptr = spec_ptr.keys(std::slice::from_ref(&list));
         for (i, container) in containers.iter().enumerate() {
             container_ptr.set(&list_ptr.index(i));
+            appends.mounts.clear();
+            appends.env.clear();
             let ptr = container_ptr.pointer();
-            container_ops(patch, identity, &plan, &rendered, &ptr, container);
+            container_ops(
+                patch,
+                identity,
+                &plan,
+                &rendered,
+                &mut appends,
+                &ptr,
+                container,
+            );
         }
     }
     ephemeral_ops(patch, identity, &spec_ptr, spec);
@@ -299,15 +328,21 @@ struct PodSecurityOut<'a> {
 
 impl WriteJson for PodSecurityOut<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        write_object(out, |o| {
-            o.member("runAsUser", &self.run_as_user);
-            o.member("runAsGroup", &self.run_as_group);
-            o.member("runAsNonRoot", &self.run_as_non_root);
-            o.member("fsGroup", &self.fs_group);
-            o.member("fsGroupChangePolicy", self.fs_group_change_policy);
-            o.member("supplementalGroups", self.supplemental_groups);
-            o.member("supplementalGroupsPolicy", self.supplemental_groups_policy);
-        });
+        out.extend_from_slice(br#"{"runAsUser":"#);
+        self.run_as_user.write_json(out);
+        out.extend_from_slice(br#","runAsGroup":"#);
+        self.run_as_group.write_json(out);
+        out.extend_from_slice(br#","runAsNonRoot":"#);
+        self.run_as_non_root.write_json(out);
+        out.extend_from_slice(br#","fsGroup":"#);
+        self.fs_group.write_json(out);
+        out.extend_from_slice(br#","fsGroupChangePolicy":"#);
+        self.fs_group_change_policy.write_json(out);
+        out.extend_from_slice(br#","supplementalGroups":"#);
+        self.supplemental_groups.write_json(out);
+        out.extend_from_slice(br#","supplementalGroupsPolicy":"#);
+        self.supplemental_groups_policy.write_json(out);
+        out.push(b'}');
     }
 }
 
@@ -391,18 +426,16 @@ struct ClaimOut<'a> {
 
 impl WriteJson for VolumeOut<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        write_object(out, |o| {
-            o.member("name", self.name);
-            o.member(
-                "persistentVolumeClaim",
-                &Member("claimName", self.persistent_volume_claim.claim_name),
-            );
-        });
+        out.extend_from_slice(br#"{"name":"#);
+        self.name.write_json(out);
+        out.extend_from_slice(br#","persistentVolumeClaim":{"claimName":"#);
+        self.persistent_volume_claim.claim_name.write_json(out);
+        out.extend_from_slice(b"}}");
     }
 }
 
-impl<'a> From<&'a Mount> for VolumeOut<'a> {
-    fn from(mount: &'a Mount) -> Self {
+impl<'a> From<&'a Mount<'_>> for VolumeOut<'a> {
+    fn from(mount: &'a Mount<'_>) -> Self {
         VolumeOut {
             name: &mount.volume,
             persistent_volume_claim: ClaimOut {
@@ -422,7 +455,7 @@ fn volumes(patch: &mut Patch, plan: &MutationPlan, spec_ptr: &Pointer<'_>, spec:
         return;
     };
     for mount in &plan.mounts {
-        match existing.iter().position(|v| v.name == mount.volume) {
+        match existing.iter().position(|v| v.name == *mount.volume) {
             // A volume under a homestead name that points elsewhere is replaced.
             Some(i) if !existing[i].is_only_claim(&mount.claim) => {
                 patch.replace_json(volumes_ptr.index(i), &VolumeOut::from(mount));
@@ -445,18 +478,19 @@ struct MountOut<'a> {
 
 impl WriteJson for MountOut<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        write_object(out, |o| {
-            o.member("name", self.name);
-            o.member("mountPath", self.mount_path);
-            if self.read_only {
-                o.member("readOnly", &true);
-            }
-        });
+        out.extend_from_slice(br#"{"name":"#);
+        self.name.write_json(out);
+        out.extend_from_slice(br#","mountPath":"#);
+        self.mount_path.write_json(out);
+        if self.read_only {
+            out.extend_from_slice(br#","readOnly":true"#);
+        }
+        out.push(b'}');
     }
 }
 
-impl<'a> From<&'a Mount> for MountOut<'a> {
-    fn from(mount: &'a Mount) -> Self {
+impl<'a> From<&'a Mount<'_>> for MountOut<'a> {
+    fn from(mount: &'a Mount<'_>) -> Self {
         MountOut {
             name: &mount.volume,
             mount_path: &mount.path,
@@ -474,21 +508,22 @@ struct EnvOut<'a> {
 
 impl WriteJson for EnvOut<'_> {
     fn write_json(&self, out: &mut Vec<u8>) {
-        write_object(out, |o| {
-            o.member("name", self.name);
-            o.member("value", self.value);
-        });
+        out.extend_from_slice(br#"{"name":"#);
+        self.name.write_json(out);
+        out.extend_from_slice(br#","value":"#);
+        self.value.write_json(out);
+        out.push(b'}');
     }
 }
 
-impl<'a> From<&'a (&'static str, String)> for EnvOut<'a> {
-    fn from((name, value): &'a (&'static str, String)) -> Self {
+impl<'a> From<&'a (&'static str, Cow<'_, str>)> for EnvOut<'a> {
+    fn from((name, value): &'a (&'static str, Cow<'_, str>)) -> Self {
         EnvOut { name, value }
     }
 }
 
-fn mount_is_right(existing: &VolumeMount<'_>, mount: &Mount) -> bool {
-    existing.name == mount.volume
+fn mount_is_right(existing: &VolumeMount<'_>, mount: &Mount<'_>) -> bool {
+    existing.name == *mount.volume
         && existing.sub_path.as_deref().is_none_or(str::is_empty)
         && existing.sub_path_expr.as_deref().is_none_or(str::is_empty)
         && (!mount.read_only || existing.read_only == Some(true))
@@ -499,6 +534,7 @@ fn container_ops(
     identity: &Identity,
     plan: &MutationPlan,
     rendered: &Rendered,
+    appends: &mut Appends,
     ptr: &Pointer<'_>,
     container: &Container<'_>,
 ) {
@@ -509,12 +545,15 @@ fn container_ops(
             None => patch.add_json(mounts_ptr, &rendered.mounts.all()),
             Some(existing) => {
                 for (k, mount) in plan.mounts.iter().enumerate() {
-                    match existing.iter().position(|m| m.mount_path == mount.path) {
+                    match existing.iter().position(|m| m.mount_path == *mount.path) {
                         Some(j) if !mount_is_right(&existing[j], mount) => {
                             patch.replace_json(mounts_ptr.index(j), &rendered.mounts.item(k))
                         }
                         Some(_) => {}
-                        None => patch.add_json(mounts_ptr.end(), &rendered.mounts.item(k)),
+                        None => patch.add_json(
+                            appends.mounts.get_or_set(&mounts_ptr.end()),
+                            &rendered.mounts.item(k),
+                        ),
                     }
                 }
                 // Other mounts of a read-only homestead volume are made read-only too.
@@ -522,7 +561,7 @@ fn container_ops(
                     let read_only_volume = plan
                         .mounts
                         .iter()
-                        .any(|p| p.read_only && m.name == p.volume && m.mount_path != p.path);
+                        .any(|p| p.read_only && m.name == *p.volume && m.mount_path != *p.path);
                     if read_only_volume && m.read_only != Some(true) {
                         patch.add_json(mounts_ptr.index(j).keys(&["readOnly"]), &true);
                     }
@@ -550,7 +589,10 @@ fn container_ops(
                     }
                 }
                 if !found {
-                    patch.add_json(env_ptr.end(), &rendered.env.item(k));
+                    patch.add_json(
+                        appends.env.get_or_set(&env_ptr.end()),
+                        &rendered.env.item(k),
+                    );
                 }
             }
         }

@@ -102,20 +102,40 @@ impl<'a> Pointer<'a> {
 /// ([`PointerText::pointer`]) copy that text instead of walking and escaping the chain
 /// again, which pays for itself from the second operation under it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PointerText(Vec<u8>);
+pub struct PointerText {
+    text: Vec<u8>,
+    written: bool,
+}
 
 impl PointerText {
     /// Writes `pointer` into this text, replacing what it held (its buffer is reused).
     pub fn set(&mut self, pointer: &Pointer<'_>) {
-        self.0.clear();
-        pointer.write_unquoted(&mut self.0);
+        self.text.clear();
+        pointer.write_unquoted(&mut self.text);
+        self.written = true;
     }
 
-    /// The pointer this text holds.
+    /// Forgets the pointer (keeping the buffer): the next [`PointerText::get_or_set`]
+    /// writes its pointer.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.written = false;
+    }
+
+    /// The pointer this text holds: `pointer`, written first if it holds none since it was
+    /// made or cleared (so a pointer used by no operation is never written).
+    pub fn get_or_set(&mut self, pointer: &Pointer<'_>) -> Pointer<'_> {
+        if !self.written {
+            self.set(pointer);
+        }
+        self.pointer()
+    }
+
+    /// The pointer this text holds (the whole document `""` when none was set).
     pub fn pointer(&self) -> Pointer<'_> {
         Pointer {
             parent: None,
-            token: Token::Text(&self.0),
+            token: Token::Text(&self.text),
         }
     }
 }
@@ -133,15 +153,24 @@ const KEY_ESCAPES: [bool; 256] = {
 };
 
 /// Appends pointer token `key` (unescaped) escaped for RFC 6901 and then for JSON. Keys
-/// are short member names, so one table lookup a byte.
+/// are short member names, so one table lookup a byte; a key with `~` or `/` is escaped
+/// piece by piece, without a copy.
 fn push_key(out: &mut Vec<u8>, key: &str) {
-    if !key.bytes().any(|b| KEY_ESCAPES[usize::from(b)]) {
-        out.extend_from_slice(key.as_bytes());
-    } else if key.bytes().any(|b| b == b'~' || b == b'/') {
-        push_json_text(out, &key.replace('~', "~0").replace('/', "~1"));
-    } else {
-        push_json_text(out, key);
+    let mut rest = key.as_bytes();
+    if !rest.iter().any(|&b| KEY_ESCAPES[usize::from(b)]) {
+        out.extend_from_slice(rest);
+        return;
     }
+    while let Some(at) = rest.iter().position(|&b| b == b'~' || b == b'/') {
+        let (piece, tail) = rest.split_at_checked(at).unwrap_or((rest, &[]));
+        json::write_escaped(out, piece, Escape::Unicode);
+        let Some((&separator, tail)) = tail.split_first() else {
+            return;
+        };
+        out.extend_from_slice(if separator == b'~' { b"~0" } else { b"~1" });
+        rest = tail;
+    }
+    json::write_escaped(out, rest, Escape::Unicode);
 }
 
 /// Appends `text` to `out`, escaped for the inside of a JSON string (every control
@@ -152,6 +181,7 @@ fn push_json_text(out: &mut Vec<u8>, text: &str) {
 
 /// True when no byte of `text` needs escaping in a JSON string (no control character,
 /// `"` or `\`).
+#[cfg(test)]
 fn is_plain(text: &[u8]) -> bool {
     json::first_to_escape(text).is_none()
 }
@@ -384,6 +414,39 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn keys_are_escaped_for_the_pointer_and_then_for_json(key in crate::patch::json::tricky()) {
+            let mut written = Vec::new();
+            push_key(&mut written, &key);
+            let mut expected = Vec::new();
+            push_json_text(&mut expected, &key.replace('~', "~0").replace('/', "~1"));
+            proptest::prop_assert_eq!(written, expected);
+        }
+
+        #[test]
+        fn a_pointer_text_writes_the_pointer_it_was_set_from(
+            keys in proptest::collection::vec(crate::patch::json::tricky(), 0..4),
+            index in 0usize..100,
+        ) {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let root = Pointer::root("/spec/template");
+            let pointer = root.keys(&keys);
+            let item = pointer.index(index);
+            let mut text = PointerText::default();
+            text.set(&item);
+            proptest::prop_assert_eq!(text.pointer().text(), item.text());
+            let from_text = text.pointer();
+            proptest::prop_assert_eq!(from_text.keys(&["env"]).end().text(), item.keys(&["env"]).end().text());
+            // Set once until cleared.
+            let mut once = PointerText::default();
+            proptest::prop_assert_eq!(once.get_or_set(&item).text(), item.text());
+            proptest::prop_assert_eq!(once.get_or_set(&root).text(), item.text());
+            once.clear();
+            proptest::prop_assert_eq!(once.get_or_set(&root).text(), root.text());
+        }
+    }
+
     #[test]
     fn operations_are_written_as_a_json_patch() {
         assert_eq!(Patch::default().finish().unwrap(), None);
@@ -414,6 +477,22 @@ mod tests {
         );
         // And json-patch reads it as a patch.
         let _: json_patch::Patch = serde_json::from_slice(&done.json).unwrap();
+    }
+
+    #[test]
+    fn values_written_without_serde_make_the_same_patch() {
+        let root = Pointer::root("/spec/template");
+        let (mut serde, mut written) = (Patch::default(), Patch::default());
+        serde.add(root.keys(&["a/b", "c~d"]), "v\n\"é\u{2028}");
+        written.add_json(root.keys(&["a/b", "c~d"]), "v\n\"é\u{2028}");
+        serde.replace(root.keys(&["n"]).index(3), &[1i64, -2]);
+        written.replace_json(root.keys(&["n"]).index(3), &[1i64, -2][..]);
+        serde.add(root.keys(&["list"]).end(), &Array([true, false].iter()));
+        written.add_json(root.keys(&["list"]).end(), &Array([true, false].iter()));
+        serde.remove(root.keys(&["gone"]));
+        written.remove(root.keys(&["gone"]));
+        written.reserve(1 << 12);
+        assert_eq!(written.finish().unwrap(), serde.finish().unwrap());
     }
 
     #[test]

@@ -185,9 +185,14 @@ impl RenderedList {
 /// `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, and `\u00XX` (lowercase hex) for the other
 /// control characters; everything else (`/`, DEL, non-ASCII, U+2028) as it is.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
-    out.reserve(text.len() + 2);
+    let bytes = text.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    write_escaped(out, text.as_bytes(), Escape::Serde);
+    // Most strings need no escape: one scan and one copy.
+    match first_to_escape(bytes) {
+        None => out.extend_from_slice(bytes),
+        Some(at) => escape_from(out, bytes, at, Escape::Serde),
+    }
     out.push(b'"');
 }
 
@@ -203,8 +208,17 @@ pub(crate) enum Escape {
 /// Appends `bytes` escaped for the inside of a JSON string: each clean run is copied in
 /// one piece, and only the bytes that need it are escaped.
 pub(crate) fn write_escaped(out: &mut Vec<u8>, bytes: &[u8], escape: Escape) {
+    match first_to_escape(bytes) {
+        None => out.extend_from_slice(bytes),
+        Some(at) => escape_from(out, bytes, at, escape),
+    }
+}
+
+/// [`write_escaped`] of `bytes` whose first byte to escape is at `at`.
+fn escape_from(out: &mut Vec<u8>, bytes: &[u8], at: usize, escape: Escape) {
     let mut rest = bytes;
-    while let Some(at) = first_to_escape(rest) {
+    let mut next = Some(at);
+    while let Some(at) = next {
         let (clean, tail) = rest.split_at_checked(at).unwrap_or((rest, &[]));
         out.extend_from_slice(clean);
         let Some((&byte, tail)) = tail.split_first() else {
@@ -212,6 +226,7 @@ pub(crate) fn write_escaped(out: &mut Vec<u8>, bytes: &[u8], escape: Escape) {
         };
         push_escape(out, byte, escape);
         rest = tail;
+        next = first_to_escape(rest);
     }
     out.extend_from_slice(rest);
 }
