@@ -19,7 +19,7 @@ use crate::directory::Dataset;
 use crate::identity::Identity;
 use crate::names;
 use crate::patch::json::{Member, RenderedList, WriteJson, write_object};
-use crate::patch::{Array, Patch, Pointer, PointerText};
+use crate::patch::{AddHead, Array, Patch, Pointer, PointerText};
 use crate::pod::{Container, EnvVar, PodSecurityContext, PodSpec, SecurityContext, VolumeMount};
 use crate::resources::Lifecycle;
 use crate::workload::PodView;
@@ -173,13 +173,13 @@ impl Rendered {
     }
 }
 
-/// The pointers a container's appending operations repeat (`…/volumeMounts/-`,
+/// The heads of a container's appending operations (`add` at `…/volumeMounts/-` and at
 /// `…/env/-`): each written once per container, when first used, into a buffer reused for
 /// the next container.
 #[derive(Default)]
 struct Appends {
-    mounts: PointerText,
-    env: PointerText,
+    mounts: AddHead,
+    env: AddHead,
 }
 
 /// Writes the operations that make `pod` run as `identity` into `patch`. `datasets` are
@@ -218,9 +218,12 @@ pub fn mutate(
     let mut container_ptr = PointerText::default();
     let mut appends = Appends::default();
     for (list, containers) in lists {
-        let list_ptr = spec_ptr.keys(std::slice::from_ref(&list));
+        // `…/containers`, written once; each container's index is appended to it.
+        container_ptr.set(&spec_ptr.keys(std::slice::from_ref(&list)));
+        let list_len = container_ptr.len();
         for (i, container) in containers.iter().enumerate() {
-            container_ptr.set(&list_ptr.index(i));
+            container_ptr.truncate(list_len);
+            container_ptr.push_index(i);
             appends.mounts.clear();
             appends.env.clear();
             let ptr = container_ptr.pointer();
@@ -550,7 +553,7 @@ fn container_ops(
                             patch.replace_json(mounts_ptr.index(j), &rendered.mounts.item(k))
                         }
                         Some(_) => {}
-                        None => patch.add_json(
+                        None => patch.add_with_head(
                             appends.mounts.get_or_set(&mounts_ptr.end()),
                             &rendered.mounts.item(k),
                         ),
@@ -589,7 +592,7 @@ fn container_ops(
                     }
                 }
                 if !found {
-                    patch.add_json(
+                    patch.add_with_head(
                         appends.env.get_or_set(&env_ptr.end()),
                         &rendered.env.item(k),
                     );

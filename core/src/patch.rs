@@ -100,35 +100,46 @@ impl<'a> Pointer<'a> {
 
 /// A pointer written once as the escaped text of a JSON string: pointers made from it
 /// ([`PointerText::pointer`]) copy that text instead of walking and escaping the chain
-/// again, which pays for itself from the second operation under it.
+/// again, which pays for itself from the second operation under it. It can be extended by
+/// an index and cut back, to write the pointers of a list's items from the list's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PointerText {
     text: Vec<u8>,
-    written: bool,
 }
 
 impl PointerText {
+    /// Room for a typical pointer (`/spec/template/spec/initContainers/12/volumeMounts/-`),
+    /// so that writing one does not grow the buffer several times.
+    const CAPACITY: usize = 96;
+
     /// Writes `pointer` into this text, replacing what it held (its buffer is reused).
     pub fn set(&mut self, pointer: &Pointer<'_>) {
         self.text.clear();
+        self.text.reserve(Self::CAPACITY);
         pointer.write_unquoted(&mut self.text);
-        self.written = true;
     }
 
-    /// Forgets the pointer (keeping the buffer): the next [`PointerText::get_or_set`]
-    /// writes its pointer.
-    pub fn clear(&mut self) {
-        self.text.clear();
-        self.written = false;
+    /// Extends the pointer by array index `index` (set the pointer first).
+    pub fn push_index(&mut self, index: usize) {
+        self.text.push(b'/');
+        self.text
+            .extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
     }
 
-    /// The pointer this text holds: `pointer`, written first if it holds none since it was
-    /// made or cleared (so a pointer used by no operation is never written).
-    pub fn get_or_set(&mut self, pointer: &Pointer<'_>) -> Pointer<'_> {
-        if !self.written {
-            self.set(pointer);
-        }
-        self.pointer()
+    /// How long the text is: a length to [`PointerText::truncate`] back to.
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// True when the text is empty (the whole document, or nothing set).
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Cuts the pointer back to `len` bytes of text, taken from [`PointerText::len`]
+    /// (so always at the end of a token).
+    pub fn truncate(&mut self, len: usize) {
+        self.text.truncate(len);
     }
 
     /// The pointer this text holds (the whole document `""` when none was set).
@@ -140,24 +151,49 @@ impl PointerText {
     }
 }
 
-/// Bytes of a key that need more than a copy: `~` and `/` (RFC 6901), and what JSON
-/// escapes in a string.
-const KEY_ESCAPES: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = b < 0x20 || matches!(b as u8, b'~' | b'/' | b'"' | b'\\');
-        b += 1;
-    }
-    table
-};
+/// The start of an `add` operation, `{"op":"add","path":"…","value":`, written once for
+/// the operations that repeat it (a container's appends): each then costs two copies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddHead {
+    text: Vec<u8>,
+    written: bool,
+}
 
-/// Appends pointer token `key` (unescaped) escaped for RFC 6901 and then for JSON. Keys
-/// are short member names, so one table lookup a byte; a key with `~` or `/` is escaped
-/// piece by piece, without a copy.
+impl AddHead {
+    /// Forgets the head (keeping the buffer): the next [`AddHead::get_or_set`] writes it.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.written = false;
+    }
+
+    /// The head of `add` operations at `path`, written first if this holds none since it
+    /// was made or cleared.
+    pub fn get_or_set(&mut self, path: &Pointer<'_>) -> &AddHead {
+        if !self.written {
+            self.text.clear();
+            self.text.reserve(PointerText::CAPACITY + 32);
+            self.text.extend_from_slice(ADD_HEAD);
+            path.write_unquoted(&mut self.text);
+            self.text.extend_from_slice(VALUE_HEAD);
+            self.written = true;
+        }
+        self
+    }
+}
+
+/// An `add` operation's text up to its pointer.
+const ADD_HEAD: &[u8] = br#"{"op":"add","path":""#;
+/// A `replace` operation's text up to its pointer.
+const REPLACE_HEAD: &[u8] = br#"{"op":"replace","path":""#;
+/// An operation's text from its pointer to its value.
+const VALUE_HEAD: &[u8] = br#"","value":"#;
+
+/// Appends pointer token `key` (unescaped) escaped for RFC 6901 and then for JSON: most
+/// keys need neither and are copied; one with `~` or `/` is escaped piece by piece,
+/// without a copy.
 fn push_key(out: &mut Vec<u8>, key: &str) {
     let mut rest = key.as_bytes();
-    if !rest.iter().any(|&b| KEY_ESCAPES[usize::from(b)]) {
+    if json::first_to_escape_in_key(rest).is_none() {
         out.extend_from_slice(rest);
         return;
     }
@@ -221,12 +257,24 @@ impl Patch {
 
     /// `add` `value`, written without serde, at `path`.
     pub fn add_json(&mut self, path: Pointer<'_>, value: &(impl WriteJson + ?Sized)) {
-        self.push_json(br#"{"op":"add","path":""#, path, value);
+        self.push_json(ADD_HEAD, path, value);
+    }
+
+    /// `add` `value`, written without serde, with an operation head written before.
+    pub fn add_with_head(&mut self, head: &AddHead, value: &(impl WriteJson + ?Sized)) {
+        if self.error.is_some() {
+            return;
+        }
+        self.open();
+        self.json.extend_from_slice(&head.text);
+        value.write_json(&mut self.json);
+        self.json.push(b'}');
+        self.operations += 1;
     }
 
     /// `replace` the existing value at `path` by `value`, written without serde.
     pub fn replace_json(&mut self, path: Pointer<'_>, value: &(impl WriteJson + ?Sized)) {
-        self.push_json(br#"{"op":"replace","path":""#, path, value);
+        self.push_json(REPLACE_HEAD, path, value);
     }
 
     /// Makes room for `additional` more bytes of operations, so that a patch whose size
@@ -284,7 +332,7 @@ impl Patch {
         self.open();
         self.json.extend_from_slice(head);
         path.write_unquoted(&mut self.json);
-        self.json.extend_from_slice(br#"","value":"#);
+        self.json.extend_from_slice(VALUE_HEAD);
         value.write_json(&mut self.json);
         self.json.push(b'}');
         self.operations += 1;
@@ -438,12 +486,15 @@ mod tests {
             proptest::prop_assert_eq!(text.pointer().text(), item.text());
             let from_text = text.pointer();
             proptest::prop_assert_eq!(from_text.keys(&["env"]).end().text(), item.keys(&["env"]).end().text());
-            // Set once until cleared.
-            let mut once = PointerText::default();
-            proptest::prop_assert_eq!(once.get_or_set(&item).text(), item.text());
-            proptest::prop_assert_eq!(once.get_or_set(&root).text(), item.text());
-            once.clear();
-            proptest::prop_assert_eq!(once.get_or_set(&root).text(), root.text());
+            // Extended by an index and cut back.
+            let mut list = PointerText::default();
+            list.set(&pointer);
+            let len = list.len();
+            list.push_index(index);
+            proptest::prop_assert_eq!(list.pointer().text(), item.text());
+            list.truncate(len);
+            proptest::prop_assert_eq!(list.pointer().text(), pointer.text());
+            proptest::prop_assert_eq!(list.is_empty(), pointer.text().is_empty());
         }
     }
 
@@ -491,6 +542,14 @@ mod tests {
         written.add_json(root.keys(&["list"]).end(), &Array([true, false].iter()));
         serde.remove(root.keys(&["gone"]));
         written.remove(root.keys(&["gone"]));
+        let mut head = AddHead::default();
+        for value in ["a", "b"] {
+            serde.add(root.keys(&["x~"]).end(), value);
+            written.add_with_head(head.get_or_set(&root.keys(&["x~"]).end()), value);
+        }
+        head.clear();
+        serde.add(root.keys(&["y"]), "c");
+        written.add_with_head(head.get_or_set(&root.keys(&["y"])), "c");
         written.reserve(1 << 12);
         assert_eq!(written.finish().unwrap(), serde.finish().unwrap());
     }

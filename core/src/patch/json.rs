@@ -261,28 +261,72 @@ const fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
-/// The index of the first byte of `bytes` that needs escaping (a control character, `"`
-/// or `\`), eight bytes at a time. In a little-endian word, `(w - n·0x01…) & !w & 0x80…`
-/// flags the bytes below `n` (`n ≤ 0x80`); a borrow only runs upwards from a flagged byte,
-/// so the lowest flag is exact and marks the first such byte. A byte equal to `c` is a
-/// byte of `w ^ c·0x01…` below 1.
+/// The index of the first byte of `bytes` that needs escaping in a JSON string (a control
+/// character, `"` or `\`).
 pub(crate) fn first_to_escape(bytes: &[u8]) -> Option<usize> {
+    first_flagged::<false>(bytes)
+}
+
+/// The index of the first byte of pointer token `bytes` that needs more than a copy: what
+/// [`first_to_escape`] finds, `~` and `/`.
+pub(crate) fn first_to_escape_in_key(bytes: &[u8]) -> Option<usize> {
+    first_flagged::<true>(bytes)
+}
+
+/// The bytes of little-endian word `w` that need escaping (also `~` and `/` with `KEY`),
+/// as the high bit of each. `(w - n·0x01…) & !w & 0x80…` flags the bytes below `n`
+/// (`n ≤ 0x80`), and a byte equal to `c` is a byte of `w ^ c·0x01…` below 1. A borrow only
+/// runs upwards from a flagged byte, so the lowest flag is exact: it marks the first byte
+/// to escape (higher flags may be false).
+const fn flags<const KEY: bool>(w: u64) -> u64 {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-    const QUOTES: u64 = ONES * b'"' as u64;
-    const BACKSLASHES: u64 = ONES * b'\\' as u64;
-    let below = |w: u64, n: u64| w.wrapping_sub(ONES * n) & !w & HIGH;
+    const fn below(w: u64, n: u8) -> u64 {
+        w.wrapping_sub(ONES * n as u64) & !w & HIGH
+    }
+    const fn equal(w: u64, c: u8) -> u64 {
+        below(w ^ (ONES * c as u64), 1)
+    }
+    let json = below(w, 0x20) | equal(w, b'"') | equal(w, b'\\');
+    if KEY {
+        json | equal(w, b'~') | equal(w, b'/')
+    } else {
+        json
+    }
+}
+
+/// The first flagged byte of `bytes`, a word at a time: whole words, then the last eight
+/// bytes (or two overlapping halves of a shorter rest) as one more word. Bytes checked
+/// twice were clean the first time, so the lowest flag is still the first.
+fn first_flagged<const KEY: bool>(bytes: &[u8]) -> Option<usize> {
+    let at = |flags: u64| (flags.trailing_zeros() / 8) as usize;
     let (words, rest) = bytes.as_chunks::<8>();
     for (i, word) in words.iter().enumerate() {
-        let w = u64::from_le_bytes(*word);
-        let flags = below(w, 0x20) | below(w ^ QUOTES, 1) | below(w ^ BACKSLASHES, 1);
-        if flags != 0 {
-            return Some(i * 8 + (flags.trailing_zeros() / 8) as usize);
+        let f = flags::<KEY>(u64::from_le_bytes(*word));
+        if f != 0 {
+            return Some(i * 8 + at(f));
         }
     }
-    rest.iter()
-        .position(|&b| needs_escape(b))
-        .map(|at| words.len() * 8 + at)
+    if rest.is_empty() {
+        return None;
+    }
+    let len = bytes.len();
+    if let Some(last) = bytes.last_chunk::<8>() {
+        // Overlaps the last whole word.
+        let f = flags::<KEY>(u64::from_le_bytes(*last));
+        return (f != 0).then(|| len - 8 + at(f));
+    }
+    if let (Some(low), Some(high)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        // 4 to 7 bytes: bytes 0..4 in the low half, len-4..len in the high half.
+        let w = u64::from(u32::from_le_bytes(*low)) | u64::from(u32::from_le_bytes(*high)) << 32;
+        let f = flags::<KEY>(w);
+        return (f != 0).then(|| {
+            let i = at(f);
+            if i < 4 { i } else { len - 4 + (i - 4) }
+        });
+    }
+    let flagged = |b: u8| needs_escape(b) || (KEY && (b == b'~' || b == b'/'));
+    bytes.iter().position(|&b| flagged(b))
 }
 
 /// Strings rich in what JSON escapes: every control character, quotes, backslashes,
@@ -331,6 +375,10 @@ mod tests {
                 first_to_escape(&bytes),
                 bytes.iter().position(|&b| needs_escape(b))
             );
+            prop_assert_eq!(
+                first_to_escape_in_key(&bytes),
+                bytes.iter().position(|&b| needs_escape(b) || b == b'~' || b == b'/')
+            );
         }
 
         #[test]
@@ -365,6 +413,39 @@ mod tests {
             }
             prop_assert_eq!(list.item(texts.len()).as_bytes(), b"[]");
             prop_assert_eq!(list.json_len(), serde(&texts).len());
+        }
+    }
+
+    #[test]
+    fn the_first_byte_to_escape_is_found_at_every_length_and_position() {
+        for len in 0..=24 {
+            let clean = "aZ é.".repeat(5).into_bytes();
+            let clean = &clean[..len];
+            assert_eq!(first_to_escape(clean), None, "{clean:?}");
+            assert_eq!(first_to_escape_in_key(clean), None, "{clean:?}");
+            for at in 0..len {
+                for (special, in_text) in [
+                    (b'"', true),
+                    (b'\\', true),
+                    (0, true),
+                    (0x1f, true),
+                    (b'~', false),
+                    (b'/', false),
+                ] {
+                    let mut bytes = clean.to_vec();
+                    bytes[at] = special;
+                    // A second one later never hides the first.
+                    if at + 2 < len {
+                        bytes[at + 2] = b'"';
+                    }
+                    let later = (at + 2 < len).then_some(at + 2);
+                    assert_eq!(
+                        first_to_escape(&bytes),
+                        if in_text { Some(at) } else { later }
+                    );
+                    assert_eq!(first_to_escape_in_key(&bytes), Some(at), "{bytes:?}");
+                }
+            }
         }
     }
 
