@@ -3,9 +3,15 @@
 //! `homestead.dev/run-as` are safe).
 //!
 //! Mutation never builds a `serde_json::Value` or a list of operation objects: each
-//! operation is serialised into one buffer as it is decided, and the buffer is the patch.
+//! operation is written into one buffer as it is decided, and the buffer is the patch.
+//! Values are written by [`json::WriteJson`] (no serde, cannot fail; `add_json`,
+//! `replace_json`); `add` and `replace` take any `Serialize` value through serde_json.
+
+pub mod json;
 
 use serde::Serialize;
+
+use self::json::{Escape, WriteJson};
 
 /// An RFC 6901 JSON Pointer: a parent pointer and more tokens, or a root given as an
 /// already-escaped pointer string (`""`, `"/spec/template"`).
@@ -19,6 +25,8 @@ pub struct Pointer<'a> {
 enum Token<'a> {
     /// An escaped pointer the chain starts from.
     Root(&'a str),
+    /// A pointer already written as the escaped text of a JSON string ([`PointerText`]).
+    Text(&'a [u8]),
     /// Object members, outermost first (unescaped).
     Keys(&'a [&'a str]),
     /// An array index.
@@ -66,21 +74,19 @@ impl<'a> Pointer<'a> {
         out.push(b'"');
     }
 
+    /// Appends the pointer as the inside of a JSON string: RFC 6901 escaping (`~0`, `~1`)
+    /// of each key, then JSON escaping of the text.
     fn write_unquoted(&self, out: &mut Vec<u8>) {
         if let Some(parent) = self.parent {
             parent.write_unquoted(out);
         }
         match self.token {
             Token::Root(escaped) => push_json_text(out, escaped),
+            Token::Text(text) => out.extend_from_slice(text),
             Token::Keys(keys) => {
                 for key in keys {
                     out.push(b'/');
-                    // Bytes, not chars: both are ASCII, and a char pattern decodes UTF-8.
-                    if key.bytes().any(|b| b == b'~' || b == b'/') {
-                        push_json_text(out, &key.replace('~', "~0").replace('/', "~1"));
-                    } else {
-                        push_json_text(out, key);
-                    }
+                    push_key(out, key);
                 }
             }
             Token::Index(index) => {
@@ -92,47 +98,128 @@ impl<'a> Pointer<'a> {
     }
 }
 
-/// Appends `text` to `out`, escaped for the inside of a JSON string.
-fn push_json_text(out: &mut Vec<u8>, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    if is_plain(text.as_bytes()) {
-        out.extend_from_slice(text.as_bytes());
-        return;
+/// A pointer written once as the escaped text of a JSON string: pointers made from it
+/// ([`PointerText::pointer`]) copy that text instead of walking and escaping the chain
+/// again, which pays for itself from the second operation under it. It can be extended by
+/// an index and cut back, to write the pointers of a list's items from the list's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PointerText {
+    text: Vec<u8>,
+}
+
+impl PointerText {
+    /// Room for a typical pointer (`/spec/template/spec/initContainers/12/volumeMounts/-`),
+    /// so that writing one does not grow the buffer several times.
+    const CAPACITY: usize = 96;
+
+    /// Writes `pointer` into this text, replacing what it held (its buffer is reused).
+    pub fn set(&mut self, pointer: &Pointer<'_>) {
+        self.text.clear();
+        self.text.reserve(Self::CAPACITY);
+        pointer.write_unquoted(&mut self.text);
     }
-    for b in text.bytes() {
-        match b {
-            b'"' => out.extend_from_slice(br#"\""#),
-            b'\\' => out.extend_from_slice(br"\\"),
-            b if b < 0x20 => {
-                out.extend_from_slice(br"\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
-            }
-            b => out.push(b),
+
+    /// Extends the pointer by array index `index` (set the pointer first).
+    pub fn push_index(&mut self, index: usize) {
+        self.text.push(b'/');
+        self.text
+            .extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
+    }
+
+    /// How long the text is: a length to [`PointerText::truncate`] back to.
+    pub fn len(&self) -> usize {
+        self.text.len()
+    }
+
+    /// True when the text is empty (the whole document, or nothing set).
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+
+    /// Cuts the pointer back to `len` bytes of text, taken from [`PointerText::len`]
+    /// (so always at the end of a token).
+    pub fn truncate(&mut self, len: usize) {
+        self.text.truncate(len);
+    }
+
+    /// The pointer this text holds (the whole document `""` when none was set).
+    pub fn pointer(&self) -> Pointer<'_> {
+        Pointer {
+            parent: None,
+            token: Token::Text(&self.text),
         }
     }
 }
 
-/// True when no byte of `text` needs escaping in a JSON string (no control character,
-/// `"` or `\`). Eight bytes at a time: a word has a byte below `n` exactly when
-/// `(w - n·0x01…) & !w & 0x80…` is not zero, and a byte equal to `c` exactly when
-/// `w ^ c·0x01…` has a byte below 1.
-fn is_plain(text: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
-    let (words, rest) = text.as_chunks::<8>();
-    for word in words {
-        let w = u64::from_ne_bytes(*word);
-        if below(w, 0x20)
-            | below(w ^ (ONES * u64::from(b'"')), 1)
-            | below(w ^ (ONES * u64::from(b'\\')), 1)
-            != 0
-        {
-            return false;
-        }
+/// The start of an `add` operation, `{"op":"add","path":"…","value":`, written once for
+/// the operations that repeat it (a container's appends): each then costs two copies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddHead {
+    text: Vec<u8>,
+    written: bool,
+}
+
+impl AddHead {
+    /// Forgets the head (keeping the buffer): the next [`AddHead::get_or_set`] writes it.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.written = false;
     }
-    rest.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+
+    /// The head of `add` operations at `path`, written first if this holds none since it
+    /// was made or cleared.
+    pub fn get_or_set(&mut self, path: &Pointer<'_>) -> &AddHead {
+        if !self.written {
+            self.text.clear();
+            self.text.reserve(PointerText::CAPACITY + 32);
+            self.text.extend_from_slice(ADD_HEAD);
+            path.write_unquoted(&mut self.text);
+            self.text.extend_from_slice(VALUE_HEAD);
+            self.written = true;
+        }
+        self
+    }
+}
+
+/// An `add` operation's text up to its pointer.
+const ADD_HEAD: &[u8] = br#"{"op":"add","path":""#;
+/// A `replace` operation's text up to its pointer.
+const REPLACE_HEAD: &[u8] = br#"{"op":"replace","path":""#;
+/// An operation's text from its pointer to its value.
+const VALUE_HEAD: &[u8] = br#"","value":"#;
+
+/// Appends pointer token `key` (unescaped) escaped for RFC 6901 and then for JSON: most
+/// keys need neither and are copied; one with `~` or `/` is escaped piece by piece,
+/// without a copy.
+fn push_key(out: &mut Vec<u8>, key: &str) {
+    let mut rest = key.as_bytes();
+    if json::first_to_escape_in_key(rest).is_none() {
+        out.extend_from_slice(rest);
+        return;
+    }
+    while let Some(at) = rest.iter().position(|&b| b == b'~' || b == b'/') {
+        let (piece, tail) = rest.split_at_checked(at).unwrap_or((rest, &[]));
+        json::write_escaped(out, piece, Escape::Unicode);
+        let Some((&separator, tail)) = tail.split_first() else {
+            return;
+        };
+        out.extend_from_slice(if separator == b'~' { b"~0" } else { b"~1" });
+        rest = tail;
+    }
+    json::write_escaped(out, rest, Escape::Unicode);
+}
+
+/// Appends `text` to `out`, escaped for the inside of a JSON string (every control
+/// character as `\u00XX`).
+fn push_json_text(out: &mut Vec<u8>, text: &str) {
+    json::write_escaped(out, text.as_bytes(), Escape::Unicode);
+}
+
+/// True when no byte of `text` needs escaping in a JSON string (no control character,
+/// `"` or `\`).
+#[cfg(test)]
+fn is_plain(text: &[u8]) -> bool {
+    json::first_to_escape(text).is_none()
 }
 
 /// A JSON Patch under construction: the serialised operations so far.
@@ -166,6 +253,34 @@ impl Patch {
     /// `replace` the existing value at `path`.
     pub fn replace(&mut self, path: Pointer<'_>, value: &(impl Serialize + ?Sized)) {
         self.push("replace", path, value);
+    }
+
+    /// `add` `value`, written without serde, at `path`.
+    pub fn add_json(&mut self, path: Pointer<'_>, value: &(impl WriteJson + ?Sized)) {
+        self.push_json(ADD_HEAD, path, value);
+    }
+
+    /// `add` `value`, written without serde, with an operation head written before.
+    pub fn add_with_head(&mut self, head: &AddHead, value: &(impl WriteJson + ?Sized)) {
+        if self.error.is_some() {
+            return;
+        }
+        self.open();
+        self.json.extend_from_slice(&head.text);
+        value.write_json(&mut self.json);
+        self.json.push(b'}');
+        self.operations += 1;
+    }
+
+    /// `replace` the existing value at `path` by `value`, written without serde.
+    pub fn replace_json(&mut self, path: Pointer<'_>, value: &(impl WriteJson + ?Sized)) {
+        self.push_json(REPLACE_HEAD, path, value);
+    }
+
+    /// Makes room for `additional` more bytes of operations, so that a patch whose size
+    /// is known beforehand is written without growing its buffer.
+    pub fn reserve(&mut self, additional: usize) {
+        self.json.reserve(additional);
     }
 
     /// `remove` the existing value at `path`.
@@ -209,6 +324,20 @@ impl Patch {
         }
     }
 
+    /// Writes one operation: `head` is its text up to the pointer's opening quote.
+    fn push_json(&mut self, head: &[u8], path: Pointer<'_>, value: &(impl WriteJson + ?Sized)) {
+        if self.error.is_some() {
+            return;
+        }
+        self.open();
+        self.json.extend_from_slice(head);
+        path.write_unquoted(&mut self.json);
+        self.json.extend_from_slice(VALUE_HEAD);
+        value.write_json(&mut self.json);
+        self.json.push(b'}');
+        self.operations += 1;
+    }
+
     /// Starts the next operation: the array's `[` before the first, a `,` before others.
     fn open(&mut self) {
         if self.operations == 0 {
@@ -246,6 +375,16 @@ where
 {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.0.clone())
+    }
+}
+
+impl<I> WriteJson for Array<I>
+where
+    I: Iterator + Clone,
+    I::Item: WriteJson,
+{
+    fn write_json(&self, out: &mut Vec<u8>) {
+        json::write_array(out, self.0.clone());
     }
 }
 
@@ -323,6 +462,42 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn keys_are_escaped_for_the_pointer_and_then_for_json(key in crate::patch::json::tricky()) {
+            let mut written = Vec::new();
+            push_key(&mut written, &key);
+            let mut expected = Vec::new();
+            push_json_text(&mut expected, &key.replace('~', "~0").replace('/', "~1"));
+            proptest::prop_assert_eq!(written, expected);
+        }
+
+        #[test]
+        fn a_pointer_text_writes_the_pointer_it_was_set_from(
+            keys in proptest::collection::vec(crate::patch::json::tricky(), 0..4),
+            index in 0usize..100,
+        ) {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let root = Pointer::root("/spec/template");
+            let pointer = root.keys(&keys);
+            let item = pointer.index(index);
+            let mut text = PointerText::default();
+            text.set(&item);
+            proptest::prop_assert_eq!(text.pointer().text(), item.text());
+            let from_text = text.pointer();
+            proptest::prop_assert_eq!(from_text.keys(&["env"]).end().text(), item.keys(&["env"]).end().text());
+            // Extended by an index and cut back.
+            let mut list = PointerText::default();
+            list.set(&pointer);
+            let len = list.len();
+            list.push_index(index);
+            proptest::prop_assert_eq!(list.pointer().text(), item.text());
+            list.truncate(len);
+            proptest::prop_assert_eq!(list.pointer().text(), pointer.text());
+            proptest::prop_assert_eq!(list.is_empty(), pointer.text().is_empty());
+        }
+    }
+
     #[test]
     fn operations_are_written_as_a_json_patch() {
         assert_eq!(Patch::default().finish().unwrap(), None);
@@ -353,6 +528,30 @@ mod tests {
         );
         // And json-patch reads it as a patch.
         let _: json_patch::Patch = serde_json::from_slice(&done.json).unwrap();
+    }
+
+    #[test]
+    fn values_written_without_serde_make_the_same_patch() {
+        let root = Pointer::root("/spec/template");
+        let (mut serde, mut written) = (Patch::default(), Patch::default());
+        serde.add(root.keys(&["a/b", "c~d"]), "v\n\"é\u{2028}");
+        written.add_json(root.keys(&["a/b", "c~d"]), "v\n\"é\u{2028}");
+        serde.replace(root.keys(&["n"]).index(3), &[1i64, -2]);
+        written.replace_json(root.keys(&["n"]).index(3), &[1i64, -2][..]);
+        serde.add(root.keys(&["list"]).end(), &Array([true, false].iter()));
+        written.add_json(root.keys(&["list"]).end(), &Array([true, false].iter()));
+        serde.remove(root.keys(&["gone"]));
+        written.remove(root.keys(&["gone"]));
+        let mut head = AddHead::default();
+        for value in ["a", "b"] {
+            serde.add(root.keys(&["x~"]).end(), value);
+            written.add_with_head(head.get_or_set(&root.keys(&["x~"]).end()), value);
+        }
+        head.clear();
+        serde.add(root.keys(&["y"]), "c");
+        written.add_with_head(head.get_or_set(&root.keys(&["y"])), "c");
+        written.reserve(1 << 12);
+        assert_eq!(written.finish().unwrap(), serde.finish().unwrap());
     }
 
     #[test]

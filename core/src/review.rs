@@ -6,7 +6,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+#[cfg(test)]
+use serde::Serialize;
 use serde_json::value::RawValue;
 use thiserror::Error;
 
@@ -23,6 +25,7 @@ use crate::identity::{self, Attribution, Requester, Subject, acts_for, resolve};
 use crate::lifecycle;
 use crate::mutation;
 use crate::names;
+use crate::patch::json::{self, WriteJson, write_object};
 use crate::patch::{Patch, PatchJson};
 use crate::pod::{self, Text};
 use crate::pod_index::PodIndex;
@@ -194,11 +197,22 @@ pub(crate) struct Decision {
     pub denials: Vec<Denial>,
 }
 
-#[derive(Serialize)]
+/// The status of a denied request.
+#[cfg_attr(test, derive(Serialize))]
 struct StatusOut<'a> {
     code: u16,
-    reason: &'static str,
+    reason: &'a str,
     message: &'a str,
+}
+
+impl WriteJson for StatusOut<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        write_object(out, |o| {
+            o.member("code", &self.code);
+            o.member("reason", self.reason);
+            o.member("message", self.message);
+        });
+    }
 }
 
 /// Reviews one AdmissionReview v1 request body for `webhook` and returns the response.
@@ -265,17 +279,17 @@ fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed, ReviewE
                 .map_or(0, |p| crate::b64::encoded_len(p.json.len()) + 40),
     );
     body.extend_from_slice(RESPONSE_HEAD);
-    serde_json::to_writer(&mut body, request.uid.as_ref()).map_err(|e| serialize(&e))?;
+    json::write_str(&mut body, request.uid.as_ref());
     let verdict = if let Some(first) = decision.denials.first() {
         let reasons: Vec<String> = decision.denials.iter().map(ToString::to_string).collect();
         let message = reasons.join("; ");
         body.extend_from_slice(br#","allowed":false,"status":"#);
-        let status = StatusOut {
+        StatusOut {
             code: 403,
             reason: "Forbidden",
             message: &message,
-        };
-        serde_json::to_writer(&mut body, &status).map_err(|e| serialize(&e))?;
+        }
+        .write_json(&mut body);
         Verdict::Denied {
             reason: first.reason,
             message,
@@ -1438,6 +1452,20 @@ mod tests {
 
     fn admission_parts() -> (Config, Directory) {
         (Config::default(), Directory::default())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_status_is_written_as_serde_json_writes_it(
+            message in crate::patch::json::tricky(),
+            reason in crate::patch::json::tricky(),
+            code in proptest::prelude::any::<u16>(),
+        ) {
+            let status = StatusOut { code, reason: &reason, message: &message };
+            let mut out = Vec::new();
+            status.write_json(&mut out);
+            proptest::prop_assert_eq!(out, serde_json::to_vec(&status).unwrap());
+        }
     }
 
     #[test]
