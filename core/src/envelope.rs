@@ -15,8 +15,8 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
 
+use crate::json::{self, Raw};
 use crate::pod::Text;
 use crate::workload::{self, PodKind, PodView};
 
@@ -65,7 +65,7 @@ impl UserInfo<'_> {
 )]
 pub(crate) enum Object<'a> {
     /// Kept as JSON text: not a pod, or its kind was not known when it was reached.
-    Raw(&'a RawValue),
+    Raw(Raw<'a>),
     /// The pod, parsed in place.
     Pod(PodView<'a>),
 }
@@ -73,7 +73,7 @@ pub(crate) enum Object<'a> {
 impl<'a> Object<'a> {
     /// The pod of an object of `kind`: the one parsed in place, or parsed now from the
     /// raw text.
-    pub fn pod(&self, kind: PodKind) -> Result<Cow<'_, PodView<'a>>, serde_json::Error> {
+    pub fn pod(&self, kind: PodKind) -> Result<Cow<'_, PodView<'a>>, json::Error> {
         match self {
             Object::Pod(pod) => Ok(Cow::Borrowed(pod)),
             Object::Raw(raw) => workload::parse(kind, raw.get()).map(Cow::Owned),
@@ -145,8 +145,8 @@ enum Objects {
 
 /// Reads an AdmissionReview body in one pass (two if a pod in it does not parse). The
 /// body is text already checked to be UTF-8, once, so strings are not checked again one
-/// by one.
-pub(crate) fn parse(body: &str) -> Result<Envelope<'_>, serde_json::Error> {
+/// by one; it is read by homestead's own reader ([`crate::json`]).
+pub(crate) fn parse(body: &str) -> Result<Envelope<'_>, json::Error> {
     match read(body, Objects::InPlace) {
         Ok(envelope) if !envelope.request.as_ref().is_some_and(Request::needs_text) => Ok(envelope),
         _ => read(body, Objects::Raw),
@@ -156,12 +156,12 @@ pub(crate) fn parse(body: &str) -> Result<Envelope<'_>, serde_json::Error> {
 /// Reads an AdmissionReview body with every object kept raw: for a request whose object
 /// must be read as text although it is a pod (a trusted submitter's, whose identity label
 /// is read from the text).
-pub(crate) fn parse_raw(body: &str) -> Result<Envelope<'_>, serde_json::Error> {
+pub(crate) fn parse_raw(body: &str) -> Result<Envelope<'_>, json::Error> {
     read(body, Objects::Raw)
 }
 
-fn read(body: &str, objects: Objects) -> Result<Envelope<'_>, serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_str(body);
+fn read(body: &str, objects: Objects) -> Result<Envelope<'_>, json::Error> {
+    let mut deserializer = json::Deserializer::new(body);
     let envelope = EnvelopeSeed(objects).deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(envelope)
@@ -375,7 +375,7 @@ impl<'de> DeserializeSeed<'de> for ObjectSeed {
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         match self.0 {
             Some(kind) => workload::deserialize(kind, deserializer).map(Object::Pod),
-            None => <&RawValue>::deserialize(deserializer).map(Object::Raw),
+            None => Raw::deserialize(deserializer).map(Object::Raw),
         }
     }
 }

@@ -16,6 +16,7 @@ pub(crate) mod envelope;
 pub mod handover;
 pub mod hooks;
 pub mod identity;
+pub mod json;
 pub mod lease;
 pub mod lifecycle;
 pub mod mutation;

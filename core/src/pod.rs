@@ -616,10 +616,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Volume<'a> {
 }
 
 /// The value of the label `key` in the object's own `metadata.labels` (`None` when it is
-/// absent or `null`), borrowed from `json`. Only that one label is read; the rest of the
+/// absent or `null`), borrowed from `text`. Only that one label is read; the rest of the
 /// object is skipped without being built. Used for a trusted submitter's identity label,
 /// which is read only for its requests.
-pub fn object_label<'a>(json: &'a str, key: &str) -> Result<Option<Text<'a>>, serde_json::Error> {
+pub fn object_label<'a>(text: &'a str, key: &str) -> Result<Option<Text<'a>>, crate::json::Error> {
     /// A map of which only `key` is read, with `next` for its value.
     struct Member<'k, S> {
         key: &'k str,
@@ -677,7 +677,7 @@ pub fn object_label<'a>(json: &'a str, key: &str) -> Result<Option<Text<'a>>, se
             next: Member { key, next: Value },
         },
     };
-    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let mut deserializer = crate::json::Deserializer::new(text);
     let label = de::DeserializeSeed::deserialize(seed, &mut deserializer)?;
     deserializer.end()?;
     Ok(label)

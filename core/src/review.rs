@@ -9,7 +9,6 @@ use std::str::FromStr;
 use serde::Deserialize;
 #[cfg(test)]
 use serde::Serialize;
-use serde_json::value::RawValue;
 use thiserror::Error;
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -22,10 +21,11 @@ use crate::denial::Denial;
 use crate::directory::{Directory, NamespaceOwner};
 use crate::envelope::{self, Object, Request};
 use crate::identity::{self, Attribution, Requester, Subject, acts_for, resolve};
+use crate::json::{self, Raw};
 use crate::lifecycle;
 use crate::mutation;
 use crate::names;
-use crate::patch::json::{self, WriteJson, write_object};
+use crate::patch::json::{WriteJson, write_object, write_str};
 use crate::patch::{Patch, PatchJson};
 use crate::pod::{self, Text};
 use crate::pod_index::PodIndex;
@@ -279,7 +279,7 @@ fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed, ReviewE
                 .map_or(0, |p| crate::b64::encoded_len(p.json.len()) + 40),
     );
     body.extend_from_slice(RESPONSE_HEAD);
-    json::write_str(&mut body, request.uid.as_ref());
+    write_str(&mut body, request.uid.as_ref());
     let verdict = if let Some(first) = decision.denials.first() {
         let reasons: Vec<String> = decision.denials.iter().map(ToString::to_string).collect();
         let message = reasons.join("; ");
@@ -364,7 +364,7 @@ fn denied(denial: Denial) -> Decision {
     }
 }
 
-fn unreadable(what: &str, e: &serde_json::Error) -> Denial {
+fn unreadable(what: &str, e: &json::Error) -> Denial {
     Denial::new("invalid_object", what, format!("cannot be read: {e}"))
 }
 
@@ -500,11 +500,7 @@ fn too_large(config: &Config, pod: &PodView<'_>) -> Option<Denial> {
 /// True when an UPDATE leaves the guarded part (a Pod's spec, a workload's template) as
 /// it was.
 fn unchanged<'a>(kind: PodKind, new: &Object<'a>, old: &Object<'a>) -> Result<bool, Denial> {
-    fn read<'a>(
-        kind: PodKind,
-        object: &Object<'a>,
-        what: &str,
-    ) -> Result<Option<&'a RawValue>, Denial> {
+    fn read<'a>(kind: PodKind, object: &Object<'a>, what: &str) -> Result<Option<Raw<'a>>, Denial> {
         let text = raw_text(object, what)?;
         workload::guarded_text(kind, text).map_err(|e| unreadable(what, &e))
     }
@@ -691,7 +687,7 @@ fn read_workflow(
     what: &str,
 ) -> Result<(serde_json::Value, WorkflowView), Denial> {
     let text = raw_text(object, what)?;
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| unreadable(what, &e))?;
+    let value: serde_json::Value = json::from_str(text).map_err(|e| unreadable(what, &e))?;
     let view = WorkflowView::read(kind, &value);
     Ok((value, view))
 }
@@ -879,7 +875,7 @@ struct CustomRead {
 impl CustomRead {
     fn read(object: &Object<'_>, what: &str) -> Result<Self, Denial> {
         let text = raw_text(object, what)?;
-        let value = serde_json::from_str(text).map_err(|e| unreadable(what, &e))?;
+        let value = json::from_str(text).map_err(|e| unreadable(what, &e))?;
         Ok(CustomRead { value })
     }
 
@@ -1216,7 +1212,7 @@ struct MetadataOnly {
 fn metadata(object: Option<&Object<'_>>, what: &str) -> Result<Option<ObjectMeta>, Denial> {
     match object {
         None => Ok(None),
-        Some(object) => serde_json::from_str::<MetadataOnly>(raw_text(object, what)?)
+        Some(object) => json::from_str::<MetadataOnly>(raw_text(object, what)?)
             .map(|doc| doc.metadata)
             .map_err(|e| unreadable(what, &e)),
     }
@@ -1306,7 +1302,7 @@ fn decide_claim(webhook: Webhook, request: &Request<'_>, admission: &Admission<'
      -> Result<Option<PersistentVolumeClaim>, Denial> {
         match object {
             None => Ok(None),
-            Some(object) => serde_json::from_str(raw_text(object, what)?)
+            Some(object) => json::from_str(raw_text(object, what)?)
                 .map(Some)
                 .map_err(|e| unreadable(what, &e)),
         }
@@ -1370,9 +1366,9 @@ fn decide_snapshot(webhook: Webhook, request: &Request<'_>, admission: &Admissio
     let Some(object) = &request.object else {
         return denied(no_object());
     };
-    let snapshot = match raw_text(object, "object").and_then(|text| {
-        serde_json::from_str::<Snapshot>(text).map_err(|e| unreadable("object", &e))
-    }) {
+    let snapshot = match raw_text(object, "object")
+        .and_then(|text| json::from_str::<Snapshot>(text).map_err(|e| unreadable("object", &e)))
+    {
         Ok(snapshot) => snapshot,
         Err(denial) => return denied(denial),
     };
@@ -1410,7 +1406,7 @@ fn decide_resource(webhook: Webhook, request: &Request<'_>, admission: &Admissio
         Err(denial) => Some(denial),
     };
     let mut denials = if request.kind.kind == "User" {
-        match serde_json::from_str::<User>(object) {
+        match json::from_str::<User>(object) {
             Ok(user) => validation::validate_user(config, directory, &user),
             Err(e) => vec![unreadable("object", &e)],
         }
@@ -1421,12 +1417,12 @@ fn decide_resource(webhook: Webhook, request: &Request<'_>, admission: &Admissio
             .map(|o| raw_text(o, "oldObject"))
         {
             None => Ok(None),
-            Some(Ok(text)) => serde_json::from_str::<Project>(text)
+            Some(Ok(text)) => json::from_str::<Project>(text)
                 .map(Some)
                 .map_err(|e| unreadable("oldObject", &e)),
             Some(Err(denial)) => Err(denial),
         };
-        match (serde_json::from_str::<Project>(object), old) {
+        match (json::from_str::<Project>(object), old) {
             (Ok(project), Ok(old)) => {
                 validation::validate_project(config, directory, &project, old.as_ref())
             }
@@ -1434,7 +1430,7 @@ fn decide_resource(webhook: Webhook, request: &Request<'_>, admission: &Admissio
             (_, Err(denial)) => vec![denial],
         }
     } else {
-        match serde_json::from_str::<Session>(object) {
+        match json::from_str::<Session>(object) {
             Ok(session) => validation::validate_session(config, directory, &session),
             Err(e) => vec![unreadable("object", &e)],
         }

@@ -9,8 +9,8 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
 
+use crate::json::{self, Raw};
 use crate::pod::{Container, ControllerRef, Metadata, PodSpec, controller_reference};
 
 /// A kind that carries a pod.
@@ -214,9 +214,9 @@ struct PodTemplateDoc<'a> {
     template: Option<PodDoc<'a>>,
 }
 
-/// Parses the pod out of an object of `kind`, borrowing from `json`.
-pub fn parse(kind: PodKind, json: &str) -> Result<PodView<'_>, serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_str(json);
+/// Parses the pod out of an object of `kind`, borrowing from `text`.
+pub fn parse(kind: PodKind, text: &str) -> Result<PodView<'_>, json::Error> {
+    let mut deserializer = json::Deserializer::new(text);
     let pod = deserialize(kind, &mut deserializer)?;
     deserializer.end()?;
     Ok(pod)
@@ -303,16 +303,16 @@ pub fn from_value<'v>(
 
 /// The JSON text of what an UPDATE may not change behind the pod's person: a Pod's
 /// `spec`, a workload's whole pod template. `None` when the object has none.
-pub fn guarded_text(kind: PodKind, json: &str) -> Result<Option<&RawValue>, serde_json::Error> {
+pub fn guarded_text(kind: PodKind, text: &str) -> Result<Option<Raw<'_>>, json::Error> {
     #[derive(Deserialize)]
     struct Holder<'a> {
         #[serde(default, borrow)]
-        template: Option<&'a RawValue>,
+        template: Option<Raw<'a>>,
     }
     #[derive(Deserialize)]
     struct Spec<'a> {
         #[serde(default, borrow)]
-        spec: Option<&'a RawValue>,
+        spec: Option<Raw<'a>>,
     }
     #[derive(Deserialize)]
     struct Workload<'a> {
@@ -336,14 +336,14 @@ pub fn guarded_text(kind: PodKind, json: &str) -> Result<Option<&RawValue>, serd
         spec: Option<CronSpec<'a>>,
     }
     Ok(match kind {
-        PodKind::Pod => serde_json::from_str::<Spec<'_>>(json)?.spec,
-        PodKind::PodTemplate => serde_json::from_str::<Holder<'_>>(json)?.template,
-        PodKind::CronJob => serde_json::from_str::<Cron<'_>>(json)?
+        PodKind::Pod => json::from_str::<Spec<'_>>(text)?.spec,
+        PodKind::PodTemplate => json::from_str::<Holder<'_>>(text)?.template,
+        PodKind::CronJob => json::from_str::<Cron<'_>>(text)?
             .spec
             .and_then(|s| s.job_template)
             .and_then(|j| j.spec)
             .and_then(|h| h.template),
-        _ => serde_json::from_str::<Workload<'_>>(json)?
+        _ => json::from_str::<Workload<'_>>(text)?
             .spec
             .and_then(|h| h.template),
     })
@@ -352,7 +352,7 @@ pub fn guarded_text(kind: PodKind, json: &str) -> Result<Option<&RawValue>, serd
 /// True when two JSON texts mean the same value (object members in any order). The API
 /// server writes both objects of an UPDATE the same way, so equal texts are the fast path;
 /// only texts that differ are parsed.
-pub fn same_json(a: Option<&RawValue>, b: Option<&RawValue>) -> Result<bool, serde_json::Error> {
+pub fn same_json(a: Option<Raw<'_>>, b: Option<Raw<'_>>) -> Result<bool, json::Error> {
     let (a, b) = match (a, b) {
         (None, None) => return Ok(true),
         (Some(a), Some(b)) => (a.get(), b.get()),
@@ -361,8 +361,7 @@ pub fn same_json(a: Option<&RawValue>, b: Option<&RawValue>) -> Result<bool, ser
     if a == b {
         return Ok(true);
     }
-    Ok(serde_json::from_str::<serde_json::Value>(a)?
-        == serde_json::from_str::<serde_json::Value>(b)?)
+    Ok(json::from_str::<serde_json::Value>(a)? == json::from_str::<serde_json::Value>(b)?)
 }
 
 #[cfg(test)]
