@@ -702,6 +702,69 @@ async fn shutdown_finishes_in_flight_requests_and_refuses_new_connections() {
 }
 
 #[tokio::test]
+async fn a_request_without_a_free_slot_waits_for_one() {
+    let h = start_with(example_state(true), |s| {
+        s.limits.max_concurrent_requests = 1;
+    })
+    .await;
+    // The only slot is held by a request whose body is half sent.
+    let tls = tls_connect(h.running.addr, &h.ca, &[b"http/1.1"])
+        .await
+        .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, StreamBody<_>>(TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let body = review_with("uid-holding", |_| {});
+    let (first, rest) = body.split_at(body.len() / 2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(2);
+    tx.send(Ok(Frame::data(Bytes::copy_from_slice(first))))
+        .await
+        .unwrap();
+    let request = Request::post("/mutate")
+        .header(header::HOST, "localhost")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(StreamBody::new(tokio_stream_from(rx)))
+        .unwrap();
+    let holding = tokio::spawn(sender.send_request(request));
+    let admin = h.running.admin_addr;
+    let in_flight = |n: u32| async move {
+        admin_get(admin, "/metrics")
+            .await
+            .1
+            .contains(&format!("homestead_admission_in_flight_requests {n}"))
+    };
+    wait_for(|| in_flight(1)).await;
+
+    // A second request waits for the slot ...
+    let mut second = http1(&h).await;
+    let waiting = tokio::spawn(async move {
+        let request = post(
+            "/mutate",
+            "application/json",
+            review_with("uid-waiting", |_| {}),
+        );
+        json_body(second.send_request(request).await.unwrap()).await
+    });
+    wait_for(|| in_flight(2)).await;
+    assert!(!waiting.is_finished());
+
+    // ... and is answered once the first one is done with it.
+    tx.send(Ok(Frame::data(Bytes::copy_from_slice(rest))))
+        .await
+        .unwrap();
+    drop(tx);
+    let (status, value) = json_body(holding.await.unwrap().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["response"]["uid"], "uid-holding");
+    let (status, value) = waiting.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{value}");
+    assert_eq!(value["response"]["uid"], "uid-waiting");
+}
+
+#[tokio::test]
 async fn shutdown_cuts_requests_that_outlive_the_grace_period() {
     let h = start_with(example_state(true), |s| {
         s.shutdown.grace_period = Duration::from_millis(300);

@@ -48,6 +48,7 @@ while [ "$i" -le "$rounds" ]; do
         cpu=$(sed -n 's/.*(\([0-9]*\)% of one core) = \([0-9]*\) requests per CPU-second/\1 % of a core, \2 requests per CPU-second/p' "$work/run.txt")
         printf 'round %d  %-9s  %6s requests/s  errors %s  p99 %s  peak RSS %s  server CPU %s\n' \
             "$i" "$server" "$rate" "$errors" "$p99" "$rss" "$cpu"
+        [ "$i" -eq 1 ] && echo "round 1  $server TLS: $(sed -n 's/^TLS: //p' "$work/run.txt")"
         if [ $server = homestead ]; then
             total_h=$((total_h + rate))
             ratio_h=$rate

@@ -80,6 +80,11 @@ struct Args {
     /// Worker threads of the load generator's runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Offer only this TLS cipher suite (rustls name, e.g. TLS13_AES_128_GCM_SHA256, what
+    /// Go clients such as the API server choose first; default: rustls's order, which
+    /// puts TLS13_AES_256_GCM_SHA384 first).
+    #[arg(long)]
+    cipher_suite: Option<String>,
     /// Write the body of a successful response here (the limit server answers it).
     #[arg(long, value_name = "FILE")]
     save_response: Option<PathBuf>,
@@ -92,6 +97,8 @@ struct Outcome {
     errors: u64,
     /// The body of the last successful response.
     answer: Option<Bytes>,
+    /// TLS version, cipher suite and ALPN protocol the connection negotiated.
+    tls: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -195,7 +202,17 @@ async fn run(args: &Args, server_pid: Option<u32>) -> anyhow::Result<()> {
         CertificateDer::from_pem_file(&args.ca)
             .with_context(|| format!("reading {}", args.ca.display()))?,
     )?;
-    let mut tls = rustls::ClientConfig::builder()
+    let mut provider = rustls::crypto::ring::default_provider();
+    if let Some(name) = &args.cipher_suite {
+        provider
+            .cipher_suites
+            .retain(|suite| format!("{:?}", suite.suite()) == *name);
+        if provider.cipher_suites.is_empty() {
+            bail!("no cipher suite named {name}");
+        }
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
     tls.alpn_protocols = vec![if args.h2 {
@@ -244,12 +261,16 @@ async fn run(args: &Args, server_pid: Option<u32>) -> anyhow::Result<()> {
     let mut send_lags = Vec::new();
     let mut errors = 0;
     let mut answer = None;
+    let mut negotiated = Vec::new();
     for task in tasks {
         let outcome = task.await??;
         latencies.extend(outcome.latencies_us);
         send_lags.extend(outcome.send_lag_us);
         errors += outcome.errors;
         answer = answer.or(outcome.answer);
+        if !negotiated.contains(&outcome.tls) {
+            negotiated.push(outcome.tls);
+        }
     }
     if let Some(path) = &args.save_response {
         let answer = answer.context("no successful response to save")?;
@@ -271,6 +292,7 @@ async fn run(args: &Args, server_pid: Option<u32>) -> anyhow::Result<()> {
         args.addr,
         args.path
     );
+    println!("TLS: {}", negotiated.join("; "));
     println!(
         "requests: {}   errors: {}   duration: {:.1} s   requests/s: {:.0}",
         latencies.len(),
@@ -334,12 +356,25 @@ async fn drive(
     let tls = connector
         .connect(ServerName::try_from("localhost")?, tcp)
         .await?;
+    let session = tls.get_ref().1;
+    let tls_text = format!(
+        "{:?} {:?}, ALPN {}",
+        session.protocol_version().context("no TLS version")?,
+        session
+            .negotiated_cipher_suite()
+            .context("no cipher suite")?
+            .suite(),
+        session
+            .alpn_protocol()
+            .map_or("none".into(), String::from_utf8_lossy)
+    );
     let io = TokioIo::new(tls);
     let mut outcome = Outcome {
         latencies_us: Vec::with_capacity(100_000),
         send_lag_us: Vec::with_capacity(if schedule.is_some() { 100_000 } else { 0 }),
         errors: 0,
         answer: None,
+        tls: tls_text,
     };
     enum Sender {
         H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),

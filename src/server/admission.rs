@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, TryAcquireError};
 
 use crate::state::SharedState;
 use homestead_core::review::{Admission, Reviewed, Verdict, Webhook, review};
 
 use super::Limits;
-use super::metrics::{DenialLabels, RequestLabels, ServerMetrics, StatusLabels, WebhookLabels};
+use super::metrics::{DenialLabels, ServerMetrics, StatusLabels};
 
 /// Answers admission requests from the shared state.
 #[derive(Debug)]
@@ -67,10 +67,14 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
 
 /// True when the content type is `application/json`, optionally with `charset=utf-8`.
 pub fn is_json_content_type(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    // What the API server sends: decided without splitting or UTF-8 checks.
+    if value.as_bytes() == b"application/json" {
+        return true;
+    }
+    let Ok(value) = value.to_str() else {
         return false;
     };
     let mut parts = value.split(';');
@@ -209,18 +213,24 @@ impl AdmissionService {
             return Err(self.too_large());
         }
 
-        let Ok(permit) = tokio::time::timeout_at(deadline, self.slots.acquire()).await else {
-            return Err(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "server busy: no request slot free within {}",
-                    humantime::format_duration(self.request_timeout)
-                ),
-            ));
+        let _permit = match self.slots.try_acquire() {
+            // A free slot (the usual case): no timer.
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(Self::shutting_down()),
+            Err(TryAcquireError::NoPermits) => {
+                let Ok(permit) = tokio::time::timeout_at(deadline, self.slots.acquire()).await
+                else {
+                    return Err(Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!(
+                            "server busy: no request slot free within {}",
+                            humantime::format_duration(self.request_timeout)
+                        ),
+                    ));
+                };
+                permit.map_err(|_| Self::shutting_down())?
+            }
         };
-        let _permit = permit.map_err(|_| {
-            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down")
-        })?;
         let body = self.read_body(request.into_body(), deadline).await?;
 
         let directory = self.state.directory.load();
@@ -298,6 +308,10 @@ impl AdmissionService {
         Ok(first.unwrap_or_else(|| buffer.freeze()))
     }
 
+    fn shutting_down() -> Refusal {
+        Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down")
+    }
+
     fn too_large(&self) -> Refusal {
         Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -308,21 +322,14 @@ impl AdmissionService {
     fn record(&self, webhook: Webhook, reviewed: &Reviewed, started: Instant) {
         let summary = &reviewed.summary;
         let webhook_name = webhook.as_str();
+        self.metrics.count_request(
+            webhook_name,
+            &summary.kind,
+            &summary.operation,
+            summary.verdict.as_str(),
+        );
         self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                webhook: webhook_name,
-                kind: summary.kind.clone(),
-                operation: summary.operation.clone(),
-                result: summary.verdict.as_str(),
-            })
-            .inc();
-        self.metrics
-            .latency
-            .get_or_create(&WebhookLabels {
-                webhook: webhook_name,
-            })
-            .observe(started.elapsed().as_secs_f64());
+            .observe_latency(webhook_name, started.elapsed().as_secs_f64());
         match &summary.verdict {
             Verdict::Denied {
                 reason, message, ..

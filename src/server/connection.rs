@@ -4,9 +4,15 @@
 //! in-flight requests finish), or the grace period ends (connections are cut).
 
 use std::convert::Infallible;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
+
+use futures::task::AtomicWaker;
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -21,6 +27,28 @@ use super::Limits;
 use super::admission::AdmissionService;
 use super::metrics::{ReloadLabels, ServerMetrics};
 use super::tls::{Refresh, ReloadingCertificate};
+
+/// The wake-ups of a connection's two shutdown signals (drain, force). They are futures
+/// of tokens shared by every connection; polling them takes two locks each, so they are
+/// polled with a waker of their own, and only again after it fired — not on each of the
+/// connection's several wake-ups per request.
+struct Signals {
+    /// Set by the signals' waker: poll them.
+    fired: AtomicBool,
+    /// The connection task, woken with them.
+    task: AtomicWaker,
+}
+
+impl Wake for Signals {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
 
 struct Inner {
     acceptor: TlsAcceptor,
@@ -192,25 +220,41 @@ impl Connections {
             async move { Ok::<_, Infallible>(service.handle(request).await) }
         });
         let conn = builder.serve_connection(TokioIo::new(tls), svc);
-        tokio::pin!(conn);
+        let mut conn = pin!(conn);
+        let mut drain = pin!(inner.drain.cancelled());
+        let mut force = pin!(inner.force.cancelled());
+        let signals = Arc::new(Signals {
+            fired: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        let signals_waker = Waker::from(signals.clone());
         let mut draining = false;
-        loop {
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                    break;
+        let ended = poll_fn(|cx| {
+            loop {
+                if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                    return Poll::Ready(Some(result));
                 }
-                () = inner.drain.cancelled(), if !draining => {
-                    draining = true;
-                    conn.as_mut().graceful_shutdown();
+                // Registered before the flag is read: a signal after the read wakes the task.
+                signals.task.register(cx.waker());
+                if !signals.fired.swap(false, Ordering::AcqRel) {
+                    return Poll::Pending;
                 }
-                () = inner.force.cancelled() => {
-                    tracing::debug!(%peer, "connection cut at the end of the grace period");
-                    break;
+                let mut signals_cx = Context::from_waker(&signals_waker);
+                if force.as_mut().poll(&mut signals_cx).is_ready() {
+                    return Poll::Ready(None);
                 }
+                if draining || drain.as_mut().poll(&mut signals_cx).is_pending() {
+                    return Poll::Pending;
+                }
+                draining = true;
+                conn.as_mut().graceful_shutdown();
             }
+        })
+        .await;
+        match ended {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+            None => tracing::debug!(%peer, "connection cut at the end of the grace period"),
         }
     }
 

@@ -11,8 +11,10 @@
 //!   certificate in use;
 //! - `homestead_tls_certificate_reloads_total{result}` — certificate reload attempts.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -73,6 +75,52 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS.iter().copied())
 }
 
+/// Metric handles already looked up in a family, by label values: a lock-free load and
+/// a scan of a few entries instead of building a label set (cloning its strings),
+/// hashing it and read-locking the family on every request. A handle shares its value
+/// with the family's, so the exposition shows every update.
+#[derive(Debug)]
+struct Handles<K, M> {
+    entries: ArcSwap<Vec<(K, M)>>,
+}
+
+impl<K, M> Default for Handles<K, M> {
+    fn default() -> Self {
+        Self {
+            entries: ArcSwap::from_pointee(Vec::new()),
+        }
+    }
+}
+
+impl<K: Clone, M: Clone> Handles<K, M> {
+    /// At most this many handles are kept (label values come from requests); the rest are
+    /// looked up in their family each time.
+    const LIMIT: usize = 64;
+
+    /// Calls `update` with the handle whose key `matches`, made by `create` (and kept) the
+    /// first time.
+    fn with(
+        &self,
+        matches: impl Fn(&K) -> bool,
+        create: impl FnOnce() -> (K, M),
+        update: impl FnOnce(&M),
+    ) {
+        if let Some((_, metric)) = self.entries.load().iter().find(|(key, _)| matches(key)) {
+            update(metric);
+            return;
+        }
+        let (key, metric) = create();
+        update(&metric);
+        self.entries.rcu(|entries| {
+            let mut entries = Vec::clone(entries);
+            if entries.len() < Self::LIMIT && !entries.iter().any(|(key, _)| matches(key)) {
+                entries.push((key.clone(), metric.clone()));
+            }
+            entries
+        });
+    }
+}
+
 /// The admission server's metrics; cheap to clone (shared handles).
 #[derive(Debug, Clone)]
 pub struct ServerMetrics {
@@ -90,6 +138,15 @@ pub struct ServerMetrics {
     pub certificate_expiry: Gauge,
     /// Certificate reload attempts.
     pub certificate_reloads: Family<ReloadLabels, Counter>,
+    handles: Arc<CachedHandles>,
+}
+
+/// Handles of `requests`, by webhook, result, kind and operation, and of `latency`, by
+/// webhook.
+#[derive(Debug, Default)]
+struct CachedHandles {
+    requests: Handles<(&'static str, &'static str, String, String), Counter>,
+    latency: Handles<&'static str, Histogram>,
 }
 
 impl Default for ServerMetrics {
@@ -102,6 +159,7 @@ impl Default for ServerMetrics {
             http_errors: Family::default(),
             certificate_expiry: Gauge::default(),
             certificate_reloads: Family::default(),
+            handles: Arc::default(),
         }
     }
 }
@@ -148,6 +206,48 @@ impl ServerMetrics {
         metrics
     }
 
+    /// Counts a review in `requests`: the same as `requests.get_or_create(labels).inc()`,
+    /// without building the labels once the combination has been seen.
+    pub fn count_request(
+        &self,
+        webhook: &'static str,
+        kind: &str,
+        operation: &str,
+        result: &'static str,
+    ) {
+        self.handles.requests.with(
+            |(w, r, k, o)| *w == webhook && *r == result && k == kind && o == operation,
+            || {
+                let labels = RequestLabels {
+                    webhook,
+                    kind: kind.to_owned(),
+                    operation: operation.to_owned(),
+                    result,
+                };
+                let counter = self.requests.get_or_create(&labels).clone();
+                ((webhook, result, labels.kind, labels.operation), counter)
+            },
+            |counter| {
+                counter.inc();
+            },
+        );
+    }
+
+    /// Records the time to answer a review of `webhook` in `latency`.
+    pub fn observe_latency(&self, webhook: &'static str, seconds: f64) {
+        self.handles.latency.with(
+            |w| *w == webhook,
+            || {
+                let histogram = self
+                    .latency
+                    .get_or_create(&WebhookLabels { webhook })
+                    .clone();
+                (webhook, histogram)
+            },
+            |histogram| histogram.observe(seconds),
+        );
+    }
+
     /// Records the expiry of the certificate now in use.
     pub fn set_certificate_expiry(&self, not_after: SystemTime) {
         let seconds = not_after
@@ -171,6 +271,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn handles_beyond_the_limit_still_count() {
+        let mut registry = Registry::default();
+        let metrics = ServerMetrics::register(&mut registry);
+        let kinds: Vec<String> = (0..100).map(|i| format!("Kind{i}")).collect();
+        for _ in 0..3 {
+            for kind in &kinds {
+                metrics.count_request("validate", kind, "CREATE", "allowed");
+            }
+        }
+        assert_eq!(metrics.handles.requests.entries.load().len(), 64);
+        let text = encode(&registry);
+        for kind in &kinds {
+            let line = format!(
+                r#"homestead_admission_requests_total{{webhook="validate",kind="{kind}",operation="CREATE",result="allowed"}} 3"#
+            );
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+    }
+
+    #[test]
     fn counters_show_up_in_the_exposition() {
         let mut registry = Registry::default();
         let metrics = ServerMetrics::register(&mut registry);
@@ -188,14 +308,28 @@ mod tests {
             .get_or_create(&WebhookLabels { webhook: "mutate" })
             .observe(0.0003);
         metrics.set_certificate_expiry(UNIX_EPOCH + std::time::Duration::from_secs(1_900_000_000));
+        // The same series through the cached handles, and another one.
+        for _ in 0..2 {
+            metrics.count_request("mutate", "Pod", "CREATE", "patched");
+        }
+        metrics.count_request("mutate", "Pod", "UPDATE", "patched");
+        metrics.observe_latency("mutate", 0.0002);
+        metrics.observe_latency("mutate", 0.02);
         let text = encode(&registry);
         assert!(text.contains(
-            r#"homestead_admission_requests_total{webhook="mutate",kind="Pod",operation="CREATE",result="patched"} 1"#
+            r#"homestead_admission_requests_total{webhook="mutate",kind="Pod",operation="CREATE",result="patched"} 3"#
+        ), "{text}");
+        assert!(text.contains(
+            r#"homestead_admission_requests_total{webhook="mutate",kind="Pod",operation="UPDATE",result="patched"} 1"#
         ), "{text}");
         assert!(
             text.contains(
-                r#"homestead_admission_duration_seconds_bucket{le="0.0005",webhook="mutate"} 1"#
+                r#"homestead_admission_duration_seconds_bucket{le="0.0005",webhook="mutate"} 2"#
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"homestead_admission_duration_seconds_count{webhook="mutate"} 3"#),
             "{text}"
         );
         assert!(
