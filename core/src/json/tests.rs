@@ -817,6 +817,147 @@ fn deployment() -> BoxedStrategy<Value> {
     ])
 }
 
+/// The first `"`, `\` or control character from `start`, one byte at a time.
+fn naive_scan(bytes: &[u8], start: usize) -> usize {
+    (start..bytes.len())
+        .find(|&j| matches!(bytes[j], b'"' | b'\\' | 0..=0x1f))
+        .unwrap_or(bytes.len())
+}
+
+/// Every byte value.
+const ALL_BYTES: [u8; 256] = {
+    let mut all = [0; 256];
+    let mut i = 0;
+    while i < 256 {
+        all[i] = i as u8;
+        i += 1;
+    }
+    all
+};
+
+/// The scan, and each of its paths on its own (the SIMD blocks, the words), against the
+/// naive scan: every byte value as the one to find and as the filler around it, at every
+/// position of texts up to 80 bytes, the scan started at every offset.
+#[test]
+fn every_path_of_the_scan_finds_what_the_naive_scan_finds() {
+    let check = |bytes: &[u8], start: usize| {
+        let expected = naive_scan(bytes, start);
+        assert_eq!(scan(bytes, start), expected, "{bytes:?} from {start}");
+        assert_eq!(
+            scan_words(bytes, start),
+            expected,
+            "words: {bytes:?} from {start}"
+        );
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        match x86::scan_blocks(bytes, start) {
+            Ok(found) => assert_eq!(found, expected, "blocks: {bytes:?} from {start}"),
+            Err(rest) => {
+                assert!(
+                    bytes.len() - rest < 16 && rest >= start,
+                    "{bytes:?} from {start}"
+                );
+                assert!(
+                    expected >= rest,
+                    "blocks passed a match: {bytes:?} from {start}"
+                );
+            }
+        }
+    };
+    // Every byte value on a plain filler, at every position and start (up to 40 bytes:
+    // two blocks and a tail); the bytes to find at every position of texts up to 80.
+    for len in 0..=80 {
+        for at in 0..len {
+            let specials: &[u8] = if len <= 40 {
+                &ALL_BYTES
+            } else {
+                b"\"\\\x00\x1f\n"
+            };
+            for &special in specials {
+                let mut bytes = vec![b'a'; len];
+                bytes[at] = special;
+                for start in 0..=at + 1 {
+                    check(&bytes, start);
+                }
+            }
+        }
+    }
+    // Every byte value as the filler, with and without a quote after it.
+    for filler in 0..=255u8 {
+        for len in 0..=40 {
+            let mut bytes = vec![filler; len];
+            for start in 0..=len {
+                check(&bytes, start);
+            }
+            bytes.push(b'"');
+            for start in 0..=len {
+                check(&bytes, start);
+            }
+        }
+    }
+    // Two matches in one block or word: the first is found, wherever the second is.
+    for first in 0..40 {
+        for second in first + 1..48 {
+            let mut bytes = vec![b'x'; 48];
+            bytes[first] = b'\\';
+            bytes[second] = 0;
+            for start in 0..=first {
+                check(&bytes, start);
+            }
+        }
+    }
+}
+
+/// Strings read through every alignment of the body and every length that crosses the
+/// SIMD blocks: borrowed, unescaped or refused as serde_json reads them.
+#[test]
+fn strings_read_at_every_alignment_and_length() {
+    for pad in 0..=16 {
+        for len in 0..=70 {
+            let content: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let plain = format!("{}\"{content}\"", " ".repeat(pad));
+            let read: Text<'_> = from_str(&plain).unwrap();
+            assert!(read.is_borrowed() && read == content.as_str(), "{plain:?}");
+            for at in 0..len {
+                let escaped = format!(
+                    "{}\"{}\\n{}\"",
+                    " ".repeat(pad),
+                    &content[..at],
+                    &content[at..]
+                );
+                assert!(
+                    agree::<Text<'_>>(&escaped).is_ok_and(|t| t.is_some()),
+                    "{escaped:?}"
+                );
+                let control = format!(
+                    "{}\"{}\t{}\"",
+                    " ".repeat(pad),
+                    &content[..at],
+                    &content[at..]
+                );
+                assert!(
+                    agree::<Text<'_>>(&control).is_ok_and(|t| t.is_none()),
+                    "{control:?}"
+                );
+                assert!(
+                    agree::<IgnoredAny>(&control).is_ok_and(|t| t.is_none()),
+                    "{control:?}"
+                );
+                let unterminated = format!("{}\"{}", " ".repeat(pad), &content[..at]);
+                assert!(
+                    agree::<Text<'_>>(&unterminated).is_ok_and(|t| t.is_none()),
+                    "{unterminated:?}"
+                );
+                assert!(
+                    agree::<IgnoredAny>(&unterminated).is_ok_and(|t| t.is_none()),
+                    "{unterminated:?}"
+                );
+            }
+        }
+    }
+}
+
 /// Breaks a text now and then: a byte removed, one inserted, or the end cut off (at
 /// ASCII bytes only, so the text stays UTF-8).
 fn mutate(text: &str, choices: &mut Choices) -> String {
