@@ -196,8 +196,8 @@ pub fn mutate(
         return;
     }
     let root = Pointer::root(&pod.pointer);
-    stamp(patch, identity, &root, pod);
     let Some(spec) = &pod.spec else {
+        stamp(patch, identity, &root, pod);
         return;
     };
     let datasets = if pod.no_datasets() { &[][..] } else { datasets };
@@ -211,7 +211,10 @@ pub fn mutate(
         ),
     ];
     let containers = lists.iter().map(|(_, list)| list.len()).sum();
+    // Reserved before the first operation (the stamp), so that the patch is allocated
+    // once rather than at its initial size and then grown.
     patch.reserve(rendered.patch_size(&plan, containers, pod.pointer.len()));
+    stamp(patch, identity, &root, pod);
     let spec_ptr = root.keys(&["spec"]);
     pod_security(patch, identity, &spec_ptr, spec);
     volumes(patch, &plan, &spec_ptr, spec);
