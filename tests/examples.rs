@@ -75,12 +75,8 @@ fn mutate(
         directory: &directory,
         pods: &pods,
     };
-    let reviewed = review(
-        Webhook::Mutate,
-        &serde_json::to_vec(&body).expect("json"),
-        &admission,
-    )
-    .expect("review");
+    let request = serde_json::to_vec(&body).expect("json");
+    let reviewed = review(Webhook::Mutate, &request, &admission).expect("review");
     let response: Value = serde_json::from_slice(&reviewed.body).expect("response");
     let mut out = object.clone();
     if let Some(patch) = response["response"]["patch"].as_str() {

@@ -294,7 +294,8 @@ proptest! {
         );
         // The pod is read in place when the request's kind comes before its object (as the
         // API server writes it) and read again afterwards when it does not: same answer.
-        let reordered = review(Webhook::Mutate, &object_first(&first), &fx.admission()).unwrap();
+        let reordered_body = object_first(&first);
+        let reordered = review(Webhook::Mutate, &reordered_body, &fx.admission()).unwrap();
         prop_assert_eq!(&reordered, &reviewed);
         let mut mutated = object.clone();
         let patch = patch_of(&reviewed).unwrap();

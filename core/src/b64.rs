@@ -11,6 +11,8 @@
 //! 4,096-entry table of output pairs. Every path writes the same bytes as the `base64`
 //! crate's standard engine (tested against it, each path on its own).
 
+use std::mem::MaybeUninit;
+
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// The two output characters of each 12-bit value, first character in the low byte.
@@ -61,9 +63,17 @@ pub(crate) fn encode_into(out: &mut Vec<u8>, input: &[u8]) {
 }
 
 fn encode_with(path: Path, out: &mut Vec<u8>, input: &[u8]) {
+    let len = encoded_len(input.len());
+    out.reserve(len);
     let start = out.len();
-    out.resize(start + encoded_len(input.len()), 0);
-    let dst = &mut out[start..];
+    // Written in place, in the spare capacity, without zero-filling it first: every
+    // encoder below only stores into `dst`, and between them they store every one of its
+    // `len` bytes (the SIMD path and the words the first characters, `encode_tail`
+    // exactly the padded encoding of the rest).
+    let Some(dst) = out.spare_capacity_mut().get_mut(..len) else {
+        // `reserve` made room for `len` more bytes: never taken.
+        return;
+    };
     let (read, written) = match path {
         Path::Scalar => (0, 0),
         // SAFETY: `Path::best` chose these only on a CPU with the feature (and the tests
@@ -76,20 +86,24 @@ fn encode_with(path: Path, out: &mut Vec<u8>, input: &[u8]) {
     let (input, dst) = (&input[read..], &mut dst[written..]);
     let (read, written) = encode_words(input, dst);
     encode_tail(&input[read..], &mut dst[written..]);
+    // SAFETY: the `len` bytes after `start` are within the capacity (`reserve`, and `dst`
+    // is `len` long) and were all initialised above.
+    unsafe { out.set_len(start + len) };
 }
 
 /// Six bytes to eight characters at a time, reading eight (while eight are left);
 /// returns the bytes read and the characters written.
-fn encode_words(input: &[u8], dst: &mut [u8]) -> (usize, usize) {
+fn encode_words(input: &[u8], dst: &mut [MaybeUninit<u8>]) -> (usize, usize) {
     let (mut read, mut written) = (0, 0);
     while let (Some(word), Some(quad)) = (
         input.get(read..).and_then(<[u8]>::first_chunk::<8>),
         dst.get_mut(written..)
-            .and_then(<[u8]>::first_chunk_mut::<8>),
+            .and_then(<[MaybeUninit<u8>]>::first_chunk_mut::<8>),
     ) {
         let w = u64::from_be_bytes(*word);
         let pair = |shift: u32| u64::from(PAIRS[(w >> shift) as usize & 0xfff]);
-        *quad = (pair(52) | pair(40) << 16 | pair(28) << 32 | pair(16) << 48).to_le_bytes();
+        let chars = pair(52) | pair(40) << 16 | pair(28) << 32 | pair(16) << 48;
+        *quad = chars.to_le_bytes().map(MaybeUninit::new);
         read += 6;
         written += 8;
     }
@@ -97,14 +111,15 @@ fn encode_words(input: &[u8], dst: &mut [u8]) -> (usize, usize) {
 }
 
 /// Encodes the last bytes (fewer than eight, or all of them on the words' tail) into
-/// `dst`, exactly their padded encoded length.
-fn encode_tail(input: &[u8], dst: &mut [u8]) {
+/// `dst`, exactly their padded encoded length: every byte of `dst` is written.
+fn encode_tail(input: &[u8], dst: &mut [MaybeUninit<u8>]) {
     let (groups, rest) = input.as_chunks::<3>();
     let (quads, _) = dst.as_chunks_mut::<4>();
     let pair = |bits: usize| PAIRS[bits & 0xfff];
     for (group, quad) in groups.iter().zip(quads.iter_mut()) {
         let n = usize::from(group[0]) << 16 | usize::from(group[1]) << 8 | usize::from(group[2]);
-        *quad = (u32::from(pair(n >> 12)) | u32::from(pair(n)) << 16).to_le_bytes();
+        let chars = u32::from(pair(n >> 12)) | u32::from(pair(n)) << 16;
+        *quad = chars.to_le_bytes().map(MaybeUninit::new);
     }
     let Some(last) = quads.last_mut() else {
         return;
@@ -112,12 +127,12 @@ fn encode_tail(input: &[u8], dst: &mut [u8]) {
     match *rest {
         [a] => {
             let [x, y] = pair(usize::from(a) << 4).to_le_bytes();
-            *last = [x, y, b'=', b'='];
+            *last = [x, y, b'=', b'='].map(MaybeUninit::new);
         }
         [a, b] => {
             let n = usize::from(a) << 10 | usize::from(b) << 2;
             let [x, y] = pair(n >> 6).to_le_bytes();
-            *last = [x, y, ALPHABET[n & 63], b'='];
+            *last = [x, y, ALPHABET[n & 63], b'='].map(MaybeUninit::new);
         }
         _ => {}
     }
@@ -136,9 +151,12 @@ fn encode_tail(input: &[u8], dst: &mut [u8]) {
 ///   shuffle of a 16-entry table.
 ///
 /// Loads and stores are unaligned and stay within the slices they are given (checked by
-/// the loop conditions); the rest is register arithmetic.
+/// the loop conditions); the rest is register arithmetic. The output is only stored to,
+/// never read, so it may be uninitialised (the spare capacity of the response).
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use std::mem::MaybeUninit;
+
     use std::arch::x86_64::{
         __m128i, __m256i, _mm_add_epi8, _mm_and_si128, _mm_cmpgt_epi8, _mm_loadu_si128,
         _mm_mulhi_epu16, _mm_mullo_epi16, _mm_or_si128, _mm_set1_epi8, _mm_set1_epi32,
@@ -252,7 +270,7 @@ mod x86 {
     /// Encodes 24 bytes to 32 characters at a time while 28 bytes are left to read (each
     /// lane loads 16 bytes and uses 12); returns the bytes read and characters written.
     #[target_feature(enable = "avx2")]
-    pub(super) fn encode_avx2(input: &[u8], dst: &mut [u8]) -> (usize, usize) {
+    pub(super) fn encode_avx2(input: &[u8], dst: &mut [MaybeUninit<u8>]) -> (usize, usize) {
         let mut blocks = 0;
         for (bytes, out) in input.windows(28).step_by(24).zip(dst.chunks_exact_mut(32)) {
             // SAFETY: the two 16-byte loads, at 0 and 12, lie within the 28 bytes of `bytes`.
@@ -273,7 +291,7 @@ mod x86 {
     /// Encodes 12 bytes to 16 characters at a time while 16 bytes are left to read;
     /// returns the bytes read and characters written.
     #[target_feature(enable = "ssse3")]
-    pub(super) fn encode_ssse3(input: &[u8], dst: &mut [u8]) -> (usize, usize) {
+    pub(super) fn encode_ssse3(input: &[u8], dst: &mut [MaybeUninit<u8>]) -> (usize, usize) {
         let shifts = Shifts {
             high: std::hint::black_box(_mm_set1_epi32(HIGH_SHIFT)),
             low: std::hint::black_box(_mm_set1_epi32(LOW_SHIFT)),
@@ -313,11 +331,25 @@ mod tests {
         paths
     }
 
+    /// Encodes `input` after a prefix twice: into a buffer with no spare capacity (so the
+    /// encoder reserves), and into one whose spare capacity holds old bytes (so a byte the
+    /// encoder failed to write would show); both must give the same characters.
     fn encode(path: Path, input: &[u8]) -> Vec<u8> {
         let mut out = b"prefix".to_vec();
         encode_with(path, &mut out, input);
         assert_eq!(out.len(), 6 + encoded_len(input.len()));
         assert_eq!(&out[..6], b"prefix");
+        let mut recycled = b"prefix".to_vec();
+        recycled.resize(6 + encoded_len(input.len()) + 40, b'!');
+        recycled.truncate(6);
+        let capacity = recycled.capacity();
+        encode_with(path, &mut recycled, input);
+        assert_eq!(
+            recycled.capacity(),
+            capacity,
+            "no growth when there is room"
+        );
+        assert_eq!(recycled, out, "{path:?} into a recycled buffer");
         out.split_off(6)
     }
 

@@ -3,6 +3,7 @@
 //! in place, other objects are kept raw, see [`crate::envelope`]), decides, and
 //! writes the response; it never does I/O.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -98,30 +99,57 @@ impl fmt::Debug for Admission<'_> {
 
 /// A produced response and what it decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reviewed {
+pub struct Reviewed<'a> {
     /// The AdmissionReview v1 response, as JSON.
     pub body: Vec<u8>,
     /// What was decided, for logs and metrics.
-    pub summary: Summary,
+    pub summary: Summary<'a>,
 }
 
-/// What a review decided, for logs and metrics.
+impl Reviewed<'_> {
+    /// The same, owning its summary's texts (to keep it longer than the request body).
+    pub fn into_owned(self) -> Reviewed<'static> {
+        Reviewed {
+            body: self.body,
+            summary: self.summary.into_owned(),
+        }
+    }
+}
+
+/// What a review decided, for logs and metrics. Its texts borrow from the request body
+/// where the body holds them as they are (no allocation per review for them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Summary {
+pub struct Summary<'a> {
     /// `request.uid`.
-    pub uid: String,
+    pub uid: Cow<'a, str>,
     /// `request.kind.kind`, e.g. `Pod`.
-    pub kind: String,
+    pub kind: Cow<'a, str>,
     /// `request.operation`, e.g. `CREATE`.
-    pub operation: String,
+    pub operation: Cow<'a, str>,
     /// `request.namespace`, if any.
-    pub namespace: Option<String>,
+    pub namespace: Option<Cow<'a, str>>,
     /// The username the object was decided to run as, when one was decided.
     pub identity: Option<String>,
     /// The verdict.
     pub verdict: Verdict,
     /// `request.dryRun`.
     pub dry_run: bool,
+}
+
+impl Summary<'_> {
+    /// The same, owning its texts.
+    pub fn into_owned(self) -> Summary<'static> {
+        let own = |text: Cow<'_, str>| Cow::Owned(text.into_owned());
+        Summary {
+            uid: own(self.uid),
+            kind: own(self.kind),
+            operation: own(self.operation),
+            namespace: self.namespace.map(own),
+            identity: self.identity,
+            verdict: self.verdict,
+            dry_run: self.dry_run,
+        }
+    }
 }
 
 /// The outcome of a review.
@@ -216,13 +244,12 @@ impl WriteJson for StatusOut<'_> {
 }
 
 /// Reviews one AdmissionReview v1 request body for `webhook` and returns the response.
-pub fn review(
+pub fn review<'a>(
     webhook: Webhook,
-    body: &[u8],
+    body: &'a [u8],
     admission: &Admission<'_>,
-) -> Result<Reviewed, ReviewError> {
-    let body = std::str::from_utf8(body)
-        .map_err(|e| ReviewError::NotJson(format!("the body is not UTF-8: {e}")))?;
+) -> Result<Reviewed<'a>, ReviewError> {
+    let body = utf8(body)?;
     let mut envelope = envelope::parse(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
     // A trusted submitter's pod is read again as text, for its identity label: only its
     // requests pay for that, and only when there are trusted submitters at all.
@@ -256,6 +283,16 @@ pub fn review(
     respond(request, decision)
 }
 
+/// The body as text. The check is `simdutf8`'s (SIMD, the same verdict as the standard
+/// library's); a body that fails it is checked again by the standard library, whose
+/// error says where.
+fn utf8(body: &[u8]) -> Result<&str, ReviewError> {
+    simdutf8::basic::from_utf8(body).map_err(|_| {
+        let why = std::str::from_utf8(body).map_or_else(|e| e.to_string(), |_| String::new());
+        ReviewError::NotJson(format!("the body is not UTF-8: {why}"))
+    })
+}
+
 /// The start of every response, up to the value of `uid`.
 const RESPONSE_HEAD: &[u8] =
     br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"#;
@@ -263,7 +300,7 @@ const RESPONSE_HEAD: &[u8] =
 /// Writes the AdmissionReview response. It is written directly rather than through a
 /// serialised struct so that the base64 patch (which never needs escaping) is copied
 /// once instead of being scanned as a JSON string.
-fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed, ReviewError> {
+fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed<'_>, ReviewError> {
     let serialize = |e: &dyn fmt::Display| ReviewError::Serialize(e.to_string());
     // A denied request carries no patch, whatever was written before the denial.
     let patch = if decision.denials.is_empty() {
@@ -308,10 +345,10 @@ fn respond(request: Request<'_>, decision: Decision) -> Result<Reviewed, ReviewE
     Ok(Reviewed {
         body,
         summary: Summary {
-            uid: request.uid.into_owned(),
-            kind: request.kind.kind.into_owned(),
-            operation: request.operation.into_owned(),
-            namespace: request.namespace.map(Text::into_owned),
+            uid: request.uid.0,
+            kind: request.kind.kind.0,
+            operation: request.operation.0,
+            namespace: request.namespace.map(|namespace| namespace.0),
             identity: decision.identity,
             verdict,
             dry_run: request.dry_run.unwrap_or(false),
@@ -1461,6 +1498,33 @@ mod tests {
             let mut out = Vec::new();
             status.write_json(&mut out);
             proptest::prop_assert_eq!(out, serde_json::to_vec(&status).unwrap());
+        }
+
+        #[test]
+        fn the_utf8_check_agrees_with_the_standard_library(
+            // Valid text with bytes changed, cut anywhere: long enough for the SIMD
+            // blocks, with sequences cut short, overlong, surrogates and stray bytes.
+            text in proptest::prelude::any::<String>(),
+            changes in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 0..3),
+            repeat in 1usize..40,
+            cut in proptest::prelude::any::<usize>(),
+        ) {
+            let mut bytes = text.repeat(repeat).into_bytes();
+            for (at, byte) in changes {
+                if !bytes.is_empty() {
+                    let at = at % bytes.len();
+                    bytes[at] = byte;
+                }
+            }
+            bytes.truncate(cut % (bytes.len() + 1));
+            match (utf8(&bytes), std::str::from_utf8(&bytes)) {
+                (Ok(ours), Ok(std)) => proptest::prop_assert_eq!(ours, std),
+                (Err(ours), Err(std)) => proptest::prop_assert_eq!(
+                    ours.to_string(),
+                    format!("request is not a JSON AdmissionReview: the body is not UTF-8: {std}")
+                ),
+                (ours, std) => proptest::prop_assert!(false, "{:?} vs {:?}", ours.map(str::len), std.map(str::len)),
+            }
         }
     }
 

@@ -69,17 +69,20 @@ fuzz_target!(|data: &[u8]| {
     };
     let namespace = if data.len() % 2 == 0 { "cm37235-2" } else { "home-ada" };
 
-    let mutated = review(Webhook::Mutate, &body(namespace, &object), &admission)
+    let request = body(namespace, &object);
+    let mutated = review(Webhook::Mutate, &request, &admission)
         .expect("a well-formed review gets a response");
     let mut object = object;
     if let Some(patch) = patch_of(&mutated.body) {
         json_patch::patch(&mut object, &patch).expect("a patch applies to its object");
-        let again = review(Webhook::Mutate, &body(namespace, &object), &admission)
+        let request = body(namespace, &object);
+        let again = review(Webhook::Mutate, &request, &admission)
             .expect("a well-formed review gets a response");
         assert_eq!(again.summary.verdict, Verdict::Allowed, "re-admission patched again");
     }
 
-    let validated = review(Webhook::Validate, &body(namespace, &object), &admission)
+    let request = body(namespace, &object);
+    let validated = review(Webhook::Validate, &request, &admission)
         .expect("a well-formed review gets a response");
     if validated.summary.verdict != Verdict::Allowed {
         return;

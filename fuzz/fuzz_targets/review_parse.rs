@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
             let out: serde_json::Value =
                 serde_json::from_slice(&reviewed.body).expect("responses are JSON");
             assert_eq!(out["kind"], "AdmissionReview");
-            assert_eq!(out["response"]["uid"].as_str(), Some(reviewed.summary.uid.as_str()));
+            assert_eq!(out["response"]["uid"].as_str(), Some(&*reviewed.summary.uid));
         }
     }
 });

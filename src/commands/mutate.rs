@@ -222,9 +222,11 @@ fn run_webhook(
     webhook: Webhook,
     review_json: &Value,
     admission: &Admission<'_>,
-) -> anyhow::Result<Reviewed> {
+) -> anyhow::Result<Reviewed<'static>> {
     let body = serde_json::to_vec(review_json).context("cannot serialise the review")?;
-    review(webhook, &body, admission).with_context(|| format!("the {webhook} webhook failed"))
+    review(webhook, &body, admission)
+        .map(Reviewed::into_owned)
+        .with_context(|| format!("the {webhook} webhook failed"))
 }
 
 fn refused(webhook: Webhook, reviewed: &Reviewed) -> Option<ExitCode> {

@@ -98,9 +98,11 @@ impl Fixture {
         }
     }
 
-    pub fn review(&self, webhook: Webhook, request: &Value) -> Reviewed {
+    pub fn review(&self, webhook: Webhook, request: &Value) -> Reviewed<'static> {
         let body = serde_json::to_vec(request).unwrap();
-        review(webhook, &body, &self.admission()).unwrap()
+        review(webhook, &body, &self.admission())
+            .unwrap()
+            .into_owned()
     }
 
     /// Runs the mutating webhook and applies its patch; returns the object as mutated.
