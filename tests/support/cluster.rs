@@ -602,21 +602,22 @@ pub async fn install_open_crd(
     )
     .await
     .unwrap_or_else(|e| panic!("apply the {kind} CRD: {e}"));
-    eventually(
-        &format!("the {kind} CRD established"),
-        Duration::from_secs(60),
-        || {
-            let (crds, name) = (crds.clone(), name.clone());
-            async move {
-                let crd = crds.get(&name).await.ok()?;
-                crd.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        },
-    )
+    wait_established(&crds, &name).await;
+}
+
+/// Waits until the CRD `name` is established (its resource is served).
+async fn wait_established(crds: &Api<CustomResourceDefinition>, name: &str) {
+    eventually(&format!("CRD {name} established"), WAIT, || {
+        let crds = crds.clone();
+        async move {
+            let crd = crds.get(name).await.ok()?;
+            crd.status?
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
+        }
+    })
     .await;
 }
 
@@ -638,19 +639,7 @@ async fn prepare(admin: &Client) {
             .await
             .expect("apply CRD");
         }
-        eventually(&format!("CRD {name} established"), WAIT, || {
-            let crds = crds.clone();
-            let name = name.clone();
-            async move {
-                let crd = crds.get(&name).await.ok()?;
-                crd.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        })
-        .await;
+        wait_established(&crds, &name).await;
     }
     let roles: Api<ClusterRole> = Api::all(admin.clone());
     eventually("ClusterRole edit aggregated", WAIT, || {
