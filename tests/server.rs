@@ -634,27 +634,7 @@ async fn shutdown_finishes_in_flight_requests_and_refuses_new_connections() {
     assert_eq!(status, StatusCode::OK);
 
     // An in-flight request: headers and half the body sent, the rest held back.
-    let tls = tls_connect(h.running.addr, &h.ca, &[b"http/1.1"])
-        .await
-        .unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake::<_, StreamBody<_>>(TokioIo::new(tls))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let body = review_with("uid-in-flight", |_| {});
-    let (first, rest) = body.split_at(body.len() / 2);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(2);
-    tx.send(Ok(Frame::data(Bytes::copy_from_slice(first))))
-        .await
-        .unwrap();
-    let request = Request::post("/mutate")
-        .header(header::HOST, "localhost")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CONTENT_LENGTH, body.len())
-        .body(StreamBody::new(tokio_stream_from(rx)))
-        .unwrap();
-    let in_flight = tokio::spawn(sender.send_request(request));
+    let in_flight = HalfSent::start(&h, "uid-in-flight").await;
     // Wait until the server is handling it.
     let metrics_addr = h.running.admin_addr;
     wait_for(|| async move {
@@ -679,11 +659,7 @@ async fn shutdown_finishes_in_flight_requests_and_refuses_new_connections() {
     .await;
 
     // The in-flight request still completes, and the connection is told to close.
-    tx.send(Ok(Frame::data(Bytes::copy_from_slice(rest))))
-        .await
-        .unwrap();
-    drop(tx);
-    let response = in_flight.await.unwrap().unwrap();
+    let response = in_flight.finish().await;
     assert_eq!(
         response
             .headers()
@@ -708,27 +684,7 @@ async fn a_request_without_a_free_slot_waits_for_one() {
     })
     .await;
     // The only slot is held by a request whose body is half sent.
-    let tls = tls_connect(h.running.addr, &h.ca, &[b"http/1.1"])
-        .await
-        .unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake::<_, StreamBody<_>>(TokioIo::new(tls))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let body = review_with("uid-holding", |_| {});
-    let (first, rest) = body.split_at(body.len() / 2);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::convert::Infallible>>(2);
-    tx.send(Ok(Frame::data(Bytes::copy_from_slice(first))))
-        .await
-        .unwrap();
-    let request = Request::post("/mutate")
-        .header(header::HOST, "localhost")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CONTENT_LENGTH, body.len())
-        .body(StreamBody::new(tokio_stream_from(rx)))
-        .unwrap();
-    let holding = tokio::spawn(sender.send_request(request));
+    let holding = HalfSent::start(&h, "uid-holding").await;
     let admin = h.running.admin_addr;
     let in_flight = |n: u32| async move {
         admin_get(admin, "/metrics")
@@ -752,11 +708,7 @@ async fn a_request_without_a_free_slot_waits_for_one() {
     assert!(!waiting.is_finished());
 
     // ... and is answered once the first one is done with it.
-    tx.send(Ok(Frame::data(Bytes::copy_from_slice(rest))))
-        .await
-        .unwrap();
-    drop(tx);
-    let (status, value) = json_body(holding.await.unwrap().unwrap()).await;
+    let (status, value) = json_body(holding.finish().await).await;
     assert_eq!(status, StatusCode::OK, "{value}");
     assert_eq!(value["response"]["uid"], "uid-holding");
     let (status, value) = waiting.await.unwrap();
@@ -851,6 +803,54 @@ async fn readiness_waits_for_the_directory_and_metrics_count_requests() {
         "{expiry} vs {now}"
     );
     h.running.shutdown().await;
+}
+
+/// A `/mutate` request of the review `uid` whose headers and first half of the body are
+/// sent, on a connection of its own; the rest is held back until [`HalfSent::finish`].
+struct HalfSent {
+    response: tokio::task::JoinHandle<hyper::Result<hyper::Response<hyper::body::Incoming>>>,
+    tx: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, std::convert::Infallible>>,
+    rest: Vec<u8>,
+}
+
+impl HalfSent {
+    async fn start(h: &Harness, uid: &str) -> Self {
+        let tls = tls_connect(h.running.addr, &h.ca, &[b"http/1.1"])
+            .await
+            .unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, StreamBody<_>>(TokioIo::new(tls))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let body = review_with(uid, |_| {});
+        let (first, rest) = body.split_at(body.len() / 2);
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tx.send(Ok(Frame::data(Bytes::copy_from_slice(first))))
+            .await
+            .unwrap();
+        let request = Request::post("/mutate")
+            .header(header::HOST, "localhost")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(StreamBody::new(tokio_stream_from(rx)))
+            .unwrap();
+        Self {
+            response: tokio::spawn(sender.send_request(request)),
+            tx,
+            rest: rest.to_vec(),
+        }
+    }
+
+    /// Sends the rest of the body and returns the response.
+    async fn finish(self) -> hyper::Response<hyper::body::Incoming> {
+        self.tx
+            .send(Ok(Frame::data(Bytes::from(self.rest))))
+            .await
+            .unwrap();
+        drop(self.tx);
+        self.response.await.unwrap().unwrap()
+    }
 }
 
 fn tokio_stream_from<T: Send + 'static>(
