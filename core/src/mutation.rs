@@ -583,24 +583,16 @@ fn container_ops(
     match &container.env {
         None => patch.add_json(env_ptr, &rendered.env.all()),
         Some(existing) => {
-            let maybe_found = env_maybe_found(plan, existing);
             for (k, (name, value)) in plan.env.iter().enumerate() {
-                if bit(k).is_some_and(|b| maybe_found & b == 0) {
-                    // Not in the container: appended (what the search below concludes).
-                    patch.add_with_head(
-                        appends.env.get_or_set(&env_ptr.end()),
-                        &rendered.env.item(k),
-                    );
-                    continue;
-                }
                 let mut found = false;
-                for (j, var) in existing.iter().enumerate() {
-                    if var.name != *name {
-                        continue;
-                    }
+                for (j, var) in existing
+                    .homestead
+                    .iter()
+                    .filter(|(_, var)| var.name == *name)
+                {
                     found = true;
                     if !env_is(var, value) {
-                        patch.replace_json(env_ptr.index(j), &rendered.env.item(k));
+                        patch.replace_json(env_ptr.index(*j), &rendered.env.item(k));
                     }
                 }
                 if !found {
@@ -650,39 +642,6 @@ fn container_security(
     if allow_privilege_escalation.is_none() && !contradicts {
         patch.add_json(sc_ptr.keys(&["allowPrivilegeEscalation"]), &false);
     }
-}
-
-/// Which of the plan's variables the container's list `existing` may hold, as bit `k` for
-/// `plan.env[k]`; a variable whose bit is clear is certainly not there. One pass over
-/// the list that compares a name only when its length is that of a plan variable
-/// (instead of searching the list once for each of the plan's variables): a container's
-/// own variables rarely have those lengths. All bits are set (search every variable)
-/// when the plan does not fit the masks.
-fn env_maybe_found(plan: &MutationPlan, existing: &[EnvVar<'_>]) -> u64 {
-    let mut lengths = 0u64;
-    for (name, _) in &plan.env {
-        match bit(name.len()) {
-            Some(b) if plan.env.len() <= 64 => lengths |= b,
-            _ => return u64::MAX,
-        }
-    }
-    let mut found = 0u64;
-    for var in existing {
-        if bit(var.name.len()).is_none_or(|b| lengths & b == 0) {
-            continue;
-        }
-        for (k, (name, _)) in plan.env.iter().enumerate() {
-            if var.name == *name {
-                found |= bit(k).unwrap_or(u64::MAX);
-            }
-        }
-    }
-    found
-}
-
-/// Bit `n` of a 64-bit mask, if there is one.
-fn bit(n: usize) -> Option<u64> {
-    u32::try_from(n).ok().and_then(|n| 1u64.checked_shl(n))
 }
 
 fn env_is(var: &EnvVar<'_>, value: &str) -> bool {
@@ -814,44 +773,6 @@ mod tests {
             let list = RenderedList::new(mounts.iter());
             prop_assert_eq!(written(&list.all()), serde(&mounts));
             prop_assert_eq!(written(&list.item(1)), serde(&mounts[1]));
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn a_plan_variable_left_out_of_the_mask_is_not_in_the_container(
-            plan_names in prop::collection::vec("[A-Z_]{0,3}|[A-Z_]{60,70}", 0..10),
-            names in prop::collection::vec("[A-Z_]{0,3}|[A-Z_]{60,70}", 0..12),
-            shared in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
-        ) {
-            // Some of the container's variables are the plan's (shared names), the others
-            // random, of lengths either side of the mask's 64.
-            let mut names = names;
-            for index in shared {
-                if !plan_names.is_empty() {
-                    names.push(plan_names[index.index(plan_names.len())].clone());
-                }
-            }
-            let leaked: Vec<&'static str> =
-                plan_names.iter().map(|n| &*n.clone().leak()).collect();
-            let plan = MutationPlan {
-                mounts: Vec::new(),
-                env: leaked.iter().map(|&n| (n, Cow::Borrowed("v"))).collect(),
-            };
-            let existing: Vec<EnvVar<'_>> = names
-                .iter()
-                .map(|n| EnvVar { name: n.as_str().into(), ..EnvVar::default() })
-                .collect();
-            let mask = env_maybe_found(&plan, &existing);
-            for (k, name) in leaked.iter().enumerate() {
-                let there = names.iter().any(|n| n == name);
-                let in_mask = bit(k).is_none_or(|b| mask & b != 0);
-                prop_assert!(in_mask || !there, "{name:?} is in the container but not in the mask {mask:#x}");
-                if plan_names.iter().all(|n| n.len() < 64) {
-                    // Exact when every plan name fits the mask of lengths.
-                    prop_assert_eq!(in_mask, there, "{:?}", name);
-                }
-            }
         }
     }
 

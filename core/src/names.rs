@@ -36,6 +36,9 @@ pub const VOLUME_PROJECT: &str = "homestead-project";
 /// Prefix of dataset volumes: `dataset-<name>`.
 pub const VOLUME_DATASET_PREFIX: &str = "dataset-";
 
+/// The prefix of every environment variable homestead writes: the only variables of a
+/// container that admission keeps when it reads the pod.
+pub const ENV_PREFIX: &str = "HOMESTEAD_";
 /// Environment variables written into every container.
 pub const ENV_USER: &str = "HOMESTEAD_USER";
 /// The identity's uid.

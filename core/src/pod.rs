@@ -366,9 +366,56 @@ pub struct Container<'a> {
     /// `volumeMounts`.
     #[serde(default, borrow)]
     pub volume_mounts: Option<Vec<VolumeMount<'a>>>,
-    /// `env`.
+    /// `env`: only homestead's own variables are kept.
     #[serde(default, borrow)]
-    pub env: Option<Vec<EnvVar<'a>>>,
+    pub env: Option<Env<'a>>,
+}
+
+/// A container's `env` list as admission needs it: the entries homestead writes (names
+/// starting with [`names::ENV_PREFIX`]) with their index in the list. Every entry is read
+/// (its grammar and types are checked as before), and the container's own variables are
+/// not kept: a pod with hundreds of them costs no memory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Env<'a> {
+    /// `(index, entry)` of each entry whose name starts with [`names::ENV_PREFIX`].
+    pub homestead: Vec<(usize, EnvVar<'a>)>,
+}
+
+impl<'a> Env<'a> {
+    /// The entries of `list` homestead writes, as reading that list keeps them.
+    pub fn of(list: impl IntoIterator<Item = EnvVar<'a>>) -> Self {
+        Self {
+            homestead: list
+                .into_iter()
+                .enumerate()
+                .filter(|(_, var)| var.name.starts_with(names::ENV_PREFIX))
+                .collect(),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Env<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvVisitor;
+        impl<'de> Visitor<'de> for EnvVisitor {
+            type Value = Env<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of environment variables")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut env = Env::default();
+                let mut index = 0usize;
+                while let Some(var) = seq.next_element::<EnvVar<'de>>()? {
+                    if var.name.starts_with(names::ENV_PREFIX) {
+                        env.homestead.push((index, var));
+                    }
+                    index += 1;
+                }
+                Ok(env)
+            }
+        }
+        deserializer.deserialize_seq(EnvVisitor)
+    }
 }
 
 /// A container's `securityContext`.
@@ -709,7 +756,9 @@ mod tests {
                     "name": "main", "image": "python:3",
                     "securityContext": {"capabilities": {"add": ["NET_BIND_SERVICE"]}},
                     "volumeMounts": [{"name": "c", "mountPath": "/x", "subPath": "a\/b"}],
-                    "env": [{"name": "A", "value": "1"}, {"name": "B", "valueFrom": {"fieldRef": {}}}]
+                    "env": [{"name": "A", "value": "0"}, {"name": "HOMESTEAD_UID", "value": "1"},
+                            {"name": "HOMESTEAD", "valueFrom": {}},
+                            {"name": "HOMESTEAD_X", "valueFrom": {"fieldRef": {}}}]
                 }]
             }
         }"#;
@@ -751,10 +800,13 @@ mod tests {
         assert!(!mount.sub_path.as_ref().unwrap().is_borrowed());
         // Plain strings are borrowed wherever they sit: in an Option, a Vec, a list entry.
         assert!(mount.name.is_borrowed() && mount.mount_path.is_borrowed());
-        let env = container.env.as_ref().unwrap();
-        assert_eq!(env[0].value.as_deref(), Some("1"));
-        assert!(env[1].value_from.is_some() && env[1].value.is_none());
-        assert!(env[0].name.is_borrowed() && env[0].value.as_ref().unwrap().is_borrowed());
+        // Only homestead's variables are kept, with their index in the list.
+        let env = &container.env.as_ref().unwrap().homestead;
+        assert_eq!(env.len(), 2);
+        assert_eq!((env[0].0, env[0].1.value.as_deref()), (1, Some("1")));
+        assert_eq!(env[1].0, 3);
+        assert!(env[1].1.value_from.is_some() && env[1].1.value.is_none());
+        assert!(env[0].1.name.is_borrowed() && env[0].1.value.as_ref().unwrap().is_borrowed());
         let caps = container
             .security_context
             .as_ref()
