@@ -255,10 +255,20 @@ impl Number {
 #[inline(always)]
 fn scan(bytes: &[u8], i: usize) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    let i = match x86::scan_blocks(bytes, i) {
-        Ok(found) => return found,
-        Err(rest) => rest,
-    };
+    match x86::scan_blocks(bytes, i) {
+        Ok(found) => found,
+        Err(rest) => scan_tail(bytes, rest),
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    scan_words(bytes, i)
+}
+
+/// [`scan_words`] out of line, for the last fewer than sixteen bytes of the body after the
+/// SSE2 blocks: rare, and kept out of the hot string paths so they need fewer registers.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[cold]
+#[inline(never)]
+fn scan_tail(bytes: &[u8], i: usize) -> usize {
     scan_words(bytes, i)
 }
 
@@ -310,12 +320,17 @@ mod x86 {
     /// is 0x1f; the lowest bit of the mask of matches is the first match.
     #[inline(always)]
     pub(super) fn scan_blocks(bytes: &[u8], mut i: usize) -> Result<usize, usize> {
-        while let Some(block) = bytes.get(i..).and_then(<[u8]>::first_chunk::<16>) {
-            // SAFETY: the load reads exactly the 16 bytes of `block` (unaligned loads are
-            // allowed); the intrinsics need SSE2, which this module is compiled only with
-            // (`target_feature = "sse2"`, part of every x86-64 target).
+        // The last index a whole block starts at (none in fewer than sixteen bytes).
+        let Some(last) = bytes.len().checked_sub(16) else {
+            return Err(i);
+        };
+        while i <= last {
+            // SAFETY: `i <= len - 16`, so the load reads the 16 bytes `bytes[i..i + 16]`,
+            // inside the slice (unaligned loads are allowed); the intrinsics need SSE2,
+            // which this module is compiled only with (`target_feature = "sse2"`, part of
+            // every x86-64 target).
             let mask = unsafe {
-                let v = _mm_loadu_si128(block.as_ptr().cast());
+                let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast());
                 let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
                 let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
                 let limit = _mm_set1_epi8(0x1f);
@@ -375,9 +390,21 @@ impl<'de> Deserializer<'de> {
         self.bytes().get(self.pos).copied()
     }
 
-    /// Skips whitespace and returns the next byte (not consumed).
+    /// Skips whitespace and returns the next byte (not consumed). The API server sends
+    /// compact JSON, so the next byte is almost always no whitespace: one comparison
+    /// decides that, and whitespace is skipped out of line.
     #[inline(always)]
     fn ws(&mut self) -> Option<u8> {
+        match self.peek() {
+            Some(b) if b > b' ' => Some(b),
+            _ => self.skip_ws(),
+        }
+    }
+
+    /// [`Self::ws`] at a byte that may be whitespace (or at the end).
+    #[cold]
+    #[inline(never)]
+    fn skip_ws(&mut self) -> Option<u8> {
         let bytes = self.bytes();
         loop {
             match bytes.get(self.pos) {
@@ -459,21 +486,24 @@ impl<'de> Deserializer<'de> {
         Ok(())
     }
 
-    /// Reads a string whose opening quote is consumed.
+    /// Reads a string whose opening quote is consumed (the byte before `self.pos` is that
+    /// `"`: every caller steps over it just before).
     #[inline(always)]
     fn read_str(&mut self) -> Result<Str<'de>> {
         let start = self.pos;
+        debug_assert_eq!(self.bytes().get(start.wrapping_sub(1)), Some(&b'"'));
         let end = scan(self.bytes(), start);
-        match self.bytes().get(end) {
-            Some(b'"') => {
-                self.pos = end + 1;
-                match self.text.get(start..end) {
-                    Some(s) => Ok(Str::Borrowed(s)),
-                    None => Err(self.error(Problem::InvalidEscape)),
-                }
-            }
-            _ => self.read_escaped(start, end).map(Str::Owned),
+        if self.bytes().get(end) == Some(&b'"') {
+            self.pos = end + 1;
+            // SAFETY: `start <= end` (the scan finds an index at or after where it
+            // starts) and `end < len` (there is a byte at `end`), and both are char
+            // boundaries of the `str`: the byte at `end` is a `"`, and the byte before
+            // `start` is the opening `"` (this function's contract); in UTF-8 an ASCII
+            // byte is a whole character, so a character starts at it and after it.
+            let s = unsafe { self.text.get_unchecked(start..end) };
+            return Ok(Str::Borrowed(s));
         }
+        self.read_escaped(start, end).map(Str::Owned)
     }
 
     /// The rest of a string from `at`, the first `\`, control character or end of text
