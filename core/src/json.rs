@@ -255,20 +255,10 @@ impl Number {
 #[inline(always)]
 fn scan(bytes: &[u8], i: usize) -> usize {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    match x86::scan_blocks(bytes, i) {
-        Ok(found) => found,
-        Err(rest) => scan_tail(bytes, rest),
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-    scan_words(bytes, i)
-}
-
-/// [`scan_words`] out of line, for the last fewer than sixteen bytes of the body after the
-/// SSE2 blocks: rare, and kept out of the hot string paths so they need fewer registers.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[cold]
-#[inline(never)]
-fn scan_tail(bytes: &[u8], i: usize) -> usize {
+    let i = match x86::scan_blocks(bytes, i) {
+        Ok(found) => return found,
+        Err(rest) => rest,
+    };
     scan_words(bytes, i)
 }
 
@@ -346,6 +336,29 @@ mod x86 {
     }
 }
 
+/// The index of the first byte at or after `i` that is no JSON whitespace (the length of
+/// `bytes` when there is none): [`Deserializer::ws`] out of line, a function of the bytes
+/// alone so that the reader's state stays in registers around it.
+#[cold]
+#[inline(never)]
+fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The part of [`scan`] the hot string paths inline: on x86-64 the SSE2 blocks, `Some`
+/// index of what they found, `None` when they reached the last fewer than sixteen bytes
+/// (left to [`scan`], out of line); on other targets the whole scan.
+#[inline(always)]
+fn scan_hot(bytes: &[u8], i: usize) -> Option<usize> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    return x86::scan_blocks(bytes, i).ok();
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    Some(scan_words(bytes, i))
+}
+
 fn hex(b: u8) -> Option<u16> {
     match b {
         b'0'..=b'9' => Some(u16::from(b - b'0')),
@@ -397,20 +410,9 @@ impl<'de> Deserializer<'de> {
     fn ws(&mut self) -> Option<u8> {
         match self.peek() {
             Some(b) if b > b' ' => Some(b),
-            _ => self.skip_ws(),
-        }
-    }
-
-    /// [`Self::ws`] at a byte that may be whitespace (or at the end).
-    #[cold]
-    #[inline(never)]
-    fn skip_ws(&mut self) -> Option<u8> {
-        let bytes = self.bytes();
-        loop {
-            match bytes.get(self.pos) {
-                Some(b' ' | b'\n' | b'\r' | b'\t') => self.pos += 1,
-                Some(&b) => return Some(b),
-                None => return None,
+            _ => {
+                self.pos = skip_ws(self.bytes(), self.pos);
+                self.peek()
             }
         }
     }
@@ -492,16 +494,36 @@ impl<'de> Deserializer<'de> {
     fn read_str(&mut self) -> Result<Str<'de>> {
         let start = self.pos;
         debug_assert_eq!(self.bytes().get(start.wrapping_sub(1)), Some(&b'"'));
+        if let Some(end) = scan_hot(self.bytes(), start)
+            && self.bytes().get(end) == Some(&b'"')
+        {
+            return Ok(Str::Borrowed(self.borrow_str(start, end)));
+        }
+        self.read_str_rest(start)
+    }
+
+    /// The string from `start` (just after its opening quote) to `end` (its closing quote),
+    /// consumed.
+    #[inline(always)]
+    fn borrow_str(&mut self, start: usize, end: usize) -> &'de str {
+        debug_assert!(start <= end && self.bytes().get(end) == Some(&b'"'));
+        self.pos = end + 1;
+        // SAFETY: `start <= end` (a scan finds an index at or after where it starts) and
+        // `end < len` (there is a byte at `end`), and both are char boundaries of the
+        // `str`: the byte at `end` is a `"`, and the byte before `start` is the opening
+        // `"` ([`Self::read_str`]'s contract); in UTF-8 an ASCII byte is a whole
+        // character, so a character starts at it and after it.
+        unsafe { self.text.get_unchecked(start..end) }
+    }
+
+    /// [`Self::read_str`] out of line when the SSE2 blocks did not find the closing quote:
+    /// a string in the last bytes of the body, or with an escape, or an error.
+    #[cold]
+    #[inline(never)]
+    fn read_str_rest(&mut self, start: usize) -> Result<Str<'de>> {
         let end = scan(self.bytes(), start);
         if self.bytes().get(end) == Some(&b'"') {
-            self.pos = end + 1;
-            // SAFETY: `start <= end` (the scan finds an index at or after where it
-            // starts) and `end < len` (there is a byte at `end`), and both are char
-            // boundaries of the `str`: the byte at `end` is a `"`, and the byte before
-            // `start` is the opening `"` (this function's contract); in UTF-8 an ASCII
-            // byte is a whole character, so a character starts at it and after it.
-            let s = unsafe { self.text.get_unchecked(start..end) };
-            return Ok(Str::Borrowed(s));
+            return Ok(Str::Borrowed(self.borrow_str(start, end)));
         }
         self.read_escaped(start, end).map(Str::Owned)
     }
@@ -610,6 +632,19 @@ impl<'de> Deserializer<'de> {
     /// syntax (as serde_json, not whether `\u` surrogates pair up: nobody reads it).
     #[inline(always)]
     fn skip_str(&mut self) -> Result<()> {
+        if let Some(at) = scan_hot(self.bytes(), self.pos)
+            && self.bytes().get(at) == Some(&b'"')
+        {
+            self.pos = at + 1;
+            return Ok(());
+        }
+        self.skip_str_rest()
+    }
+
+    /// [`Self::skip_str`] out of line when the SSE2 blocks did not find the closing quote.
+    #[cold]
+    #[inline(never)]
+    fn skip_str_rest(&mut self) -> Result<()> {
         loop {
             let at = scan(self.bytes(), self.pos);
             match self.bytes().get(at) {
