@@ -816,103 +816,162 @@ impl<'de> Deserializer<'de> {
 
     /// Skips one value, checking its grammar, building and visiting nothing. Nested
     /// arrays and objects are followed with one bit each (1 for an object) rather than by
-    /// recursion; [`MAX_DEPTH`] bounds them.
+    /// recursion; [`MAX_DEPTH`] bounds them. The position is kept in a local (so in a
+    /// register) and written back at the end, at an error, and around the out-of-line
+    /// helpers (numbers, literals, strings the SSE2 blocks do not finish).
     fn skip_value(&mut self) -> Result<()> {
+        let bytes = self.bytes();
+        let base = self.depth;
+        let mut pos = self.pos;
         let mut stack: u128 = 0;
         let mut level = 0usize;
+        let ws = |pos: &mut usize| match bytes.get(*pos) {
+            Some(&b) if b > b' ' => Some(b),
+            _ => {
+                *pos = skip_ws(bytes, *pos);
+                bytes.get(*pos).copied()
+            }
+        };
+        // The reader's state written back, for an error or a helper.
+        macro_rules! sync {
+            () => {
+                self.pos = pos;
+                self.depth = base + level;
+            };
+        }
+        // An error at the next byte.
+        macro_rules! fail {
+            ($problem:expr) => {{
+                sync!();
+                return Err(self.peek_error($problem));
+            }};
+        }
+        // A helper that reads from `self.pos`.
+        macro_rules! with_self {
+            ($call:expr) => {{
+                sync!();
+                let result = $call;
+                pos = self.pos;
+                result?;
+            }};
+        }
+        // The rest of a string whose opening quote is consumed.
+        macro_rules! string {
+            () => {
+                if let Some(at) = scan_hot(bytes, pos)
+                    && bytes.get(at) == Some(&b'"')
+                {
+                    pos = at + 1;
+                } else {
+                    with_self!(self.skip_str_rest());
+                }
+            };
+        }
+        // The `:` after an object key.
+        macro_rules! colon {
+            () => {
+                match ws(&mut pos) {
+                    Some(b':') => pos += 1,
+                    Some(_) => fail!(Problem::ExpectedColon),
+                    None => fail!(Problem::EofObject),
+                }
+            };
+        }
+        // An array or object opening at `pos`.
+        macro_rules! enter {
+            () => {
+                if base + level + 1 >= MAX_DEPTH {
+                    self.pos = pos;
+                    self.depth = base + level + 1;
+                    return Err(self.peek_error(Problem::TooDeep));
+                }
+                pos += 1;
+                level += 1;
+            };
+        }
         loop {
             // A value.
-            match self.ws() {
-                None => return Err(self.peek_error(Problem::EofValue)),
+            match ws(&mut pos) {
+                None => fail!(Problem::EofValue),
                 Some(b'"') => {
-                    self.pos += 1;
-                    self.skip_str()?;
+                    pos += 1;
+                    string!();
                 }
                 Some(b'{') => {
-                    self.enter()?;
-                    self.pos += 1;
-                    level += 1;
+                    enter!();
                     stack = (stack << 1) | 1;
-                    match self.ws() {
+                    match ws(&mut pos) {
                         Some(b'}') => {}
                         Some(b'"') => {
-                            self.pos += 1;
-                            self.skip_str()?;
-                            self.colon()?;
+                            pos += 1;
+                            string!();
+                            colon!();
                             continue;
                         }
-                        Some(_) => return Err(self.peek_error(Problem::KeyMustBeAString)),
-                        None => return Err(self.peek_error(Problem::EofObject)),
+                        Some(_) => fail!(Problem::KeyMustBeAString),
+                        None => fail!(Problem::EofObject),
                     }
                 }
                 Some(b'[') => {
-                    self.enter()?;
-                    self.pos += 1;
-                    level += 1;
+                    enter!();
                     stack <<= 1;
-                    if self.ws() != Some(b']') {
+                    if ws(&mut pos) != Some(b']') {
                         continue;
                     }
                 }
-                Some(b'-' | b'0'..=b'9') => self.skip_number()?,
+                Some(b'-' | b'0'..=b'9') => with_self!(self.skip_number()),
                 Some(b't') => {
-                    self.pos += 1;
-                    self.ident(b"rue")?;
+                    pos += 1;
+                    with_self!(self.ident(b"rue"));
                 }
                 Some(b'f') => {
-                    self.pos += 1;
-                    self.ident(b"alse")?;
+                    pos += 1;
+                    with_self!(self.ident(b"alse"));
                 }
                 Some(b'n') => {
-                    self.pos += 1;
-                    self.ident(b"ull")?;
+                    pos += 1;
+                    with_self!(self.ident(b"ull"));
                 }
-                Some(_) => return Err(self.peek_error(Problem::ExpectedValue)),
+                Some(_) => fail!(Problem::ExpectedValue),
             }
             // After a value (or at an empty container's closing bracket): close what
             // ends here, then find the next value.
             loop {
                 if level == 0 {
+                    self.pos = pos;
                     return Ok(());
                 }
                 let object = stack & 1 == 1;
-                match self.ws() {
+                match ws(&mut pos) {
                     Some(b',') => {
-                        self.pos += 1;
+                        pos += 1;
                         if object {
-                            match self.ws() {
+                            match ws(&mut pos) {
                                 Some(b'"') => {
-                                    self.pos += 1;
-                                    self.skip_str()?;
-                                    self.colon()?;
+                                    pos += 1;
+                                    string!();
+                                    colon!();
                                 }
-                                Some(_) => {
-                                    return Err(self.peek_error(Problem::KeyMustBeAString));
-                                }
-                                None => return Err(self.peek_error(Problem::EofObject)),
+                                Some(_) => fail!(Problem::KeyMustBeAString),
+                                None => fail!(Problem::EofObject),
                             }
                         }
                         break;
                     }
                     Some(b'}') if object => {}
                     Some(b']') if !object => {}
-                    Some(_) => {
-                        return Err(self.peek_error(if object {
-                            Problem::ExpectedObjectCommaOrEnd
-                        } else {
-                            Problem::ExpectedListCommaOrEnd
-                        }));
-                    }
-                    None => {
-                        return Err(self.peek_error(if object {
-                            Problem::EofObject
-                        } else {
-                            Problem::EofList
-                        }));
-                    }
+                    Some(_) => fail!(if object {
+                        Problem::ExpectedObjectCommaOrEnd
+                    } else {
+                        Problem::ExpectedListCommaOrEnd
+                    }),
+                    None => fail!(if object {
+                        Problem::EofObject
+                    } else {
+                        Problem::EofList
+                    }),
                 }
-                self.pos += 1;
-                self.depth -= 1;
+                pos += 1;
                 level -= 1;
                 stack >>= 1;
             }
