@@ -804,6 +804,17 @@ impl<'de> Deserializer<'de> {
     /// Skips the `:` after an object key.
     #[inline(always)]
     fn colon(&mut self) -> Result<()> {
+        if self.peek() == Some(b':') {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.colon_rest()
+    }
+
+    /// [`Self::colon`] after whitespace, or at an error.
+    #[cold]
+    #[inline(never)]
+    fn colon_rest(&mut self) -> Result<()> {
         match self.ws() {
             Some(b':') => {
                 self.pos += 1;
@@ -1043,9 +1054,21 @@ impl<'de> Deserializer<'de> {
         }
     }
 
-    /// The end of an array or object whose entries were read.
-    #[inline]
+    /// The end of an array or object whose entries were read: the closing bracket right
+    /// here inline, anything else out of line.
+    #[inline(always)]
     fn end_seq(&mut self) -> Result<()> {
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.end_seq_rest()
+    }
+
+    /// [`Self::end_seq`] after whitespace, or at an error.
+    #[cold]
+    #[inline(never)]
+    fn end_seq_rest(&mut self) -> Result<()> {
         match self.ws() {
             Some(b']') => {
                 self.pos += 1;
@@ -1084,9 +1107,21 @@ impl<'de> Deserializer<'de> {
         }
     }
 
-    /// The end of an array or object whose entries were read.
-    #[inline]
+    /// The end of an array or object whose entries were read: the closing bracket right
+    /// here inline, anything else out of line.
+    #[inline(always)]
     fn end_map(&mut self) -> Result<()> {
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.end_map_rest()
+    }
+
+    /// [`Self::end_map`] after whitespace, or at an error.
+    #[cold]
+    #[inline(never)]
+    fn end_map_rest(&mut self) -> Result<()> {
         match self.ws() {
             Some(b'}') => {
                 self.pos += 1;
