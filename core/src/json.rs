@@ -354,7 +354,15 @@ fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
 #[inline(always)]
 fn scan_hot(bytes: &[u8], i: usize) -> Option<usize> {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    return x86::scan_blocks(bytes, i).ok();
+    return match x86::scan_blocks(bytes, i) {
+        Ok(found) => {
+            // SAFETY: the blocks find only inside a whole block, which ends at or before
+            // the end of `bytes`; telling the compiler spares the caller a bounds check.
+            unsafe { std::hint::assert_unchecked(found < bytes.len()) };
+            Some(found)
+        }
+        Err(_) => None,
+    };
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     Some(scan_words(bytes, i))
 }
@@ -1141,13 +1149,49 @@ impl<'de> Deserializer<'de> {
         }
     }
 
-    /// Visits a string whose opening quote is consumed.
+    /// Visits a string whose opening quote is consumed (as [`Self::read_str`]), giving an
+    /// error of the visitor its position. A string the SSE2 blocks end is visited inline;
+    /// any other is left to [`Self::visit_str_rest`], called last so that it can be a
+    /// tail call and the inline path needs no saved registers.
     #[inline(always)]
     fn visit_str<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value> {
-        match self.read_str()? {
+        let start = self.pos;
+        debug_assert_eq!(self.bytes().get(start.wrapping_sub(1)), Some(&b'"'));
+        if let Some(end) = scan_hot(self.bytes(), start)
+            && self.bytes().get(end) == Some(&b'"')
+        {
+            let s = self.borrow_str(start, end);
+            return visitor.visit_borrowed_str(s).map_err(|e| self.fix(e));
+        }
+        self.visit_str_rest(start, visitor)
+    }
+
+    /// [`Self::visit_str`] out of line: a string in the last bytes of the body, or with
+    /// an escape, or an error.
+    #[cold]
+    #[inline(never)]
+    fn visit_str_rest<V: Visitor<'de>>(&mut self, start: usize, visitor: V) -> Result<V::Value> {
+        let value = match self.read_str_rest(start)? {
             Str::Borrowed(s) => visitor.visit_borrowed_str(s),
             Str::Owned(s) => visitor.visit_string(s),
-        }
+        };
+        value.map_err(|e| self.fix(e))
+    }
+
+    /// [`de::Deserializer::deserialize_str`] out of line: after whitespace, or at anything
+    /// but a string.
+    #[cold]
+    #[inline(never)]
+    fn str_rest<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value> {
+        let value = match self.ws() {
+            Some(b'"') => {
+                self.pos += 1;
+                self.visit_str(visitor)
+            }
+            None => return Err(self.peek_error(Problem::EofValue)),
+            Some(_) => return Err(self.invalid_type(&visitor)),
+        };
+        value.map_err(|e| self.fix(e))
     }
 }
 
@@ -1253,15 +1297,11 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
 
     #[inline]
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let value = match self.ws() {
-            Some(b'"') => {
-                self.pos += 1;
-                self.visit_str(visitor)
-            }
-            None => return Err(self.peek_error(Problem::EofValue)),
-            Some(_) => return Err(self.invalid_type(&visitor)),
-        };
-        value.map_err(|e| self.fix(e))
+        if self.peek() == Some(b'"') {
+            self.pos += 1;
+            return self.visit_str(visitor);
+        }
+        self.str_rest(visitor)
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
