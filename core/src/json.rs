@@ -1466,8 +1466,17 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         self.deserialize_str(visitor)
     }
 
+    /// A string the SSE2 blocks end is skipped inline (most values nobody reads are short
+    /// strings); anything else by [`Deserializer::skip_value`].
     #[inline]
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if self.peek() == Some(b'"')
+            && let Some(at) = scan_hot(self.bytes(), self.pos + 1)
+            && self.bytes().get(at) == Some(&b'"')
+        {
+            self.pos = at + 1;
+            return visitor.visit_unit();
+        }
         self.skip_value()?;
         visitor.visit_unit()
     }
