@@ -310,12 +310,17 @@ mod x86 {
     /// is 0x1f; the lowest bit of the mask of matches is the first match.
     #[inline(always)]
     pub(super) fn scan_blocks(bytes: &[u8], mut i: usize) -> Result<usize, usize> {
-        while let Some(block) = bytes.get(i..).and_then(<[u8]>::first_chunk::<16>) {
-            // SAFETY: the load reads exactly the 16 bytes of `block` (unaligned loads are
-            // allowed); the intrinsics need SSE2, which this module is compiled only with
-            // (`target_feature = "sse2"`, part of every x86-64 target).
+        // The last index a whole block starts at (none in fewer than sixteen bytes).
+        let Some(last) = bytes.len().checked_sub(16) else {
+            return Err(i);
+        };
+        while i <= last {
+            // SAFETY: `i <= len - 16`, so the load reads the 16 bytes `bytes[i..i + 16]`,
+            // inside the slice (unaligned loads are allowed); the intrinsics need SSE2,
+            // which this module is compiled only with (`target_feature = "sse2"`, part of
+            // every x86-64 target).
             let mask = unsafe {
-                let v = _mm_loadu_si128(block.as_ptr().cast());
+                let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast());
                 let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
                 let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
                 let limit = _mm_set1_epi8(0x1f);
@@ -329,6 +334,37 @@ mod x86 {
         }
         Err(i)
     }
+}
+
+/// The index of the first byte at or after `i` that is no JSON whitespace (the length of
+/// `bytes` when there is none): [`Deserializer::ws`] out of line, a function of the bytes
+/// alone so that the reader's state stays in registers around it.
+#[cold]
+#[inline(never)]
+fn skip_ws(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = bytes.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The part of [`scan`] the hot string paths inline: on x86-64 the SSE2 blocks, `Some`
+/// index of what they found, `None` when they reached the last fewer than sixteen bytes
+/// (left to [`scan`], out of line); on other targets the whole scan.
+#[inline(always)]
+fn scan_hot(bytes: &[u8], i: usize) -> Option<usize> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    return match x86::scan_blocks(bytes, i) {
+        Ok(found) => {
+            // SAFETY: the blocks find only inside a whole block, which ends at or before
+            // the end of `bytes`; telling the compiler spares the caller a bounds check.
+            unsafe { std::hint::assert_unchecked(found < bytes.len()) };
+            Some(found)
+        }
+        Err(_) => None,
+    };
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    Some(scan_words(bytes, i))
 }
 
 fn hex(b: u8) -> Option<u16> {
@@ -375,15 +411,16 @@ impl<'de> Deserializer<'de> {
         self.bytes().get(self.pos).copied()
     }
 
-    /// Skips whitespace and returns the next byte (not consumed).
+    /// Skips whitespace and returns the next byte (not consumed). The API server sends
+    /// compact JSON, so the next byte is almost always no whitespace: one comparison
+    /// decides that, and whitespace is skipped out of line.
     #[inline(always)]
     fn ws(&mut self) -> Option<u8> {
-        let bytes = self.bytes();
-        loop {
-            match bytes.get(self.pos) {
-                Some(b' ' | b'\n' | b'\r' | b'\t') => self.pos += 1,
-                Some(&b) => return Some(b),
-                None => return None,
+        match self.peek() {
+            Some(b) if b > b' ' => Some(b),
+            _ => {
+                self.pos = skip_ws(self.bytes(), self.pos);
+                self.peek()
             }
         }
     }
@@ -459,21 +496,44 @@ impl<'de> Deserializer<'de> {
         Ok(())
     }
 
-    /// Reads a string whose opening quote is consumed.
+    /// Reads a string whose opening quote is consumed (the byte before `self.pos` is that
+    /// `"`: every caller steps over it just before).
     #[inline(always)]
     fn read_str(&mut self) -> Result<Str<'de>> {
         let start = self.pos;
-        let end = scan(self.bytes(), start);
-        match self.bytes().get(end) {
-            Some(b'"') => {
-                self.pos = end + 1;
-                match self.text.get(start..end) {
-                    Some(s) => Ok(Str::Borrowed(s)),
-                    None => Err(self.error(Problem::InvalidEscape)),
-                }
-            }
-            _ => self.read_escaped(start, end).map(Str::Owned),
+        debug_assert_eq!(self.bytes().get(start.wrapping_sub(1)), Some(&b'"'));
+        if let Some(end) = scan_hot(self.bytes(), start)
+            && self.bytes().get(end) == Some(&b'"')
+        {
+            return Ok(Str::Borrowed(self.borrow_str(start, end)));
         }
+        self.read_str_rest(start)
+    }
+
+    /// The string from `start` (just after its opening quote) to `end` (its closing quote),
+    /// consumed.
+    #[inline(always)]
+    fn borrow_str(&mut self, start: usize, end: usize) -> &'de str {
+        debug_assert!(start <= end && self.bytes().get(end) == Some(&b'"'));
+        self.pos = end + 1;
+        // SAFETY: `start <= end` (a scan finds an index at or after where it starts) and
+        // `end < len` (there is a byte at `end`), and both are char boundaries of the
+        // `str`: the byte at `end` is a `"`, and the byte before `start` is the opening
+        // `"` ([`Self::read_str`]'s contract); in UTF-8 an ASCII byte is a whole
+        // character, so a character starts at it and after it.
+        unsafe { self.text.get_unchecked(start..end) }
+    }
+
+    /// [`Self::read_str`] out of line when the SSE2 blocks did not find the closing quote:
+    /// a string in the last bytes of the body, or with an escape, or an error.
+    #[cold]
+    #[inline(never)]
+    fn read_str_rest(&mut self, start: usize) -> Result<Str<'de>> {
+        let end = scan(self.bytes(), start);
+        if self.bytes().get(end) == Some(&b'"') {
+            return Ok(Str::Borrowed(self.borrow_str(start, end)));
+        }
+        self.read_escaped(start, end).map(Str::Owned)
     }
 
     /// The rest of a string from `at`, the first `\`, control character or end of text
@@ -580,6 +640,19 @@ impl<'de> Deserializer<'de> {
     /// syntax (as serde_json, not whether `\u` surrogates pair up: nobody reads it).
     #[inline(always)]
     fn skip_str(&mut self) -> Result<()> {
+        if let Some(at) = scan_hot(self.bytes(), self.pos)
+            && self.bytes().get(at) == Some(&b'"')
+        {
+            self.pos = at + 1;
+            return Ok(());
+        }
+        self.skip_str_rest()
+    }
+
+    /// [`Self::skip_str`] out of line when the SSE2 blocks did not find the closing quote.
+    #[cold]
+    #[inline(never)]
+    fn skip_str_rest(&mut self) -> Result<()> {
         loop {
             let at = scan(self.bytes(), self.pos);
             match self.bytes().get(at) {
@@ -739,6 +812,17 @@ impl<'de> Deserializer<'de> {
     /// Skips the `:` after an object key.
     #[inline(always)]
     fn colon(&mut self) -> Result<()> {
+        if self.peek() == Some(b':') {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.colon_rest()
+    }
+
+    /// [`Self::colon`] after whitespace, or at an error.
+    #[cold]
+    #[inline(never)]
+    fn colon_rest(&mut self) -> Result<()> {
         match self.ws() {
             Some(b':') => {
                 self.pos += 1;
@@ -751,103 +835,162 @@ impl<'de> Deserializer<'de> {
 
     /// Skips one value, checking its grammar, building and visiting nothing. Nested
     /// arrays and objects are followed with one bit each (1 for an object) rather than by
-    /// recursion; [`MAX_DEPTH`] bounds them.
+    /// recursion; [`MAX_DEPTH`] bounds them. The position is kept in a local (so in a
+    /// register) and written back at the end, at an error, and around the out-of-line
+    /// helpers (numbers, literals, strings the SSE2 blocks do not finish).
     fn skip_value(&mut self) -> Result<()> {
+        let bytes = self.bytes();
+        let base = self.depth;
+        let mut pos = self.pos;
         let mut stack: u128 = 0;
         let mut level = 0usize;
+        let ws = |pos: &mut usize| match bytes.get(*pos) {
+            Some(&b) if b > b' ' => Some(b),
+            _ => {
+                *pos = skip_ws(bytes, *pos);
+                bytes.get(*pos).copied()
+            }
+        };
+        // The reader's state written back, for an error or a helper.
+        macro_rules! sync {
+            () => {
+                self.pos = pos;
+                self.depth = base + level;
+            };
+        }
+        // An error at the next byte.
+        macro_rules! fail {
+            ($problem:expr) => {{
+                sync!();
+                return Err(self.peek_error($problem));
+            }};
+        }
+        // A helper that reads from `self.pos`.
+        macro_rules! with_self {
+            ($call:expr) => {{
+                sync!();
+                let result = $call;
+                pos = self.pos;
+                result?;
+            }};
+        }
+        // The rest of a string whose opening quote is consumed.
+        macro_rules! string {
+            () => {
+                if let Some(at) = scan_hot(bytes, pos)
+                    && bytes.get(at) == Some(&b'"')
+                {
+                    pos = at + 1;
+                } else {
+                    with_self!(self.skip_str_rest());
+                }
+            };
+        }
+        // The `:` after an object key.
+        macro_rules! colon {
+            () => {
+                match ws(&mut pos) {
+                    Some(b':') => pos += 1,
+                    Some(_) => fail!(Problem::ExpectedColon),
+                    None => fail!(Problem::EofObject),
+                }
+            };
+        }
+        // An array or object opening at `pos`.
+        macro_rules! enter {
+            () => {
+                if base + level + 1 >= MAX_DEPTH {
+                    self.pos = pos;
+                    self.depth = base + level + 1;
+                    return Err(self.peek_error(Problem::TooDeep));
+                }
+                pos += 1;
+                level += 1;
+            };
+        }
         loop {
             // A value.
-            match self.ws() {
-                None => return Err(self.peek_error(Problem::EofValue)),
+            match ws(&mut pos) {
+                None => fail!(Problem::EofValue),
                 Some(b'"') => {
-                    self.pos += 1;
-                    self.skip_str()?;
+                    pos += 1;
+                    string!();
                 }
                 Some(b'{') => {
-                    self.enter()?;
-                    self.pos += 1;
-                    level += 1;
+                    enter!();
                     stack = (stack << 1) | 1;
-                    match self.ws() {
+                    match ws(&mut pos) {
                         Some(b'}') => {}
                         Some(b'"') => {
-                            self.pos += 1;
-                            self.skip_str()?;
-                            self.colon()?;
+                            pos += 1;
+                            string!();
+                            colon!();
                             continue;
                         }
-                        Some(_) => return Err(self.peek_error(Problem::KeyMustBeAString)),
-                        None => return Err(self.peek_error(Problem::EofObject)),
+                        Some(_) => fail!(Problem::KeyMustBeAString),
+                        None => fail!(Problem::EofObject),
                     }
                 }
                 Some(b'[') => {
-                    self.enter()?;
-                    self.pos += 1;
-                    level += 1;
+                    enter!();
                     stack <<= 1;
-                    if self.ws() != Some(b']') {
+                    if ws(&mut pos) != Some(b']') {
                         continue;
                     }
                 }
-                Some(b'-' | b'0'..=b'9') => self.skip_number()?,
+                Some(b'-' | b'0'..=b'9') => with_self!(self.skip_number()),
                 Some(b't') => {
-                    self.pos += 1;
-                    self.ident(b"rue")?;
+                    pos += 1;
+                    with_self!(self.ident(b"rue"));
                 }
                 Some(b'f') => {
-                    self.pos += 1;
-                    self.ident(b"alse")?;
+                    pos += 1;
+                    with_self!(self.ident(b"alse"));
                 }
                 Some(b'n') => {
-                    self.pos += 1;
-                    self.ident(b"ull")?;
+                    pos += 1;
+                    with_self!(self.ident(b"ull"));
                 }
-                Some(_) => return Err(self.peek_error(Problem::ExpectedValue)),
+                Some(_) => fail!(Problem::ExpectedValue),
             }
             // After a value (or at an empty container's closing bracket): close what
             // ends here, then find the next value.
             loop {
                 if level == 0 {
+                    self.pos = pos;
                     return Ok(());
                 }
                 let object = stack & 1 == 1;
-                match self.ws() {
+                match ws(&mut pos) {
                     Some(b',') => {
-                        self.pos += 1;
+                        pos += 1;
                         if object {
-                            match self.ws() {
+                            match ws(&mut pos) {
                                 Some(b'"') => {
-                                    self.pos += 1;
-                                    self.skip_str()?;
-                                    self.colon()?;
+                                    pos += 1;
+                                    string!();
+                                    colon!();
                                 }
-                                Some(_) => {
-                                    return Err(self.peek_error(Problem::KeyMustBeAString));
-                                }
-                                None => return Err(self.peek_error(Problem::EofObject)),
+                                Some(_) => fail!(Problem::KeyMustBeAString),
+                                None => fail!(Problem::EofObject),
                             }
                         }
                         break;
                     }
                     Some(b'}') if object => {}
                     Some(b']') if !object => {}
-                    Some(_) => {
-                        return Err(self.peek_error(if object {
-                            Problem::ExpectedObjectCommaOrEnd
-                        } else {
-                            Problem::ExpectedListCommaOrEnd
-                        }));
-                    }
-                    None => {
-                        return Err(self.peek_error(if object {
-                            Problem::EofObject
-                        } else {
-                            Problem::EofList
-                        }));
-                    }
+                    Some(_) => fail!(if object {
+                        Problem::ExpectedObjectCommaOrEnd
+                    } else {
+                        Problem::ExpectedListCommaOrEnd
+                    }),
+                    None => fail!(if object {
+                        Problem::EofObject
+                    } else {
+                        Problem::EofList
+                    }),
                 }
-                self.pos += 1;
-                self.depth -= 1;
+                pos += 1;
                 level -= 1;
                 stack >>= 1;
             }
@@ -919,9 +1062,21 @@ impl<'de> Deserializer<'de> {
         }
     }
 
-    /// The end of an array or object whose entries were read.
-    #[inline]
+    /// The end of an array or object whose entries were read: the closing bracket right
+    /// here inline, anything else out of line.
+    #[inline(always)]
     fn end_seq(&mut self) -> Result<()> {
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.end_seq_rest()
+    }
+
+    /// [`Self::end_seq`] after whitespace, or at an error.
+    #[cold]
+    #[inline(never)]
+    fn end_seq_rest(&mut self) -> Result<()> {
         match self.ws() {
             Some(b']') => {
                 self.pos += 1;
@@ -960,9 +1115,21 @@ impl<'de> Deserializer<'de> {
         }
     }
 
-    /// The end of an array or object whose entries were read.
-    #[inline]
+    /// The end of an array or object whose entries were read: the closing bracket right
+    /// here inline, anything else out of line.
+    #[inline(always)]
     fn end_map(&mut self) -> Result<()> {
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.end_map_rest()
+    }
+
+    /// [`Self::end_map`] after whitespace, or at an error.
+    #[cold]
+    #[inline(never)]
+    fn end_map_rest(&mut self) -> Result<()> {
         match self.ws() {
             Some(b'}') => {
                 self.pos += 1;
@@ -982,13 +1149,49 @@ impl<'de> Deserializer<'de> {
         }
     }
 
-    /// Visits a string whose opening quote is consumed.
+    /// Visits a string whose opening quote is consumed (as [`Self::read_str`]), giving an
+    /// error of the visitor its position. A string the SSE2 blocks end is visited inline;
+    /// any other is left to [`Self::visit_str_rest`], called last so that it can be a
+    /// tail call and the inline path needs no saved registers.
     #[inline(always)]
     fn visit_str<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value> {
-        match self.read_str()? {
+        let start = self.pos;
+        debug_assert_eq!(self.bytes().get(start.wrapping_sub(1)), Some(&b'"'));
+        if let Some(end) = scan_hot(self.bytes(), start)
+            && self.bytes().get(end) == Some(&b'"')
+        {
+            let s = self.borrow_str(start, end);
+            return visitor.visit_borrowed_str(s).map_err(|e| self.fix(e));
+        }
+        self.visit_str_rest(start, visitor)
+    }
+
+    /// [`Self::visit_str`] out of line: a string in the last bytes of the body, or with
+    /// an escape, or an error.
+    #[cold]
+    #[inline(never)]
+    fn visit_str_rest<V: Visitor<'de>>(&mut self, start: usize, visitor: V) -> Result<V::Value> {
+        let value = match self.read_str_rest(start)? {
             Str::Borrowed(s) => visitor.visit_borrowed_str(s),
             Str::Owned(s) => visitor.visit_string(s),
-        }
+        };
+        value.map_err(|e| self.fix(e))
+    }
+
+    /// [`de::Deserializer::deserialize_str`] out of line: after whitespace, or at anything
+    /// but a string.
+    #[cold]
+    #[inline(never)]
+    fn str_rest<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value> {
+        let value = match self.ws() {
+            Some(b'"') => {
+                self.pos += 1;
+                self.visit_str(visitor)
+            }
+            None => return Err(self.peek_error(Problem::EofValue)),
+            Some(_) => return Err(self.invalid_type(&visitor)),
+        };
+        value.map_err(|e| self.fix(e))
     }
 }
 
@@ -1094,15 +1297,11 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
 
     #[inline]
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        let value = match self.ws() {
-            Some(b'"') => {
-                self.pos += 1;
-                self.visit_str(visitor)
-            }
-            None => return Err(self.peek_error(Problem::EofValue)),
-            Some(_) => return Err(self.invalid_type(&visitor)),
-        };
-        value.map_err(|e| self.fix(e))
+        if self.peek() == Some(b'"') {
+            self.pos += 1;
+            return self.visit_str(visitor);
+        }
+        self.str_rest(visitor)
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -1267,8 +1466,17 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
         self.deserialize_str(visitor)
     }
 
+    /// A string the SSE2 blocks end is skipped inline (most values nobody reads are short
+    /// strings); anything else by [`Deserializer::skip_value`].
     #[inline]
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if self.peek() == Some(b'"')
+            && let Some(at) = scan_hot(self.bytes(), self.pos + 1)
+            && self.bytes().get(at) == Some(&b'"')
+        {
+            self.pos = at + 1;
+            return visitor.visit_unit();
+        }
         self.skip_value()?;
         visitor.visit_unit()
     }
