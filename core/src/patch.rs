@@ -443,7 +443,10 @@ impl Patch {
             Some(at) => *at = self.json.len() - item.start,
             None => item.kept = false,
         }
-        self.json.extend_from_slice(item.index_text());
+        // A digit or two: pushed, not copied by a call.
+        for &digit in item.index_text() {
+            self.json.push(digit);
+        }
         rest.write(&mut self.json);
         self.json.extend_from_slice(VALUE_HEAD);
         value.write_json(&mut self.json);
@@ -478,7 +481,10 @@ impl Patch {
             self.json.extend_from_within(item.start..item.end);
             for &at in item.at.iter().take(item.operations) {
                 if let Some(to) = self.json.get_mut(start + at..start + at + digits.len()) {
-                    to.copy_from_slice(digits);
+                    // A digit or two: stored, not copied by a call.
+                    for (to, &digit) in to.iter_mut().zip(digits) {
+                        *to = digit;
+                    }
                 }
             }
         } else {
