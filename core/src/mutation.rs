@@ -4,9 +4,7 @@
 //! written straight into the patch; an object that already is what it should be gets no
 //! operations at all.
 //!
-//! Values are written without serde ([`WriteJson`]); the mounts and environment variables
-//! every container gets are written once per pod ([`Rendered`]) and copied into each
-//! operation. Pointers are the pod's pointer, written once, and text fixed at compile time
+//! Values are written without serde ([`WriteJson`]) straight into the patch. Pointers are the pod's pointer, written once, and text fixed at compile time
 //! ([`literal!`]). A container's operations are decided first ([`ContainerOp`]); a
 //! container that needs what the one written before it needed gets a copy of that one's
 //! operations with its own index ([`Patch::repeat_item`]).
@@ -22,7 +20,7 @@ use crate::directory::Dataset;
 use crate::identity::Identity;
 use crate::literal;
 use crate::names;
-use crate::patch::json::{Member, RenderedList, WriteJson, write_object};
+use crate::patch::json::{Member, WriteJson, write_object};
 use crate::patch::{Array, Item, Literal, Op, Patch, Pointer, PointerText, Rest};
 use crate::pod::{Container, EnvVar, PodSecurityContext, PodSpec, SecurityContext, VolumeMount};
 use crate::resources::Lifecycle;
@@ -145,36 +143,28 @@ impl<'a> MutationPlan<'a> {
     }
 }
 
-/// The values of a plan that containers get, written once per pod and copied into every
-/// container's operations.
-#[derive(Default)]
-struct Rendered {
-    /// The plan's mounts as volume mounts (`MountOut`), in order.
-    mounts: RenderedList,
-    /// The plan's environment variables (`EnvOut`), in order.
-    env: RenderedList,
-}
-
-impl Rendered {
-    fn new(plan: &MutationPlan) -> Self {
-        Rendered {
-            mounts: RenderedList::new(plan.mounts.iter().map(MountOut::from)),
-            env: RenderedList::new(plan.env.iter().map(EnvOut::from)),
-        }
-    }
-
+impl MutationPlan<'_> {
     /// About how many bytes the operations of `containers` containers take at most (each
     /// gets every mount and variable, one operation each), so that the patch is reserved
     /// once.
-    fn patch_size(&self, plan: &MutationPlan, containers: usize, pointer: usize) -> usize {
+    fn patch_size(&self, containers: usize, pointer: usize) -> usize {
         // `{"op":"replace","path":"` … `","value":` … `},` around a pointer such as
         // `/spec/initContainers/12/volumeMounts/3`.
         let operation = 80 + pointer;
-        let per_container = self.mounts.json_len()
-            + self.env.json_len()
-            + (plan.mounts.len() + plan.env.len() + 2) * operation;
+        // `{"name":…,"mountPath":…,"readOnly":true}` and `{"name":…,"value":…}`.
+        let values: usize = self
+            .mounts
+            .iter()
+            .map(|m| m.volume.len() + m.path.len() + 48)
+            .chain(
+                self.env
+                    .iter()
+                    .map(|(name, value)| name.len() + value.len() + 24),
+            )
+            .sum();
+        let per_container = values + (self.mounts.len() + self.env.len() + 2) * operation;
         // The stamp, the pod's security context and its volumes.
-        let pod = 512 + plan.mounts.len() * (operation + 64);
+        let pod = 512 + self.mounts.len() * (operation + 64);
         pod + containers * per_container
     }
 }
@@ -202,7 +192,6 @@ pub fn mutate(
     };
     let datasets = if pod.no_datasets() { &[][..] } else { datasets };
     let plan = MutationPlan::new(config, identity, datasets);
-    let rendered = Rendered::new(&plan);
     let lists = [
         (
             literal!("/containers"),
@@ -216,7 +205,7 @@ pub fn mutate(
     let containers = lists.iter().map(|(_, list)| list.len()).sum();
     // Reserved before the first operation (the stamp), so that the patch is allocated
     // once rather than at its initial size and then grown.
-    patch.reserve(rendered.patch_size(&plan, containers, ptr.len()));
+    patch.reserve(plan.patch_size(containers, ptr.len()));
     stamp(patch, identity, &ptr, pod);
     ptr.push_literal(literal!("/spec"));
     pod_security(patch, identity, &ptr, spec);
@@ -237,7 +226,7 @@ pub fn mutate(
             if ops == written && patch.repeat_item(&item, i) {
                 continue;
             }
-            write_ops(patch, &mut item, &ptr, i, &ops, identity, &rendered);
+            write_ops(patch, &mut item, &ptr, i, &ops, identity, &plan);
             std::mem::swap(&mut ops, &mut written);
         }
     }
@@ -268,7 +257,11 @@ fn ephemeral_ops(
         return;
     };
     spec_ptr.push_literal(literal!("/ephemeralContainers"));
-    let rendered = Rendered::default();
+    // Security operations only: no mounts, no variables.
+    let plan = MutationPlan {
+        mounts: Vec::new(),
+        env: Vec::new(),
+    };
     let mut item = Item::default();
     let (mut ops, mut written) = (Vec::new(), Vec::new());
     for (i, container) in containers.iter().enumerate() {
@@ -277,7 +270,7 @@ fn ephemeral_ops(
         if ops == written && patch.repeat_item(&item, i) {
             continue;
         }
-        write_ops(patch, &mut item, spec_ptr, i, &ops, identity, &rendered);
+        write_ops(patch, &mut item, spec_ptr, i, &ops, identity, &plan);
         std::mem::swap(&mut ops, &mut written);
     }
 }
@@ -699,7 +692,7 @@ fn write_ops(
     index: usize,
     ops: &[ContainerOp],
     identity: &Identity,
-    rendered: &Rendered,
+    plan: &MutationPlan,
 ) {
     use ContainerOp as C;
     let at = |literal| Rest::literal(literal);
@@ -708,14 +701,21 @@ fn write_ops(
     patch.begin_item(item, index);
     for op in ops {
         match *op {
-            C::AllMounts => patch.item_op(item, Op::Add, list, at(mounts), &rendered.mounts.all()),
+            C::AllMounts => {
+                let all = Array(plan.mounts.iter().map(MountOut::from));
+                patch.item_op(item, Op::Add, list, at(mounts), &all);
+            }
             C::ReplaceMount { at: j, mount } => {
-                let rest = Rest::indexed(mounts, j, Literal::EMPTY);
-                patch.item_op(item, Op::Replace, list, rest, &rendered.mounts.item(mount));
+                if let Some(mount) = plan.mounts.get(mount) {
+                    let rest = Rest::indexed(mounts, j, Literal::EMPTY);
+                    patch.item_op(item, Op::Replace, list, rest, &MountOut::from(mount));
+                }
             }
             C::AddMount(mount) => {
-                let rest = at(literal!("/volumeMounts/-"));
-                patch.item_op(item, Op::Add, list, rest, &rendered.mounts.item(mount));
+                if let Some(mount) = plan.mounts.get(mount) {
+                    let rest = at(literal!("/volumeMounts/-"));
+                    patch.item_op(item, Op::Add, list, rest, &MountOut::from(mount));
+                }
             }
             C::MountReadOnly(j) => {
                 let rest = Rest::indexed(mounts, j, literal!("/readOnly"));
@@ -744,14 +744,21 @@ fn write_ops(
                 let rest = at(literal!("/securityContext/allowPrivilegeEscalation"));
                 patch.item_op(item, Op::Add, list, rest, &false);
             }
-            C::AllEnv => patch.item_op(item, Op::Add, list, at(env), &rendered.env.all()),
+            C::AllEnv => {
+                let all = Array(plan.env.iter().map(EnvOut::from));
+                patch.item_op(item, Op::Add, list, at(env), &all);
+            }
             C::ReplaceEnv { at: j, var } => {
-                let rest = Rest::indexed(env, j, Literal::EMPTY);
-                patch.item_op(item, Op::Replace, list, rest, &rendered.env.item(var));
+                if let Some(var) = plan.env.get(var) {
+                    let rest = Rest::indexed(env, j, Literal::EMPTY);
+                    patch.item_op(item, Op::Replace, list, rest, &EnvOut::from(var));
+                }
             }
             C::AddEnv(var) => {
-                let rest = at(literal!("/env/-"));
-                patch.item_op(item, Op::Add, list, rest, &rendered.env.item(var));
+                if let Some(var) = plan.env.get(var) {
+                    let rest = at(literal!("/env/-"));
+                    patch.item_op(item, Op::Add, list, rest, &EnvOut::from(var));
+                }
             }
         }
     }
@@ -883,10 +890,9 @@ mod tests {
                     "labels": { names::LABEL_USER: b },
                 }))
             );
-            // A list written once copies as the array and as each item.
-            let list = RenderedList::new(mounts.iter());
-            prop_assert_eq!(written(&list.all()), serde(&mounts));
-            prop_assert_eq!(written(&list.item(1)), serde(&mounts[1]));
+            // The list of every mount, as containers without any get it.
+            let list = Array(mounts.iter());
+            prop_assert_eq!(written(&list), serde(&mounts));
         }
     }
 

@@ -6,8 +6,7 @@
 //! unsupported key type, and nothing to unwrap.
 //!
 //! Strings are scanned for bytes that need escaping eight at a time and their clean runs
-//! copied whole; a value repeated in many operations (a mount, an environment variable)
-//! is written once into a [`RenderedList`] and copied from there.
+//! copied whole.
 
 /// A value that writes itself as compact JSON text.
 pub trait WriteJson {
@@ -109,76 +108,6 @@ pub fn write_object(out: &mut Vec<u8>, members: impl FnOnce(&mut Object<'_>)) {
     let mut object = Object { out, empty: true };
     members(&mut object);
     object.out.push(b'}');
-}
-
-/// JSON text written earlier by a [`WriteJson`] value, copied as it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rendered<'a>(&'a [u8]);
-
-impl<'a> Rendered<'a> {
-    /// The JSON text.
-    pub fn as_bytes(&self) -> &'a [u8] {
-        self.0
-    }
-}
-
-impl WriteJson for Rendered<'_> {
-    fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.0);
-    }
-}
-
-/// A list written once as a JSON array, `[a,b,…]`, to copy whole or item by item: the
-/// values homestead writes for every container are serialised once per review.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RenderedList {
-    /// The array's JSON text.
-    json: Vec<u8>,
-    /// Where each item ends in `json` (it starts after the `[` or `,` before it).
-    ends: Vec<usize>,
-}
-
-impl RenderedList {
-    /// Writes `items` once.
-    pub fn new<T: WriteJson>(items: impl ExactSizeIterator<Item = T>) -> Self {
-        let mut list = RenderedList {
-            json: Vec::with_capacity(64 * items.len() + 2),
-            ends: Vec::with_capacity(items.len()),
-        };
-        list.json.push(b'[');
-        for (i, item) in items.enumerate() {
-            if i > 0 {
-                list.json.push(b',');
-            }
-            item.write_json(&mut list.json);
-            list.ends.push(list.json.len());
-        }
-        list.json.push(b']');
-        list
-    }
-
-    /// The whole array.
-    pub fn all(&self) -> Rendered<'_> {
-        Rendered(&self.json)
-    }
-
-    /// Item `i`; the empty array `[]` when there is no such item (never asked for: the
-    /// items are indexed like the list they were written from).
-    pub fn item(&self, i: usize) -> Rendered<'_> {
-        let start = match i.checked_sub(1) {
-            None => Some(1),
-            Some(before) => self.ends.get(before).map(|end| end + 1),
-        };
-        match (start, self.ends.get(i)) {
-            (Some(start), Some(&end)) => Rendered(self.json.get(start..end).unwrap_or(b"[]")),
-            _ => Rendered(b"[]"),
-        }
-    }
-
-    /// How many bytes the whole array takes.
-    pub fn json_len(&self) -> usize {
-        self.json.len()
-    }
 }
 
 /// Writes `text` as a JSON string, quotes included, escaped as serde_json escapes it:
@@ -402,17 +331,6 @@ mod tests {
         fn members_are_written_as_serde_json_writes_a_map(key in tricky(), value in tricky()) {
             let map = serde_json::json!({ key.as_str(): { "inner": value.as_str() } });
             prop_assert_eq!(written(&Member(&key, Member("inner", value.as_str()))), serde(&map));
-        }
-
-        #[test]
-        fn a_rendered_list_copies_the_array_and_each_item(texts in prop::collection::vec(tricky(), 0..6)) {
-            let list = RenderedList::new(texts.iter());
-            prop_assert_eq!(written(&list.all()), serde(&texts));
-            for (i, text) in texts.iter().enumerate() {
-                prop_assert_eq!(written(&list.item(i)), serde(text));
-            }
-            prop_assert_eq!(list.item(texts.len()).as_bytes(), b"[]");
-            prop_assert_eq!(list.json_len(), serde(&texts).len());
         }
     }
 
