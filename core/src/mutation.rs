@@ -20,8 +20,9 @@ use crate::directory::Dataset;
 use crate::identity::Identity;
 use crate::literal;
 use crate::names;
-use crate::patch::json::{Member, WriteJson, write_object};
+use crate::patch::json::{Member, Plain, WriteJson, write_object};
 use crate::patch::{Array, Item, Literal, Op, Patch, Pointer, PointerText, Rest};
+use crate::plain;
 use crate::pod::{Container, EnvVar, PodSecurityContext, PodSpec, SecurityContext, VolumeMount};
 use crate::resources::Lifecycle;
 use crate::workload::PodView;
@@ -53,7 +54,7 @@ pub struct MutationPlan<'a> {
     /// Volumes and their mounts, in order.
     pub mounts: Vec<Mount<'a>>,
     /// Environment variables, in order.
-    pub env: Vec<(&'static str, Cow<'a, str>)>,
+    pub env: Vec<(Plain, Cow<'a, str>)>,
 }
 
 impl<'a> MutationPlan<'a> {
@@ -62,11 +63,11 @@ impl<'a> MutationPlan<'a> {
         let number = |n: i64| Cow::Owned(itoa::Buffer::new().format(n).to_owned());
         let mut mounts = Vec::with_capacity(4 + datasets.len());
         let mut env = Vec::with_capacity(8);
-        env.push((names::ENV_USER, Cow::Borrowed(identity.username())));
-        env.push((names::ENV_UID, number(identity.uid())));
-        env.push((names::ENV_GID, number(identity.gid)));
+        env.push((plain!(names::ENV_USER), Cow::Borrowed(identity.username())));
+        env.push((plain!(names::ENV_UID), number(identity.uid())));
+        env.push((plain!(names::ENV_GID), number(identity.gid)));
         env.push((
-            names::ENV_NAMESPACE,
+            plain!(names::ENV_NAMESPACE),
             Cow::Borrowed(identity.namespace.as_str()),
         ));
         let storage = &config.storage;
@@ -79,7 +80,7 @@ impl<'a> MutationPlan<'a> {
                 path: Cow::Borrowed(path.as_str()),
                 read_only: storage.private.read_only,
             });
-            env.push((names::ENV_PRIVATE_DIR, Cow::Borrowed(path.as_str())));
+            env.push((plain!(names::ENV_PRIVATE_DIR), Cow::Borrowed(path.as_str())));
         }
         if storage.shared.enabled
             && let Some(path) = &storage.shared.mount_path
@@ -90,7 +91,7 @@ impl<'a> MutationPlan<'a> {
                 path: Cow::Borrowed(path.as_str()),
                 read_only: storage.shared.read_only,
             });
-            env.push((names::ENV_SHARED_DIR, Cow::Borrowed(path.as_str())));
+            env.push((plain!(names::ENV_SHARED_DIR), Cow::Borrowed(path.as_str())));
         }
         if let Some(session) = &identity.session
             && storage.session.enabled
@@ -111,7 +112,7 @@ impl<'a> MutationPlan<'a> {
                 path: path.clone(),
                 read_only: storage.session.read_only || ended_read_only,
             });
-            env.push((names::ENV_DATA_DIR, path));
+            env.push((plain!(names::ENV_DATA_DIR), path));
         }
         // The project volume is a claim of the project namespace, not of its children.
         if identity
@@ -127,7 +128,7 @@ impl<'a> MutationPlan<'a> {
                 path: Cow::Borrowed(path.as_str()),
                 read_only: storage.project.read_only,
             });
-            env.push((names::ENV_PROJECT_DIR, Cow::Borrowed(path.as_str())));
+            env.push((plain!(names::ENV_PROJECT_DIR), Cow::Borrowed(path.as_str())));
         }
         let root = config.datasets.mount_root.trim_end_matches('/');
         for dataset in datasets {
@@ -159,7 +160,7 @@ impl MutationPlan<'_> {
             .chain(
                 self.env
                     .iter()
-                    .map(|(name, value)| name.len() + value.len() + 24),
+                    .map(|(name, value)| name.as_str().len() + value.len() + 24),
             )
             .sum();
         let per_container = values + (self.mounts.len() + self.env.len() + 2) * operation;
@@ -533,7 +534,7 @@ impl<'a> From<&'a Mount<'_>> for MountOut<'a> {
 /// An environment variable as homestead writes it.
 #[cfg_attr(test, derive(Serialize))]
 struct EnvOut<'a> {
-    name: &'a str,
+    name: Plain,
     value: &'a str,
 }
 
@@ -547,9 +548,9 @@ impl WriteJson for EnvOut<'_> {
     }
 }
 
-impl<'a> From<&'a (&'static str, Cow<'_, str>)> for EnvOut<'a> {
-    fn from((name, value): &'a (&'static str, Cow<'_, str>)) -> Self {
-        EnvOut { name, value }
+impl<'a> From<&'a (Plain, Cow<'_, str>)> for EnvOut<'a> {
+    fn from((name, value): &'a (Plain, Cow<'_, str>)) -> Self {
+        EnvOut { name: *name, value }
     }
 }
 
@@ -636,7 +637,7 @@ fn container_ops(
                 for (j, var) in existing
                     .homestead
                     .iter()
-                    .filter(|(_, var)| var.name == *name)
+                    .filter(|(_, var)| var.name == name.as_str())
                 {
                     found = true;
                     if !env_is(var, value) {
@@ -865,7 +866,7 @@ mod tests {
             for mount in &mounts {
                 prop_assert_eq!(written(mount), serde(mount));
             }
-            let env = EnvOut { name: &a, value: &b };
+            let env = EnvOut { name: plain!(names::ENV_DATA_DIR), value: &b };
             prop_assert_eq!(written(&env), serde(&env));
             let volume = VolumeOut { name: &b, persistent_volume_claim: ClaimOut { claim_name: &c } };
             prop_assert_eq!(written(&volume), serde(&volume));

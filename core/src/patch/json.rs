@@ -110,6 +110,60 @@ pub fn write_object(out: &mut Vec<u8>, members: impl FnOnce(&mut Object<'_>)) {
     object.out.push(b'}');
 }
 
+/// A string known at compile time to need no JSON escape (no control character, `"` or
+/// `\\`), written between quotes as it is, without a scan. Made with
+/// [`plain!`](crate::plain), which checks the text at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plain(&'static str);
+
+impl Plain {
+    /// `text`, when no byte of it needs escaping.
+    pub const fn checked(text: &'static str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if needs_escape(bytes[i]) {
+                return None;
+            }
+            i += 1;
+        }
+        Some(Plain(text))
+    }
+
+    /// The text.
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl WriteJson for Plain {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.reserve(self.0.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(self.0.as_bytes());
+        out.push(b'"');
+    }
+}
+
+#[cfg(test)]
+impl serde::Serialize for Plain {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
+}
+
+/// A [`Plain`] string checked at compile time: `plain!(names::ENV_USER)`.
+#[macro_export]
+macro_rules! plain {
+    ($text:expr) => {{
+        const PLAIN: $crate::patch::json::Plain = match $crate::patch::json::Plain::checked($text) {
+            Some(plain) => plain,
+            None => panic!("a string that needs JSON escapes"),
+        };
+        PLAIN
+    }};
+}
+
 /// Writes `text` as a JSON string, quotes included, escaped as serde_json escapes it:
 /// `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, and `\u00XX` (lowercase hex) for the other
 /// control characters; everything else (`/`, DEL, non-ASCII, U+2028) as it is.
@@ -365,6 +419,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn plain_strings_are_those_without_escapes_and_written_as_serde_json_writes_them() {
+        for text in ["", "HOMESTEAD_USER", "a/b é\u{7f}\u{2028}"] {
+            let plain = Plain::checked(text).unwrap();
+            assert_eq!(plain.as_str(), text);
+            assert_eq!(written(&plain), serde(text));
+        }
+        for text in ["\"", "a\\b", "\n", "\u{0}", "x\u{1f}"] {
+            assert_eq!(Plain::checked(text), None, "{text:?}");
+        }
+        assert_eq!(crate::plain!("HOMESTEAD_UID").as_str(), "HOMESTEAD_UID");
     }
 
     #[test]
