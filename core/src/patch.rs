@@ -871,6 +871,22 @@ mod tests {
         assert!(patch.is_empty());
         item.clear();
         assert!(!patch.repeat_item(&item, 1));
+        // More operations than the positions kept: written, never copied.
+        let mut list = PointerText::default();
+        list.set(&Pointer::root("").keys(&["containers"]));
+        patch.begin_item(&mut item, 0);
+        for _ in 0..=Item::MAX_OPERATIONS {
+            patch.item_op(
+                &mut item,
+                Op::Add,
+                &list,
+                Rest::literal(crate::literal!("/env/-")),
+                "v",
+            );
+        }
+        patch.end_item(&mut item);
+        assert!(!patch.repeat_item(&item, 1));
+        assert_eq!(patch.len(), Item::MAX_OPERATIONS + 1);
     }
 
     #[test]
