@@ -54,21 +54,72 @@ pub struct MutationPlan<'a> {
     /// Volumes and their mounts, in order.
     pub mounts: Vec<Mount<'a>>,
     /// Environment variables, in order.
-    pub env: Vec<(Plain, Cow<'a, str>)>,
+    pub env: Vec<(Plain, EnvValue<'a>)>,
+}
+
+/// The value of an environment variable of a plan: text it borrows, or a number (the
+/// uid, the gid) written when needed rather than kept as an allocated string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvValue<'a> {
+    /// Text.
+    Text(&'a str),
+    /// A number, as its decimal text.
+    Number(i64),
+}
+
+impl EnvValue<'_> {
+    /// True when the value's text is `text`.
+    pub fn is(&self, text: &str) -> bool {
+        match *self {
+            EnvValue::Text(own) => own == text,
+            EnvValue::Number(n) => itoa::Buffer::new().format(n) == text,
+        }
+    }
+
+    /// How long the value's text is.
+    fn len(&self) -> usize {
+        match *self {
+            EnvValue::Text(text) => text.len(),
+            EnvValue::Number(n) => itoa::Buffer::new().format(n).len(),
+        }
+    }
+}
+
+impl WriteJson for EnvValue<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        match *self {
+            EnvValue::Text(text) => text.write_json(out),
+            // Digits and a sign need no escape.
+            EnvValue::Number(n) => {
+                out.push(b'"');
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                out.push(b'"');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl Serialize for EnvValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            EnvValue::Text(text) => serializer.serialize_str(text),
+            EnvValue::Number(n) => serializer.serialize_str(itoa::Buffer::new().format(n)),
+        }
+    }
 }
 
 impl<'a> MutationPlan<'a> {
     /// The plan for `identity`, with `datasets` unless the pod opted out.
     pub fn new(config: &'a Config, identity: &'a Identity, datasets: &'a [Dataset]) -> Self {
-        let number = |n: i64| Cow::Owned(itoa::Buffer::new().format(n).to_owned());
         let mut mounts = Vec::with_capacity(4 + datasets.len());
         let mut env = Vec::with_capacity(8);
-        env.push((plain!(names::ENV_USER), Cow::Borrowed(identity.username())));
-        env.push((plain!(names::ENV_UID), number(identity.uid())));
-        env.push((plain!(names::ENV_GID), number(identity.gid)));
+        env.push((plain!(names::ENV_USER), EnvValue::Text(identity.username())));
+        env.push((plain!(names::ENV_UID), EnvValue::Number(identity.uid())));
+        env.push((plain!(names::ENV_GID), EnvValue::Number(identity.gid)));
         env.push((
             plain!(names::ENV_NAMESPACE),
-            Cow::Borrowed(identity.namespace.as_str()),
+            EnvValue::Text(identity.namespace.as_str()),
         ));
         let storage = &config.storage;
         if storage.private.enabled
@@ -80,7 +131,10 @@ impl<'a> MutationPlan<'a> {
                 path: Cow::Borrowed(path.as_str()),
                 read_only: storage.private.read_only,
             });
-            env.push((plain!(names::ENV_PRIVATE_DIR), Cow::Borrowed(path.as_str())));
+            env.push((
+                plain!(names::ENV_PRIVATE_DIR),
+                EnvValue::Text(path.as_str()),
+            ));
         }
         if storage.shared.enabled
             && let Some(path) = &storage.shared.mount_path
@@ -91,28 +145,26 @@ impl<'a> MutationPlan<'a> {
                 path: Cow::Borrowed(path.as_str()),
                 read_only: storage.shared.read_only,
             });
-            env.push((plain!(names::ENV_SHARED_DIR), Cow::Borrowed(path.as_str())));
+            env.push((plain!(names::ENV_SHARED_DIR), EnvValue::Text(path.as_str())));
         }
         if let Some(session) = &identity.session
             && storage.session.enabled
         {
-            let path = Cow::Borrowed(
-                storage
-                    .session
-                    .mount_path
-                    .as_deref()
-                    .unwrap_or(session.data_directory.as_str()),
-            );
+            let path = storage
+                .session
+                .mount_path
+                .as_deref()
+                .unwrap_or(session.data_directory.as_str());
             // After the end, `afterGrace: readOnly` keeps the data readable, not writable.
             let ended_read_only = session.lifecycle == Lifecycle::Ended
                 && config.sessions.after_grace == AfterGrace::ReadOnly;
             mounts.push(Mount {
                 volume: Cow::Borrowed(names::VOLUME_DATA),
                 claim: Cow::Borrowed(names::VOLUME_DATA),
-                path: path.clone(),
+                path: Cow::Borrowed(path),
                 read_only: storage.session.read_only || ended_read_only,
             });
-            env.push((plain!(names::ENV_DATA_DIR), path));
+            env.push((plain!(names::ENV_DATA_DIR), EnvValue::Text(path)));
         }
         // The project volume is a claim of the project namespace, not of its children.
         if identity
@@ -128,7 +180,10 @@ impl<'a> MutationPlan<'a> {
                 path: Cow::Borrowed(path.as_str()),
                 read_only: storage.project.read_only,
             });
-            env.push((plain!(names::ENV_PROJECT_DIR), Cow::Borrowed(path.as_str())));
+            env.push((
+                plain!(names::ENV_PROJECT_DIR),
+                EnvValue::Text(path.as_str()),
+            ));
         }
         let root = config.datasets.mount_root.trim_end_matches('/');
         for dataset in datasets {
@@ -535,7 +590,7 @@ impl<'a> From<&'a Mount<'_>> for MountOut<'a> {
 #[cfg_attr(test, derive(Serialize))]
 struct EnvOut<'a> {
     name: Plain,
-    value: &'a str,
+    value: EnvValue<'a>,
 }
 
 impl WriteJson for EnvOut<'_> {
@@ -548,9 +603,12 @@ impl WriteJson for EnvOut<'_> {
     }
 }
 
-impl<'a> From<&'a (Plain, Cow<'_, str>)> for EnvOut<'a> {
-    fn from((name, value): &'a (Plain, Cow<'_, str>)) -> Self {
-        EnvOut { name: *name, value }
+impl<'a> From<&(Plain, EnvValue<'a>)> for EnvOut<'a> {
+    fn from((name, value): &(Plain, EnvValue<'a>)) -> Self {
+        EnvOut {
+            name: *name,
+            value: *value,
+        }
     }
 }
 
@@ -766,8 +824,8 @@ fn write_ops(
     patch.end_item(item);
 }
 
-fn env_is(var: &EnvVar<'_>, value: &str) -> bool {
-    var.value.as_deref() == Some(value) && var.value_from.is_none()
+fn env_is(var: &EnvVar<'_>, value: &EnvValue<'_>) -> bool {
+    var.value.as_deref().is_some_and(|v| value.is(v)) && var.value_from.is_none()
 }
 
 fn is_sys_admin(capability: &str) -> bool {
@@ -866,8 +924,13 @@ mod tests {
             for mount in &mounts {
                 prop_assert_eq!(written(mount), serde(mount));
             }
-            let env = EnvOut { name: plain!(names::ENV_DATA_DIR), value: &b };
+            let env = EnvOut { name: plain!(names::ENV_DATA_DIR), value: EnvValue::Text(&b) };
             prop_assert_eq!(written(&env), serde(&env));
+            let number = EnvOut { name: plain!(names::ENV_UID), value: EnvValue::Number(ids.0) };
+            prop_assert_eq!(written(&number), serde(&number));
+            prop_assert!(number.value.is(&ids.0.to_string()));
+            prop_assert_eq!(number.value.len(), ids.0.to_string().len());
+            prop_assert!(!number.value.is(&b) || b == ids.0.to_string());
             let volume = VolumeOut { name: &b, persistent_volume_claim: ClaimOut { claim_name: &c } };
             prop_assert_eq!(written(&volume), serde(&volume));
             let security = PodSecurityOut {
