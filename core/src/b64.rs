@@ -161,9 +161,9 @@ mod x86 {
         __m128i, __m256i, _mm_add_epi8, _mm_and_si128, _mm_cmpgt_epi8, _mm_loadu_si128,
         _mm_mulhi_epu16, _mm_mullo_epi16, _mm_or_si128, _mm_set1_epi8, _mm_set1_epi32,
         _mm_setr_epi8, _mm_shuffle_epi8, _mm_storeu_si128, _mm_subs_epu8, _mm256_add_epi8,
-        _mm256_and_si256, _mm256_blend_epi16, _mm256_cmpgt_epi8, _mm256_or_si256, _mm256_set_m128i,
-        _mm256_set1_epi8, _mm256_set1_epi32, _mm256_shuffle_epi8, _mm256_slli_epi16,
-        _mm256_srli_epi16, _mm256_storeu_si256, _mm256_subs_epu8,
+        _mm256_and_si256, _mm256_blend_epi16, _mm256_cmpgt_epi8, _mm256_mullo_epi16,
+        _mm256_or_si256, _mm256_set_m128i, _mm256_set1_epi8, _mm256_set1_epi32,
+        _mm256_shuffle_epi8, _mm256_srli_epi16, _mm256_storeu_si256, _mm256_subs_epu8,
     };
 
     /// The masks and multipliers of the split step (see the module comment).
@@ -239,23 +239,19 @@ mod x86 {
         _mm_add_epi8(_mm_shuffle_epi8(bytes128(OFFSETS), range), values)
     }
 
-    /// `encode_lane` for two lanes. The split's multiplications are written as shifts of
-    /// each 16-bit half and a blend of the halves (AVX2 has both; the multiplications,
-    /// through `std::arch`'s portable `_mm256_mulhi_epu16`, compile to a widening
-    /// sequence twice as long).
+    /// `encode_lane` for two lanes. The high half of the split is two shifts and a blend
+    /// (`std::arch`'s portable `_mm256_mulhi_epu16` compiles to a widening sequence twice
+    /// as long); the low half is one multiplication by `low` (black-boxed: seeing
+    /// constant powers of two, the compiler would make it two shifts and a blend).
     #[target_feature(enable = "avx2")]
-    fn encode_lanes(input: __m256i) -> __m256i {
+    fn encode_lanes(input: __m256i, low: __m256i) -> __m256i {
         let spread = _mm256_shuffle_epi8(input, bytes256(SPREAD));
         let masked = _mm256_and_si256(spread, _mm256_set1_epi32(HIGH_MASK));
         let high = _mm256_blend_epi16::<0b1010_1010>(
             _mm256_srli_epi16::<10>(masked),
             _mm256_srli_epi16::<6>(masked),
         );
-        let masked = _mm256_and_si256(spread, _mm256_set1_epi32(LOW_MASK));
-        let low = _mm256_blend_epi16::<0b1010_1010>(
-            _mm256_slli_epi16::<4>(masked),
-            _mm256_slli_epi16::<8>(masked),
-        );
+        let low = _mm256_mullo_epi16(_mm256_and_si256(spread, _mm256_set1_epi32(LOW_MASK)), low);
         let values = _mm256_or_si256(high, low);
         let range = _mm256_or_si256(
             _mm256_subs_epu8(values, _mm256_set1_epi8(51)),
@@ -271,19 +267,23 @@ mod x86 {
     /// lane loads 16 bytes and uses 12); returns the bytes read and characters written.
     #[target_feature(enable = "avx2")]
     pub(super) fn encode_avx2(input: &[u8], dst: &mut [MaybeUninit<u8>]) -> (usize, usize) {
-        let mut blocks = 0;
-        for (bytes, out) in input.windows(28).step_by(24).zip(dst.chunks_exact_mut(32)) {
-            // SAFETY: the two 16-byte loads, at 0 and 12, lie within the 28 bytes of `bytes`.
-            let lanes = unsafe {
-                _mm256_set_m128i(
-                    _mm_loadu_si128(bytes.as_ptr().add(12).cast()),
-                    _mm_loadu_si128(bytes.as_ptr().cast()),
-                )
-            };
-            let chars = encode_lanes(lanes);
-            // SAFETY: the 32-byte store fills the 32 bytes of `out`.
-            unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), chars) };
-            blocks += 1;
+        let low = std::hint::black_box(_mm256_set1_epi32(LOW_SHIFT));
+        // Whole blocks: 28 bytes to read from each block's start, 32 characters to store.
+        let blocks = (input.len().saturating_sub(4) / 24).min(dst.len() / 32);
+        for block in 0..blocks {
+            let (read, written) = (block * 24, block * 32);
+            // SAFETY: `read + 28 <= input.len()` and `written + 32 <= dst.len()` for
+            // every block counted above: the two 16-byte loads, at `read` and `read + 12`,
+            // and the 32-byte store lie within the slices.
+            unsafe {
+                let at = input.as_ptr().add(read);
+                let lanes = _mm256_set_m128i(
+                    _mm_loadu_si128(at.add(12).cast()),
+                    _mm_loadu_si128(at.cast()),
+                );
+                let chars = encode_lanes(lanes, low);
+                _mm256_storeu_si256(dst.as_mut_ptr().add(written).cast(), chars);
+            }
         }
         (blocks * 24, blocks * 32)
     }

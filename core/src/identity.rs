@@ -128,7 +128,7 @@ impl Identity {
             groups.push(user.gid);
             groups.extend_from_slice(&user.supplemental_groups);
             groups.push(gid);
-            let claim = names::session_private_claim(&user.username).map_err(|e| {
+            let claim = private_claim(&user.username).map_err(|e| {
                 Denial::new(
                     "invalid_object",
                     "",
@@ -181,6 +181,13 @@ impl Identity {
     pub fn has_group(&self, gid: i64) -> bool {
         gid == self.gid || self.supplemental_groups.binary_search(&gid).is_ok()
     }
+}
+
+/// [`names::session_private_claim`], joined without the formatting machinery (this runs
+/// for every pod in a shared namespace).
+fn private_claim(username: &str) -> Result<String, names::NameError> {
+    let name = names::object_name(username)?;
+    Ok([names::VOLUME_PRIVATE, "-", name.as_str()].concat())
 }
 
 /// What is being admitted, as far as identity goes.
@@ -579,6 +586,25 @@ fn checked_user(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_claims_are_the_names_modules() {
+        for username in [
+            "ada",
+            "Ada.Lovelace_2",
+            "x",
+            "",
+            "-ada",
+            "a b",
+            &"a".repeat(64),
+        ] {
+            assert_eq!(
+                private_claim(username),
+                names::session_private_claim(username),
+                "{username:?}"
+            );
+        }
+    }
 
     #[test]
     fn requesters_are_classified() {

@@ -4,9 +4,10 @@
 //! written straight into the patch; an object that already is what it should be gets no
 //! operations at all.
 //!
-//! Values are written without serde ([`WriteJson`]); the mounts and environment variables
-//! every container gets are written once per pod ([`Rendered`]) and copied into each
-//! operation, and each container's pointer is written once for all of its operations.
+//! Values are written without serde ([`WriteJson`]) straight into the patch. Pointers are the pod's pointer, written once, and text fixed at compile time
+//! ([`literal!`]). A container's operations are decided first ([`ContainerOp`]); a
+//! container that needs what the one written before it needed gets a copy of that one's
+//! operations with its own index ([`Patch::repeat_item`]).
 
 use std::borrow::Cow;
 
@@ -17,9 +18,11 @@ use crate::argo::{WorkflowKind, WorkflowView};
 use crate::config::{AfterGrace, Config};
 use crate::directory::Dataset;
 use crate::identity::Identity;
+use crate::literal;
 use crate::names;
-use crate::patch::json::{Member, RenderedList, WriteJson, write_object};
-use crate::patch::{AddHead, Array, Patch, Pointer, PointerText};
+use crate::patch::json::{Member, Plain, WriteJson, write_object};
+use crate::patch::{Array, Item, Literal, Op, Patch, Pointer, PointerText, Rest};
+use crate::plain;
 use crate::pod::{Container, EnvVar, PodSecurityContext, PodSpec, SecurityContext, VolumeMount};
 use crate::resources::Lifecycle;
 use crate::workload::PodView;
@@ -51,21 +54,72 @@ pub struct MutationPlan<'a> {
     /// Volumes and their mounts, in order.
     pub mounts: Vec<Mount<'a>>,
     /// Environment variables, in order.
-    pub env: Vec<(&'static str, Cow<'a, str>)>,
+    pub env: Vec<(Plain, EnvValue<'a>)>,
+}
+
+/// The value of an environment variable of a plan: text it borrows, or a number (the
+/// uid, the gid) written when needed rather than kept as an allocated string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvValue<'a> {
+    /// Text.
+    Text(&'a str),
+    /// A number, as its decimal text.
+    Number(i64),
+}
+
+impl EnvValue<'_> {
+    /// True when the value's text is `text`.
+    pub fn is(&self, text: &str) -> bool {
+        match *self {
+            EnvValue::Text(own) => own == text,
+            EnvValue::Number(n) => itoa::Buffer::new().format(n) == text,
+        }
+    }
+
+    /// How long the value's text is.
+    fn len(&self) -> usize {
+        match *self {
+            EnvValue::Text(text) => text.len(),
+            EnvValue::Number(n) => itoa::Buffer::new().format(n).len(),
+        }
+    }
+}
+
+impl WriteJson for EnvValue<'_> {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        match *self {
+            EnvValue::Text(text) => text.write_json(out),
+            // Digits and a sign need no escape.
+            EnvValue::Number(n) => {
+                out.push(b'"');
+                out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+                out.push(b'"');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+impl Serialize for EnvValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            EnvValue::Text(text) => serializer.serialize_str(text),
+            EnvValue::Number(n) => serializer.serialize_str(itoa::Buffer::new().format(n)),
+        }
+    }
 }
 
 impl<'a> MutationPlan<'a> {
     /// The plan for `identity`, with `datasets` unless the pod opted out.
     pub fn new(config: &'a Config, identity: &'a Identity, datasets: &'a [Dataset]) -> Self {
-        let number = |n: i64| Cow::Owned(itoa::Buffer::new().format(n).to_owned());
         let mut mounts = Vec::with_capacity(4 + datasets.len());
         let mut env = Vec::with_capacity(8);
-        env.push((names::ENV_USER, Cow::Borrowed(identity.username())));
-        env.push((names::ENV_UID, number(identity.uid())));
-        env.push((names::ENV_GID, number(identity.gid)));
+        env.push((plain!(names::ENV_USER), EnvValue::Text(identity.username())));
+        env.push((plain!(names::ENV_UID), EnvValue::Number(identity.uid())));
+        env.push((plain!(names::ENV_GID), EnvValue::Number(identity.gid)));
         env.push((
-            names::ENV_NAMESPACE,
-            Cow::Borrowed(identity.namespace.as_str()),
+            plain!(names::ENV_NAMESPACE),
+            EnvValue::Text(identity.namespace.as_str()),
         ));
         let storage = &config.storage;
         if storage.private.enabled
@@ -77,7 +131,10 @@ impl<'a> MutationPlan<'a> {
                 path: Cow::Borrowed(path.as_str()),
                 read_only: storage.private.read_only,
             });
-            env.push((names::ENV_PRIVATE_DIR, Cow::Borrowed(path.as_str())));
+            env.push((
+                plain!(names::ENV_PRIVATE_DIR),
+                EnvValue::Text(path.as_str()),
+            ));
         }
         if storage.shared.enabled
             && let Some(path) = &storage.shared.mount_path
@@ -88,28 +145,26 @@ impl<'a> MutationPlan<'a> {
                 path: Cow::Borrowed(path.as_str()),
                 read_only: storage.shared.read_only,
             });
-            env.push((names::ENV_SHARED_DIR, Cow::Borrowed(path.as_str())));
+            env.push((plain!(names::ENV_SHARED_DIR), EnvValue::Text(path.as_str())));
         }
         if let Some(session) = &identity.session
             && storage.session.enabled
         {
-            let path = Cow::Borrowed(
-                storage
-                    .session
-                    .mount_path
-                    .as_deref()
-                    .unwrap_or(session.data_directory.as_str()),
-            );
+            let path = storage
+                .session
+                .mount_path
+                .as_deref()
+                .unwrap_or(session.data_directory.as_str());
             // After the end, `afterGrace: readOnly` keeps the data readable, not writable.
             let ended_read_only = session.lifecycle == Lifecycle::Ended
                 && config.sessions.after_grace == AfterGrace::ReadOnly;
             mounts.push(Mount {
                 volume: Cow::Borrowed(names::VOLUME_DATA),
                 claim: Cow::Borrowed(names::VOLUME_DATA),
-                path: path.clone(),
+                path: Cow::Borrowed(path),
                 read_only: storage.session.read_only || ended_read_only,
             });
-            env.push((names::ENV_DATA_DIR, path));
+            env.push((plain!(names::ENV_DATA_DIR), EnvValue::Text(path)));
         }
         // The project volume is a claim of the project namespace, not of its children.
         if identity
@@ -125,12 +180,16 @@ impl<'a> MutationPlan<'a> {
                 path: Cow::Borrowed(path.as_str()),
                 read_only: storage.project.read_only,
             });
-            env.push((names::ENV_PROJECT_DIR, Cow::Borrowed(path.as_str())));
+            env.push((
+                plain!(names::ENV_PROJECT_DIR),
+                EnvValue::Text(path.as_str()),
+            ));
         }
         let root = config.datasets.mount_root.trim_end_matches('/');
         for dataset in datasets {
             mounts.push(Mount {
-                volume: Cow::Owned(names::dataset_volume(&dataset.name)),
+                // `names::dataset_volume`, without formatting machinery.
+                volume: Cow::Owned([names::VOLUME_DATASET_PREFIX, dataset.name.as_str()].concat()),
                 claim: Cow::Borrowed(dataset.claim.as_str()),
                 path: Cow::Owned([root, "/", dataset.name.as_str()].concat()),
                 read_only: config.datasets.read_only,
@@ -140,46 +199,30 @@ impl<'a> MutationPlan<'a> {
     }
 }
 
-/// The values of a plan that containers get, written once per pod and copied into every
-/// container's operations.
-struct Rendered {
-    /// The plan's mounts as volume mounts (`MountOut`), in order.
-    mounts: RenderedList,
-    /// The plan's environment variables (`EnvOut`), in order.
-    env: RenderedList,
-}
-
-impl Rendered {
-    fn new(plan: &MutationPlan) -> Self {
-        Rendered {
-            mounts: RenderedList::new(plan.mounts.iter().map(MountOut::from)),
-            env: RenderedList::new(plan.env.iter().map(EnvOut::from)),
-        }
-    }
-
+impl MutationPlan<'_> {
     /// About how many bytes the operations of `containers` containers take at most (each
     /// gets every mount and variable, one operation each), so that the patch is reserved
     /// once.
-    fn patch_size(&self, plan: &MutationPlan, containers: usize, pointer: usize) -> usize {
+    fn patch_size(&self, containers: usize, pointer: usize) -> usize {
         // `{"op":"replace","path":"` … `","value":` … `},` around a pointer such as
         // `/spec/initContainers/12/volumeMounts/3`.
         let operation = 80 + pointer;
-        let per_container = self.mounts.json_len()
-            + self.env.json_len()
-            + (plan.mounts.len() + plan.env.len() + 2) * operation;
+        // `{"name":…,"mountPath":…,"readOnly":true}` and `{"name":…,"value":…}`.
+        let values: usize = self
+            .mounts
+            .iter()
+            .map(|m| m.volume.len() + m.path.len() + 48)
+            .chain(
+                self.env
+                    .iter()
+                    .map(|(name, value)| name.as_str().len() + value.len() + 24),
+            )
+            .sum();
+        let per_container = values + (self.mounts.len() + self.env.len() + 2) * operation;
         // The stamp, the pod's security context and its volumes.
-        let pod = 512 + plan.mounts.len() * (operation + 64);
+        let pod = 512 + self.mounts.len() * (operation + 64);
         pod + containers * per_container
     }
-}
-
-/// The heads of a container's appending operations (`add` at `…/volumeMounts/-` and at
-/// `…/env/-`): each written once per container, when first used, into a buffer reused for
-/// the next container.
-#[derive(Default)]
-struct Appends {
-    mounts: AddHead,
-    env: AddHead,
 }
 
 /// Writes the operations that make `pod` run as `identity` into `patch`. `datasets` are
@@ -195,53 +238,56 @@ pub fn mutate(
     if pod.missing_parent {
         return;
     }
-    let root = Pointer::root(&pod.pointer);
+    // One pointer buffer for the whole pod: the pod's pointer, then `…/spec`, then each
+    // list of containers, cut back and extended as it goes.
+    let mut ptr = PointerText::default();
+    ptr.set(&Pointer::root(&pod.pointer));
     let Some(spec) = &pod.spec else {
-        stamp(patch, identity, &root, pod);
+        stamp(patch, identity, &ptr, pod);
         return;
     };
     let datasets = if pod.no_datasets() { &[][..] } else { datasets };
     let plan = MutationPlan::new(config, identity, datasets);
-    let rendered = Rendered::new(&plan);
     let lists = [
-        ("containers", spec.containers.as_deref().unwrap_or_default()),
         (
-            "initContainers",
+            literal!("/containers"),
+            spec.containers.as_deref().unwrap_or_default(),
+        ),
+        (
+            literal!("/initContainers"),
             spec.init_containers.as_deref().unwrap_or_default(),
         ),
     ];
     let containers = lists.iter().map(|(_, list)| list.len()).sum();
     // Reserved before the first operation (the stamp), so that the patch is allocated
     // once rather than at its initial size and then grown.
-    patch.reserve(rendered.patch_size(&plan, containers, pod.pointer.len()));
-    stamp(patch, identity, &root, pod);
-    let spec_ptr = root.keys(&["spec"]);
-    pod_security(patch, identity, &spec_ptr, spec);
-    volumes(patch, &plan, &spec_ptr, spec);
-    let mut container_ptr = PointerText::default();
-    let mut appends = Appends::default();
+    patch.reserve(plan.patch_size(containers, ptr.len()));
+    stamp(patch, identity, &ptr, pod);
+    ptr.push_literal(literal!("/spec"));
+    pod_security(patch, identity, &ptr, spec);
+    volumes(patch, &plan, &mut ptr, spec);
+    let spec_len = ptr.len();
+    let mut ops = Vec::with_capacity(plan.mounts.len() + plan.env.len() + 2);
+    let mut written = Vec::with_capacity(ops.capacity());
+    let mut item = Item::default();
     for (list, containers) in lists {
-        // `…/containers`, written once; each container's index is appended to it.
-        container_ptr.set(&spec_ptr.keys(std::slice::from_ref(&list)));
-        let list_len = container_ptr.len();
+        ptr.truncate(spec_len);
+        ptr.push_literal(list);
+        item.clear();
         for (i, container) in containers.iter().enumerate() {
-            container_ptr.truncate(list_len);
-            container_ptr.push_index(i);
-            appends.mounts.clear();
-            appends.env.clear();
-            let ptr = container_ptr.pointer();
-            container_ops(
-                patch,
-                identity,
-                &plan,
-                &rendered,
-                &mut appends,
-                &ptr,
-                container,
-            );
+            ops.clear();
+            container_ops(&mut ops, identity, &plan, container);
+            // A container that needs what the one written last needed gets a copy of its
+            // operations (only the index differs).
+            if ops == written && patch.repeat_item(&item, i) {
+                continue;
+            }
+            write_ops(patch, &mut item, &ptr, i, &ops, identity, &plan);
+            std::mem::swap(&mut ops, &mut written);
         }
     }
-    ephemeral_ops(patch, identity, &spec_ptr, spec);
+    ptr.truncate(spec_len);
+    ephemeral_ops(patch, identity, &mut ptr, spec);
 }
 
 /// Writes the operations that make the ephemeral containers of `pod` run as `identity`
@@ -249,37 +295,56 @@ pub fn mutate(
 /// each gets the security context of the other containers, never a privilege escalation.
 pub fn mutate_ephemeral(patch: &mut Patch, identity: &Identity, pod: &PodView<'_>) {
     if let Some(spec) = &pod.spec {
-        ephemeral_ops(
-            patch,
-            identity,
-            &Pointer::root(&pod.pointer).keys(&["spec"]),
-            spec,
-        );
+        let mut ptr = PointerText::default();
+        ptr.set(&Pointer::root(&pod.pointer));
+        ptr.push_literal(literal!("/spec"));
+        ephemeral_ops(patch, identity, &mut ptr, spec);
     }
 }
 
+/// `spec_ptr` is the spec's pointer; it is extended by the list's.
 fn ephemeral_ops(
     patch: &mut Patch,
     identity: &Identity,
-    spec_ptr: &Pointer<'_>,
+    spec_ptr: &mut PointerText,
     spec: &PodSpec<'_>,
 ) {
-    let list_ptr = spec_ptr.keys(&["ephemeralContainers"]);
-    for (i, container) in spec.ephemeral_containers.iter().flatten().enumerate() {
-        container_security(patch, identity, &list_ptr.index(i), container);
+    let Some(containers) = &spec.ephemeral_containers else {
+        return;
+    };
+    spec_ptr.push_literal(literal!("/ephemeralContainers"));
+    // Security operations only: no mounts, no variables.
+    let plan = MutationPlan {
+        mounts: Vec::new(),
+        env: Vec::new(),
+    };
+    let mut item = Item::default();
+    let (mut ops, mut written) = (Vec::new(), Vec::new());
+    for (i, container) in containers.iter().enumerate() {
+        ops.clear();
+        container_security(&mut ops, identity, container);
+        if ops == written && patch.repeat_item(&item, i) {
+            continue;
+        }
+        write_ops(patch, &mut item, spec_ptr, i, &ops, identity, &plan);
+        std::mem::swap(&mut ops, &mut written);
     }
 }
 
 /// Writes the stamp: the `homestead.dev/run-as` annotation (the username) and the
 /// `homestead.dev/user` label (the `User` object name, which the pod index reads).
-fn stamp(patch: &mut Patch, identity: &Identity, root: &Pointer<'_>, pod: &PodView<'_>) {
+/// `root` is the pod's pointer.
+fn stamp(patch: &mut Patch, identity: &Identity, root: &PointerText, pod: &PodView<'_>) {
     let username = identity.username();
     let user = identity.user.name.as_str();
     let run_as = Member(names::ANNOTATION_RUN_AS, username);
     let user_label = Member(names::LABEL_USER, user);
+    let at = |literal| Rest::literal(literal);
     let Some(meta) = &pod.metadata else {
-        patch.add_json(
-            root.keys(&["metadata"]),
+        patch.op_at(
+            Op::Add,
+            root,
+            at(literal!("/metadata")),
             &StampOut {
                 annotations: run_as,
                 labels: user_label,
@@ -288,21 +353,30 @@ fn stamp(patch: &mut Patch, identity: &Identity, root: &Pointer<'_>, pod: &PodVi
         return;
     };
     match &meta.annotations {
-        None => patch.add_json(root.keys(&["metadata", "annotations"]), &run_as),
-        Some(annotations) if annotations.run_as.as_deref() != Some(username) => patch.add_json(
-            root.keys(&["metadata", "annotations", names::ANNOTATION_RUN_AS]),
-            username,
+        None => patch.op_at(
+            Op::Add,
+            root,
+            at(literal!("/metadata/annotations")),
+            &run_as,
         ),
+        Some(annotations) if annotations.run_as.as_deref() != Some(username) => {
+            patch.op_at(Op::Add, root, at(RUN_AS_POINTER), username);
+        }
         Some(_) => {}
     }
     match &meta.labels {
-        None => patch.add_json(root.keys(&["metadata", "labels"]), &user_label),
+        None => patch.op_at(Op::Add, root, at(literal!("/metadata/labels")), &user_label),
         Some(labels) if labels.user.as_deref() != Some(user) => {
-            patch.add_json(root.keys(&["metadata", "labels", names::LABEL_USER]), user);
+            patch.op_at(Op::Add, root, at(USER_POINTER), user);
         }
         Some(_) => {}
     }
 }
+
+/// `/metadata/annotations/` and `homestead.dev/run-as`, escaped.
+const RUN_AS_POINTER: Literal = literal!("/metadata/annotations/homestead.dev~1run-as");
+/// `/metadata/labels/` and `homestead.dev/user`, escaped.
+const USER_POINTER: Literal = literal!("/metadata/labels/homestead.dev~1user");
 
 /// The metadata a pod without any gets: the stamp's annotation and label.
 struct StampOut<'a> {
@@ -352,15 +426,14 @@ impl WriteJson for PodSecurityOut<'_> {
     }
 }
 
-fn pod_security(
-    patch: &mut Patch,
-    identity: &Identity,
-    spec_ptr: &Pointer<'_>,
-    spec: &PodSpec<'_>,
-) {
-    let Some(sc) = &spec.security_context else {
-        patch.add_json(
-            spec_ptr.keys(&["securityContext"]),
+/// `spec` is the pod spec's pointer.
+fn pod_security(patch: &mut Patch, identity: &Identity, spec: &PointerText, pod: &PodSpec<'_>) {
+    let at = |literal| Rest::literal(literal);
+    let Some(sc) = &pod.security_context else {
+        patch.op_at(
+            Op::Add,
+            spec,
+            at(literal!("/securityContext")),
             &PodSecurityOut {
                 run_as_user: identity.uid(),
                 run_as_group: identity.gid,
@@ -383,36 +456,33 @@ fn pod_security(
         supplemental_groups_policy,
         ..
     } = sc;
-    let sc_ptr = spec_ptr.keys(&["securityContext"]);
     if *run_as_user != Some(identity.uid()) {
-        patch.add_json(sc_ptr.keys(&["runAsUser"]), &identity.uid());
+        let rest = at(literal!("/securityContext/runAsUser"));
+        patch.op_at(Op::Add, spec, rest, &identity.uid());
     }
     if *run_as_group != Some(identity.gid) {
-        patch.add_json(sc_ptr.keys(&["runAsGroup"]), &identity.gid);
+        let rest = at(literal!("/securityContext/runAsGroup"));
+        patch.op_at(Op::Add, spec, rest, &identity.gid);
     }
     if *run_as_non_root != Some(true) {
-        patch.add_json(sc_ptr.keys(&["runAsNonRoot"]), &true);
+        let rest = at(literal!("/securityContext/runAsNonRoot"));
+        patch.op_at(Op::Add, spec, rest, &true);
     }
     if *fs_group != Some(identity.gid) {
-        patch.add_json(sc_ptr.keys(&["fsGroup"]), &identity.gid);
+        let rest = at(literal!("/securityContext/fsGroup"));
+        patch.op_at(Op::Add, spec, rest, &identity.gid);
     }
     if fs_group_change_policy.as_deref() != Some(FS_GROUP_CHANGE_POLICY) {
-        patch.add_json(
-            sc_ptr.keys(&["fsGroupChangePolicy"]),
-            FS_GROUP_CHANGE_POLICY,
-        );
+        let rest = at(literal!("/securityContext/fsGroupChangePolicy"));
+        patch.op_at(Op::Add, spec, rest, FS_GROUP_CHANGE_POLICY);
     }
     if supplemental_groups.as_deref() != Some(identity.supplemental_groups.as_slice()) {
-        patch.add_json(
-            sc_ptr.keys(&["supplementalGroups"]),
-            identity.supplemental_groups.as_slice(),
-        );
+        let rest = at(literal!("/securityContext/supplementalGroups"));
+        patch.op_at(Op::Add, spec, rest, identity.supplemental_groups.as_slice());
     }
     if supplemental_groups_policy.as_deref() != Some(SUPPLEMENTAL_GROUPS_POLICY) {
-        patch.add_json(
-            sc_ptr.keys(&["supplementalGroupsPolicy"]),
-            SUPPLEMENTAL_GROUPS_POLICY,
-        );
+        let rest = at(literal!("/securityContext/supplementalGroupsPolicy"));
+        patch.op_at(Op::Add, spec, rest, SUPPLEMENTAL_GROUPS_POLICY);
     }
 }
 
@@ -451,23 +521,34 @@ impl<'a> From<&'a Mount<'_>> for VolumeOut<'a> {
     }
 }
 
-fn volumes(patch: &mut Patch, plan: &MutationPlan, spec_ptr: &Pointer<'_>, spec: &PodSpec<'_>) {
+/// `spec` is the pod spec's pointer (left as it was).
+fn volumes(patch: &mut Patch, plan: &MutationPlan, spec: &mut PointerText, pod: &PodSpec<'_>) {
     if plan.mounts.is_empty() {
         return;
     }
-    let volumes_ptr = spec_ptr.keys(&["volumes"]);
-    let Some(existing) = &spec.volumes else {
-        patch.add_json(volumes_ptr, &Array(plan.mounts.iter().map(VolumeOut::from)));
+    let Some(existing) = &pod.volumes else {
+        patch.op_at(
+            Op::Add,
+            spec,
+            Rest::literal(literal!("/volumes")),
+            &Array(plan.mounts.iter().map(VolumeOut::from)),
+        );
         return;
     };
     for mount in &plan.mounts {
         match existing.iter().position(|v| v.name == *mount.volume) {
             // A volume under a homestead name that points elsewhere is replaced.
             Some(i) if !existing[i].is_only_claim(&mount.claim) => {
-                patch.replace_json(volumes_ptr.index(i), &VolumeOut::from(mount));
+                let rest = Rest::indexed(literal!("/volumes"), i, Literal::EMPTY);
+                patch.op_at(Op::Replace, spec, rest, &VolumeOut::from(mount));
             }
             Some(_) => {}
-            None => patch.add_json(volumes_ptr.end(), &VolumeOut::from(mount)),
+            None => patch.op_at(
+                Op::Add,
+                spec,
+                Rest::literal(literal!("/volumes/-")),
+                &VolumeOut::from(mount),
+            ),
         }
     }
 }
@@ -508,8 +589,8 @@ impl<'a> From<&'a Mount<'_>> for MountOut<'a> {
 /// An environment variable as homestead writes it.
 #[cfg_attr(test, derive(Serialize))]
 struct EnvOut<'a> {
-    name: &'a str,
-    value: &'a str,
+    name: Plain,
+    value: EnvValue<'a>,
 }
 
 impl WriteJson for EnvOut<'_> {
@@ -522,9 +603,12 @@ impl WriteJson for EnvOut<'_> {
     }
 }
 
-impl<'a> From<&'a (&'static str, Cow<'_, str>)> for EnvOut<'a> {
-    fn from((name, value): &'a (&'static str, Cow<'_, str>)) -> Self {
-        EnvOut { name, value }
+impl<'a> From<&(Plain, EnvValue<'a>)> for EnvOut<'a> {
+    fn from((name, value): &(Plain, EnvValue<'a>)) -> Self {
+        EnvOut {
+            name: *name,
+            value: *value,
+        }
     }
 }
 
@@ -535,31 +619,55 @@ fn mount_is_right(existing: &VolumeMount<'_>, mount: &Mount<'_>) -> bool {
         && (!mount.read_only || existing.read_only == Some(true))
 }
 
+/// One operation on a container, decided before any is written (so that a container
+/// that needs what the one before needed gets a copy of its operations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContainerOp {
+    /// `add` every mount, the container having none.
+    AllMounts,
+    /// `replace` existing mount `at` by the plan's mount `mount`.
+    ReplaceMount { at: usize, mount: usize },
+    /// `add` the plan's mount `mount` at the end.
+    AddMount(usize),
+    /// `add` `readOnly: true` to existing mount `at`.
+    MountReadOnly(usize),
+    /// `add` a security context that only forbids privilege escalation.
+    NoEscalationContext,
+    /// `add` the identity's uid as `runAsUser`.
+    RunAsUser,
+    /// `add` the identity's gid as `runAsGroup`.
+    RunAsGroup,
+    /// `add` `runAsNonRoot: true`.
+    RunAsNonRoot,
+    /// `add` `allowPrivilegeEscalation: false`.
+    NoEscalation,
+    /// `add` every environment variable, the container having none.
+    AllEnv,
+    /// `replace` existing variable `at` by the plan's variable `var`.
+    ReplaceEnv { at: usize, var: usize },
+    /// `add` the plan's variable `var` at the end.
+    AddEnv(usize),
+}
+
+/// Decides the operations of one container, in the order they are written.
 fn container_ops(
-    patch: &mut Patch,
+    ops: &mut Vec<ContainerOp>,
     identity: &Identity,
     plan: &MutationPlan,
-    rendered: &Rendered,
-    appends: &mut Appends,
-    ptr: &Pointer<'_>,
     container: &Container<'_>,
 ) {
     // Mounts.
     if !plan.mounts.is_empty() {
-        let mounts_ptr = ptr.keys(&["volumeMounts"]);
         match &container.volume_mounts {
-            None => patch.add_json(mounts_ptr, &rendered.mounts.all()),
+            None => ops.push(ContainerOp::AllMounts),
             Some(existing) => {
                 for (k, mount) in plan.mounts.iter().enumerate() {
                     match existing.iter().position(|m| m.mount_path == *mount.path) {
                         Some(j) if !mount_is_right(&existing[j], mount) => {
-                            patch.replace_json(mounts_ptr.index(j), &rendered.mounts.item(k))
+                            ops.push(ContainerOp::ReplaceMount { at: j, mount: k });
                         }
                         Some(_) => {}
-                        None => patch.add_with_head(
-                            appends.mounts.get_or_set(&mounts_ptr.end()),
-                            &rendered.mounts.item(k),
-                        ),
+                        None => ops.push(ContainerOp::AddMount(k)),
                     }
                 }
                 // Other mounts of a read-only homestead volume are made read-only too.
@@ -569,37 +677,33 @@ fn container_ops(
                         .iter()
                         .any(|p| p.read_only && m.name == *p.volume && m.mount_path != *p.path);
                     if read_only_volume && m.read_only != Some(true) {
-                        patch.add_json(mounts_ptr.index(j).keys(&["readOnly"]), &true);
+                        ops.push(ContainerOp::MountReadOnly(j));
                     }
                 }
             }
         }
     }
 
-    container_security(patch, identity, ptr, container);
+    container_security(ops, identity, container);
 
     // Environment.
-    let env_ptr = ptr.keys(&["env"]);
     match &container.env {
-        None => patch.add_json(env_ptr, &rendered.env.all()),
+        None => ops.push(ContainerOp::AllEnv),
         Some(existing) => {
             for (k, (name, value)) in plan.env.iter().enumerate() {
                 let mut found = false;
                 for (j, var) in existing
                     .homestead
                     .iter()
-                    .filter(|(_, var)| var.name == *name)
+                    .filter(|(_, var)| var.name == name.as_str())
                 {
                     found = true;
                     if !env_is(var, value) {
-                        patch.replace_json(env_ptr.index(*j), &rendered.env.item(k));
+                        ops.push(ContainerOp::ReplaceEnv { at: *j, var: k });
                     }
                 }
                 if !found {
-                    patch.add_with_head(
-                        appends.env.get_or_set(&env_ptr.end()),
-                        &rendered.env.item(k),
-                    );
+                    ops.push(ContainerOp::AddEnv(k));
                 }
             }
         }
@@ -608,15 +712,9 @@ fn container_ops(
 
 /// The security context of one container: what contradicts the identity is overwritten
 /// and privilege escalation is switched off where it is unset.
-fn container_security(
-    patch: &mut Patch,
-    identity: &Identity,
-    ptr: &Pointer<'_>,
-    container: &Container<'_>,
-) {
-    let sc_ptr = ptr.keys(&["securityContext"]);
+fn container_security(ops: &mut Vec<ContainerOp>, identity: &Identity, container: &Container<'_>) {
     let Some(sc) = &container.security_context else {
-        patch.add_json(sc_ptr, &Member("allowPrivilegeEscalation", false));
+        ops.push(ContainerOp::NoEscalationContext);
         return;
     };
     let SecurityContext {
@@ -627,25 +725,107 @@ fn container_security(
         ..
     } = sc;
     if run_as_user.is_some_and(|u| u != identity.uid()) {
-        patch.add_json(sc_ptr.keys(&["runAsUser"]), &identity.uid());
+        ops.push(ContainerOp::RunAsUser);
     }
     if run_as_group.is_some_and(|g| !identity.has_group(g)) {
-        patch.add_json(sc_ptr.keys(&["runAsGroup"]), &identity.gid);
+        ops.push(ContainerOp::RunAsGroup);
     }
     if *run_as_non_root == Some(false) {
-        patch.add_json(sc_ptr.keys(&["runAsNonRoot"]), &true);
+        ops.push(ContainerOp::RunAsNonRoot);
     }
     // The API server refuses allowPrivilegeEscalation=false next to privileged or
     // CAP_SYS_ADMIN; validation refuses those anyway.
     let contradicts =
         sc.privileged == Some(true) || sc.added_capabilities().iter().any(|c| is_sys_admin(c));
     if allow_privilege_escalation.is_none() && !contradicts {
-        patch.add_json(sc_ptr.keys(&["allowPrivilegeEscalation"]), &false);
+        ops.push(ContainerOp::NoEscalation);
     }
 }
 
-fn env_is(var: &EnvVar<'_>, value: &str) -> bool {
-    var.value.as_deref() == Some(value) && var.value_from.is_none()
+/// Writes the operations `ops` of container `index` of the list at `list` (kept in
+/// `item`, to be repeated for the next containers that need the same).
+fn write_ops(
+    patch: &mut Patch,
+    item: &mut Item,
+    list: &PointerText,
+    index: usize,
+    ops: &[ContainerOp],
+    identity: &Identity,
+    plan: &MutationPlan,
+) {
+    use ContainerOp as C;
+    let at = |literal| Rest::literal(literal);
+    let mounts = literal!("/volumeMounts");
+    let env = literal!("/env");
+    patch.begin_item(item, index);
+    for op in ops {
+        match *op {
+            C::AllMounts => {
+                let all = Array(plan.mounts.iter().map(MountOut::from));
+                patch.item_op(item, Op::Add, list, at(mounts), &all);
+            }
+            C::ReplaceMount { at: j, mount } => {
+                if let Some(mount) = plan.mounts.get(mount) {
+                    let rest = Rest::indexed(mounts, j, Literal::EMPTY);
+                    patch.item_op(item, Op::Replace, list, rest, &MountOut::from(mount));
+                }
+            }
+            C::AddMount(mount) => {
+                if let Some(mount) = plan.mounts.get(mount) {
+                    let rest = at(literal!("/volumeMounts/-"));
+                    patch.item_op(item, Op::Add, list, rest, &MountOut::from(mount));
+                }
+            }
+            C::MountReadOnly(j) => {
+                let rest = Rest::indexed(mounts, j, literal!("/readOnly"));
+                patch.item_op(item, Op::Add, list, rest, &true);
+            }
+            C::NoEscalationContext => patch.item_op(
+                item,
+                Op::Add,
+                list,
+                at(literal!("/securityContext")),
+                &Member("allowPrivilegeEscalation", false),
+            ),
+            C::RunAsUser => {
+                let rest = at(literal!("/securityContext/runAsUser"));
+                patch.item_op(item, Op::Add, list, rest, &identity.uid());
+            }
+            C::RunAsGroup => {
+                let rest = at(literal!("/securityContext/runAsGroup"));
+                patch.item_op(item, Op::Add, list, rest, &identity.gid);
+            }
+            C::RunAsNonRoot => {
+                let rest = at(literal!("/securityContext/runAsNonRoot"));
+                patch.item_op(item, Op::Add, list, rest, &true);
+            }
+            C::NoEscalation => {
+                let rest = at(literal!("/securityContext/allowPrivilegeEscalation"));
+                patch.item_op(item, Op::Add, list, rest, &false);
+            }
+            C::AllEnv => {
+                let all = Array(plan.env.iter().map(EnvOut::from));
+                patch.item_op(item, Op::Add, list, at(env), &all);
+            }
+            C::ReplaceEnv { at: j, var } => {
+                if let Some(var) = plan.env.get(var) {
+                    let rest = Rest::indexed(env, j, Literal::EMPTY);
+                    patch.item_op(item, Op::Replace, list, rest, &EnvOut::from(var));
+                }
+            }
+            C::AddEnv(var) => {
+                if let Some(var) = plan.env.get(var) {
+                    let rest = at(literal!("/env/-"));
+                    patch.item_op(item, Op::Add, list, rest, &EnvOut::from(var));
+                }
+            }
+        }
+    }
+    patch.end_item(item);
+}
+
+fn env_is(var: &EnvVar<'_>, value: &EnvValue<'_>) -> bool {
+    var.value.as_deref().is_some_and(|v| value.is(v)) && var.value_from.is_none()
 }
 
 fn is_sys_admin(capability: &str) -> bool {
@@ -744,8 +924,13 @@ mod tests {
             for mount in &mounts {
                 prop_assert_eq!(written(mount), serde(mount));
             }
-            let env = EnvOut { name: &a, value: &b };
+            let env = EnvOut { name: plain!(names::ENV_DATA_DIR), value: EnvValue::Text(&b) };
             prop_assert_eq!(written(&env), serde(&env));
+            let number = EnvOut { name: plain!(names::ENV_UID), value: EnvValue::Number(ids.0) };
+            prop_assert_eq!(written(&number), serde(&number));
+            prop_assert!(number.value.is(&ids.0.to_string()));
+            prop_assert_eq!(number.value.len(), ids.0.to_string().len());
+            prop_assert!(!number.value.is(&b) || b == ids.0.to_string());
             let volume = VolumeOut { name: &b, persistent_volume_claim: ClaimOut { claim_name: &c } };
             prop_assert_eq!(written(&volume), serde(&volume));
             let security = PodSecurityOut {
@@ -769,10 +954,58 @@ mod tests {
                     "labels": { names::LABEL_USER: b },
                 }))
             );
-            // A list written once copies as the array and as each item.
-            let list = RenderedList::new(mounts.iter());
-            prop_assert_eq!(written(&list.all()), serde(&mounts));
-            prop_assert_eq!(written(&list.item(1)), serde(&mounts[1]));
+            // The list of every mount, as containers without any get it.
+            let list = Array(mounts.iter());
+            prop_assert_eq!(written(&list), serde(&mounts));
+        }
+    }
+
+    #[test]
+    fn dataset_mounts_are_named_as_the_names_module_names_them() {
+        let config = Config::default();
+        let identity = crate::identity::Identity {
+            user: std::sync::Arc::new(crate::directory::UserEntry {
+                name: "ada".into(),
+                username: "ada".into(),
+                uid: 1001,
+                gid: 1001,
+                supplemental_groups: vec![],
+                disabled: false,
+                namespace: "ada".into(),
+            }),
+            session: None,
+            project: None,
+            namespace: "ada".into(),
+            gid: 1001,
+            supplemental_groups: vec![],
+            private_claim: names::VOLUME_PRIVATE.into(),
+        };
+        let datasets: Vec<Dataset> = ["imagenet", "a.b-c"]
+            .iter()
+            .map(|name| Dataset {
+                name: (*name).into(),
+                claim: format!("{name}-claim"),
+            })
+            .collect();
+        let plan = MutationPlan::new(&config, &identity, &datasets);
+        let volumes: Vec<&str> = plan.mounts.iter().map(|m| m.volume.as_ref()).collect();
+        let expected: Vec<String> = datasets
+            .iter()
+            .map(|d| names::dataset_volume(&d.name))
+            .collect();
+        assert_eq!(&volumes[volumes.len() - 2..], expected);
+    }
+
+    #[test]
+    fn the_stamp_pointers_are_the_escaped_names() {
+        for (literal, keys) in [
+            (
+                RUN_AS_POINTER,
+                ["metadata", "annotations", names::ANNOTATION_RUN_AS],
+            ),
+            (USER_POINTER, ["metadata", "labels", names::LABEL_USER]),
+        ] {
+            assert_eq!(literal.as_str(), crate::patch::pointer(&keys));
         }
     }
 

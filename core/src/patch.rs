@@ -5,7 +5,10 @@
 //! Mutation never builds a `serde_json::Value` or a list of operation objects: each
 //! operation is written into one buffer as it is decided, and the buffer is the patch.
 //! Values are written by [`json::WriteJson`] (no serde, cannot fail; `add_json`,
-//! `replace_json`); `add` and `replace` take any `Serialize` value through serde_json.
+//! `replace_json`, `op_at`, `item_op`); `add` and `replace` take any `Serialize` value
+//! through serde_json. Mutation writes its pointers as a prefix written once
+//! ([`PointerText`]) and [`Literal`] text, and copies the operations of an array item
+//! for the next items that need the same ([`Item`], [`Patch::repeat_item`]).
 
 pub mod json;
 
@@ -126,6 +129,16 @@ impl PointerText {
             .extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
     }
 
+    /// Extends the pointer by `literal`.
+    pub fn push_literal(&mut self, literal: Literal) {
+        self.text.extend_from_slice(literal.0.as_bytes());
+    }
+
+    /// The escaped text, as it goes inside a JSON string.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.text
+    }
+
     /// How long the text is: a length to [`PointerText::truncate`] back to.
     pub fn len(&self) -> usize {
         self.text.len()
@@ -151,33 +164,151 @@ impl PointerText {
     }
 }
 
-/// The start of an `add` operation, `{"op":"add","path":"…","value":`, written once for
-/// the operations that repeat it (a container's appends): each then costs two copies.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AddHead {
-    text: Vec<u8>,
-    written: bool,
-}
+/// Pointer text known when homestead is compiled, such as `/volumeMounts/-`: already
+/// escaped for RFC 6901 (`~0`, `~1`) and needing no JSON escape, so it is copied as it
+/// is. Made with [`literal!`](crate::literal), which checks the text at compile time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Literal(&'static str);
 
-impl AddHead {
-    /// Forgets the head (keeping the buffer): the next [`AddHead::get_or_set`] writes it.
-    pub fn clear(&mut self) {
-        self.text.clear();
-        self.written = false;
+impl Literal {
+    /// No more text.
+    pub const EMPTY: Literal = Literal("");
+
+    /// `text` as a literal; `None` unless it is empty or starts with `/`, needs no JSON
+    /// escape and has every `~` escaped (followed by `0` or `1`).
+    pub const fn checked(text: &'static str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        if !bytes.is_empty() && bytes[0] != b'/' {
+            return None;
+        }
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b < 0x20 || b == b'"' || b == b'\\' {
+                return None;
+            }
+            if b == b'~' && (i + 1 >= bytes.len() || (bytes[i + 1] != b'0' && bytes[i + 1] != b'1'))
+            {
+                return None;
+            }
+            i += 1;
+        }
+        Some(Literal(text))
     }
 
-    /// The head of `add` operations at `path`, written first if this holds none since it
-    /// was made or cleared.
-    pub fn get_or_set(&mut self, path: &Pointer<'_>) -> &AddHead {
-        if !self.written {
-            self.text.clear();
-            self.text.reserve(PointerText::CAPACITY + 32);
-            self.text.extend_from_slice(ADD_HEAD);
-            path.write_unquoted(&mut self.text);
-            self.text.extend_from_slice(VALUE_HEAD);
-            self.written = true;
+    /// The text.
+    pub const fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+/// A [`Literal`] checked at compile time: `literal!("/securityContext")`.
+#[macro_export]
+macro_rules! literal {
+    ($text:expr) => {{
+        const LITERAL: $crate::patch::Literal = match $crate::patch::Literal::checked($text) {
+            Some(literal) => literal,
+            None => panic!("not escaped pointer text"),
+        };
+        LITERAL
+    }};
+}
+
+/// The rest of a pointer after an item's index: a literal, and optionally an array
+/// index and another literal (`/volumeMounts` `3` `/readOnly`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rest {
+    /// Text right after the item's index.
+    pub first: Literal,
+    /// An index after `first` (its slash written before it), then `last`.
+    pub index: Option<(usize, Literal)>,
+}
+
+impl Rest {
+    /// Just `first`.
+    pub const fn literal(first: Literal) -> Self {
+        Rest { first, index: None }
+    }
+
+    /// `first`, `/index`, `last`.
+    pub const fn indexed(first: Literal, index: usize, last: Literal) -> Self {
+        Rest {
+            first,
+            index: Some((index, last)),
         }
-        self
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.first.0.as_bytes());
+        if let Some((index, last)) = self.index {
+            out.push(b'/');
+            out.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
+            out.extend_from_slice(last.0.as_bytes());
+        }
+    }
+}
+
+/// The kind of an operation written with a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `add`.
+    Add,
+    /// `replace`.
+    Replace,
+}
+
+impl Op {
+    const fn head(self) -> &'static [u8] {
+        match self {
+            Op::Add => ADD_HEAD,
+            Op::Replace => REPLACE_HEAD,
+        }
+    }
+}
+
+/// The operations written for one item of an array (a container), kept so that the
+/// next item that needs the same operations gets a copy with its own index
+/// ([`Patch::repeat_item`]) instead of having each written again.
+#[derive(Debug, Default)]
+pub struct Item {
+    /// The item's index as text.
+    index: [u8; 20],
+    index_len: usize,
+    /// Where the item's operations start in the patch (the first one's `{`) and end.
+    start: usize,
+    end: usize,
+    /// How many operations it wrote.
+    operations: usize,
+    /// Where the index is in the item's operations, from `start` (the first
+    /// [`Item::MAX_OPERATIONS`]; an item with more is not kept).
+    at: [usize; Item::MAX_OPERATIONS],
+    /// True when the operations were written whole and may be copied.
+    kept: bool,
+}
+
+impl Item {
+    /// The most operations of an item that is kept for copying (a container that needs
+    /// more is written each time).
+    const MAX_OPERATIONS: usize = 32;
+}
+
+impl Item {
+    /// Forgets the kept operations (for another list).
+    pub fn clear(&mut self) {
+        self.kept = false;
+    }
+
+    fn set_index(&mut self, index: usize) {
+        let mut buffer = itoa::Buffer::new();
+        let text = buffer.format(index).as_bytes();
+        self.index_len = text.len();
+        if let Some(to) = self.index.get_mut(..text.len()) {
+            to.copy_from_slice(text);
+        }
+    }
+
+    fn index_text(&self) -> &[u8] {
+        self.index.get(..self.index_len).unwrap_or_default()
     }
 }
 
@@ -260,16 +391,114 @@ impl Patch {
         self.push_json(ADD_HEAD, path, value);
     }
 
-    /// `add` `value`, written without serde, with an operation head written before.
-    pub fn add_with_head(&mut self, head: &AddHead, value: &(impl WriteJson + ?Sized)) {
+    /// `op` with `value`, written without serde, at the pointer `prefix` then `rest`.
+    pub fn op_at(
+        &mut self,
+        op: Op,
+        prefix: &PointerText,
+        rest: Rest,
+        value: &(impl WriteJson + ?Sized),
+    ) {
         if self.error.is_some() {
             return;
         }
         self.open();
-        self.json.extend_from_slice(&head.text);
+        self.json.extend_from_slice(op.head());
+        self.json.extend_from_slice(&prefix.text);
+        rest.write(&mut self.json);
+        self.json.extend_from_slice(VALUE_HEAD);
         value.write_json(&mut self.json);
         self.json.push(b'}');
         self.operations += 1;
+    }
+
+    /// Starts the operations of item `index` of the list whose pointer is given to
+    /// [`Patch::item_op`].
+    pub fn begin_item(&mut self, item: &mut Item, index: usize) {
+        item.set_index(index);
+        item.kept = self.error.is_none();
+        // The first operation's `{` comes after its `[` or `,`.
+        item.start = self.json.len() + 1;
+        item.end = item.start;
+        item.operations = 0;
+    }
+
+    /// `op` with `value` at `list` (the array's pointer), `/`, the item's index, `rest`.
+    pub fn item_op(
+        &mut self,
+        item: &mut Item,
+        op: Op,
+        list: &PointerText,
+        rest: Rest,
+        value: &(impl WriteJson + ?Sized),
+    ) {
+        if self.error.is_some() {
+            return;
+        }
+        self.open();
+        self.json.extend_from_slice(op.head());
+        self.json.extend_from_slice(&list.text);
+        self.json.push(b'/');
+        match item.at.get_mut(item.operations) {
+            Some(at) => *at = self.json.len() - item.start,
+            None => item.kept = false,
+        }
+        // A digit or two: pushed, not copied by a call.
+        for &digit in item.index_text() {
+            self.json.push(digit);
+        }
+        rest.write(&mut self.json);
+        self.json.extend_from_slice(VALUE_HEAD);
+        value.write_json(&mut self.json);
+        self.json.push(b'}');
+        self.operations += 1;
+        item.operations += 1;
+    }
+
+    /// Ends the operations of the item begun last.
+    pub fn end_item(&mut self, item: &mut Item) {
+        item.end = self.json.len();
+        item.kept &= self.error.is_none() && item.operations > 0;
+    }
+
+    /// Writes the operations of the item ended last again, for item `index`: a copy
+    /// with `index` in every pointer. False (and nothing written) when there are none
+    /// to copy.
+    pub fn repeat_item(&mut self, item: &Item, index: usize) -> bool {
+        if !item.kept || self.error.is_some() {
+            return false;
+        }
+        let Some(template) = self.json.get(item.start..item.end) else {
+            return false;
+        };
+        let len = template.len();
+        let mut buffer = itoa::Buffer::new();
+        let digits = buffer.format(index).as_bytes();
+        self.open();
+        let start = self.json.len();
+        if digits.len() == item.index_len {
+            // The same length: one copy, then each index overwritten in place.
+            self.json.extend_from_within(item.start..item.end);
+            for &at in item.at.iter().take(item.operations) {
+                if let Some(to) = self.json.get_mut(start + at..start + at + digits.len()) {
+                    // A digit or two: stored, not copied by a call.
+                    for (to, &digit) in to.iter_mut().zip(digits) {
+                        *to = digit;
+                    }
+                }
+            }
+        } else {
+            self.json.reserve(len + item.operations * digits.len());
+            let mut from = item.start;
+            for &at in item.at.iter().take(item.operations) {
+                self.json.extend_from_within(from..item.start + at);
+                self.json.extend_from_slice(digits);
+                from = item.start + at + item.index_len;
+            }
+            self.json.extend_from_within(from..item.end);
+        }
+        self.operations += item.operations;
+        true
     }
 
     /// `replace` the existing value at `path` by `value`, written without serde.
@@ -542,16 +771,122 @@ mod tests {
         written.add_json(root.keys(&["list"]).end(), &Array([true, false].iter()));
         serde.remove(root.keys(&["gone"]));
         written.remove(root.keys(&["gone"]));
-        let mut head = AddHead::default();
+        let mut prefix = PointerText::default();
+        prefix.set(&root.keys(&["x~"]));
         for value in ["a", "b"] {
             serde.add(root.keys(&["x~"]).end(), value);
-            written.add_with_head(head.get_or_set(&root.keys(&["x~"]).end()), value);
+            written.op_at(
+                Op::Add,
+                &prefix,
+                Rest::literal(crate::literal!("/-")),
+                value,
+            );
         }
-        head.clear();
-        serde.add(root.keys(&["y"]), "c");
-        written.add_with_head(head.get_or_set(&root.keys(&["y"])), "c");
+        serde.replace(root.keys(&["x~", "y"]).index(4).keys(&["z"]), "c");
+        written.op_at(
+            Op::Replace,
+            &prefix,
+            Rest::indexed(crate::literal!("/y"), 4, crate::literal!("/z")),
+            "c",
+        );
         written.reserve(1 << 12);
         assert_eq!(written.finish().unwrap(), serde.finish().unwrap());
+    }
+
+    #[test]
+    fn literals_are_escaped_pointer_text() {
+        for good in ["", "/", "/a/b", "/homestead.dev~1run-as", "/~0~1/-", "/é"] {
+            assert_eq!(Literal::checked(good).map(Literal::as_str), Some(good));
+        }
+        for bad in ["a", "/~", "/~2", "/a~", "/\"", "/\\", "/\n", "/\u{1f}"] {
+            assert_eq!(Literal::checked(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Items written once and repeated make the patch that writing each makes, for
+        /// indexes of every length (the copy in place and the copy in pieces).
+        #[test]
+        fn repeated_items_are_the_items_written_again(
+            indexes in proptest::collection::vec(0usize..2000, 1..6),
+            ops in 1usize..4,
+            before in proptest::prelude::any::<bool>(),
+        ) {
+            let mut list = PointerText::default();
+            list.set(&Pointer::root("/spec/template").keys(&["spec", "containers"]));
+            let rests = [
+                Rest::literal(crate::literal!("/env/-")),
+                Rest::indexed(crate::literal!("/volumeMounts"), 12, crate::literal!("/readOnly")),
+                Rest::literal(crate::literal!("/securityContext")),
+            ];
+            let (mut each, mut repeated) = (Patch::default(), Patch::default());
+            if before {
+                each.add_json(Pointer::root("").keys(&["a"]), "x");
+                repeated.add_json(Pointer::root("").keys(&["a"]), "x");
+            }
+            let mut item = Item::default();
+            for (n, &index) in indexes.iter().enumerate() {
+                let mut one = Item::default();
+                each.begin_item(&mut one, index);
+                for rest in &rests[..ops] {
+                    each.item_op(&mut one, Op::Add, &list, *rest, "v\"");
+                }
+                each.end_item(&mut one);
+                if n == 0 {
+                    repeated.begin_item(&mut item, index);
+                    for rest in &rests[..ops] {
+                        repeated.item_op(&mut item, Op::Add, &list, *rest, "v\"");
+                    }
+                    repeated.end_item(&mut item);
+                } else {
+                    proptest::prop_assert!(repeated.repeat_item(&item, index));
+                }
+            }
+            let (each, repeated) = (each.finish().unwrap().unwrap(), repeated.finish().unwrap().unwrap());
+            proptest::prop_assert_eq!(&each, &repeated);
+            let expected: Vec<Value> = indexes
+                .iter()
+                .flat_map(|index| {
+                    ["/env/-", "/volumeMounts/12/readOnly", "/securityContext"][..ops]
+                        .iter()
+                        .map(move |rest| json!({
+                            "op": "add",
+                            "path": format!("/spec/template/spec/containers/{index}{rest}"),
+                            "value": "v\"",
+                        }))
+                })
+                .collect();
+            let parsed: Vec<Value> = serde_json::from_slice(&repeated.json).unwrap();
+            proptest::prop_assert_eq!(&parsed[usize::from(before)..], &expected[..]);
+        }
+    }
+
+    #[test]
+    fn an_item_without_operations_is_not_repeated() {
+        let mut patch = Patch::default();
+        let mut item = Item::default();
+        patch.begin_item(&mut item, 0);
+        patch.end_item(&mut item);
+        assert!(!patch.repeat_item(&item, 1));
+        assert!(patch.is_empty());
+        item.clear();
+        assert!(!patch.repeat_item(&item, 1));
+        // More operations than the positions kept: written, never copied.
+        let mut list = PointerText::default();
+        list.set(&Pointer::root("").keys(&["containers"]));
+        patch.begin_item(&mut item, 0);
+        for _ in 0..=Item::MAX_OPERATIONS {
+            patch.item_op(
+                &mut item,
+                Op::Add,
+                &list,
+                Rest::literal(crate::literal!("/env/-")),
+                "v",
+            );
+        }
+        patch.end_item(&mut item);
+        assert!(!patch.repeat_item(&item, 1));
+        assert_eq!(patch.len(), Item::MAX_OPERATIONS + 1);
     }
 
     #[test]

@@ -6,8 +6,7 @@
 //! unsupported key type, and nothing to unwrap.
 //!
 //! Strings are scanned for bytes that need escaping eight at a time and their clean runs
-//! copied whole; a value repeated in many operations (a mount, an environment variable)
-//! is written once into a [`RenderedList`] and copied from there.
+//! copied whole.
 
 /// A value that writes itself as compact JSON text.
 pub trait WriteJson {
@@ -111,74 +110,58 @@ pub fn write_object(out: &mut Vec<u8>, members: impl FnOnce(&mut Object<'_>)) {
     object.out.push(b'}');
 }
 
-/// JSON text written earlier by a [`WriteJson`] value, copied as it is.
+/// A string known at compile time to need no JSON escape (no control character, `"` or
+/// `\\`), written between quotes as it is, without a scan. Made with
+/// [`plain!`](crate::plain), which checks the text at compile time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rendered<'a>(&'a [u8]);
+pub struct Plain(&'static str);
 
-impl<'a> Rendered<'a> {
-    /// The JSON text.
-    pub fn as_bytes(&self) -> &'a [u8] {
+impl Plain {
+    /// `text`, when no byte of it needs escaping.
+    pub const fn checked(text: &'static str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if needs_escape(bytes[i]) {
+                return None;
+            }
+            i += 1;
+        }
+        Some(Plain(text))
+    }
+
+    /// The text.
+    pub const fn as_str(self) -> &'static str {
         self.0
     }
 }
 
-impl WriteJson for Rendered<'_> {
+impl WriteJson for Plain {
     fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.0);
+        out.reserve(self.0.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(self.0.as_bytes());
+        out.push(b'"');
     }
 }
 
-/// A list written once as a JSON array, `[a,b,…]`, to copy whole or item by item: the
-/// values homestead writes for every container are serialised once per review.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RenderedList {
-    /// The array's JSON text.
-    json: Vec<u8>,
-    /// Where each item ends in `json` (it starts after the `[` or `,` before it).
-    ends: Vec<usize>,
+#[cfg(test)]
+impl serde::Serialize for Plain {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
 }
 
-impl RenderedList {
-    /// Writes `items` once.
-    pub fn new<T: WriteJson>(items: impl ExactSizeIterator<Item = T>) -> Self {
-        let mut list = RenderedList {
-            json: Vec::with_capacity(64 * items.len() + 2),
-            ends: Vec::with_capacity(items.len()),
+/// A [`Plain`] string checked at compile time: `plain!(names::ENV_USER)`.
+#[macro_export]
+macro_rules! plain {
+    ($text:expr) => {{
+        const PLAIN: $crate::patch::json::Plain = match $crate::patch::json::Plain::checked($text) {
+            Some(plain) => plain,
+            None => panic!("a string that needs JSON escapes"),
         };
-        list.json.push(b'[');
-        for (i, item) in items.enumerate() {
-            if i > 0 {
-                list.json.push(b',');
-            }
-            item.write_json(&mut list.json);
-            list.ends.push(list.json.len());
-        }
-        list.json.push(b']');
-        list
-    }
-
-    /// The whole array.
-    pub fn all(&self) -> Rendered<'_> {
-        Rendered(&self.json)
-    }
-
-    /// Item `i`; the empty array `[]` when there is no such item (never asked for: the
-    /// items are indexed like the list they were written from).
-    pub fn item(&self, i: usize) -> Rendered<'_> {
-        let start = match i.checked_sub(1) {
-            None => Some(1),
-            Some(before) => self.ends.get(before).map(|end| end + 1),
-        };
-        match (start, self.ends.get(i)) {
-            (Some(start), Some(&end)) => Rendered(self.json.get(start..end).unwrap_or(b"[]")),
-            _ => Rendered(b"[]"),
-        }
-    }
-
-    /// How many bytes the whole array takes.
-    pub fn json_len(&self) -> usize {
-        self.json.len()
-    }
+        PLAIN
+    }};
 }
 
 /// Writes `text` as a JSON string, quotes included, escaped as serde_json escapes it:
@@ -403,17 +386,6 @@ mod tests {
             let map = serde_json::json!({ key.as_str(): { "inner": value.as_str() } });
             prop_assert_eq!(written(&Member(&key, Member("inner", value.as_str()))), serde(&map));
         }
-
-        #[test]
-        fn a_rendered_list_copies_the_array_and_each_item(texts in prop::collection::vec(tricky(), 0..6)) {
-            let list = RenderedList::new(texts.iter());
-            prop_assert_eq!(written(&list.all()), serde(&texts));
-            for (i, text) in texts.iter().enumerate() {
-                prop_assert_eq!(written(&list.item(i)), serde(text));
-            }
-            prop_assert_eq!(list.item(texts.len()).as_bytes(), b"[]");
-            prop_assert_eq!(list.json_len(), serde(&texts).len());
-        }
     }
 
     #[test]
@@ -447,6 +419,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn plain_strings_are_those_without_escapes_and_written_as_serde_json_writes_them() {
+        for text in ["", "HOMESTEAD_USER", "a/b é\u{7f}\u{2028}"] {
+            let plain = Plain::checked(text).unwrap();
+            assert_eq!(plain.as_str(), text);
+            assert_eq!(written(&plain), serde(text));
+        }
+        for text in ["\"", "a\\b", "\n", "\u{0}", "x\u{1f}"] {
+            assert_eq!(Plain::checked(text), None, "{text:?}");
+        }
+        assert_eq!(crate::plain!("HOMESTEAD_UID").as_str(), "HOMESTEAD_UID");
     }
 
     #[test]
