@@ -1,6 +1,7 @@
 //! The physical limit of homestead's admission stack: the same TLS 1.3 + HTTP/1.1 server
 //! (rustls with ring, hyper 1 through hyper-util's auto builder, the serving certificate
-//! and rustls configuration of `homestead serve --dev`, a multi-threaded tokio runtime)
+//! and rustls configuration of `homestead serve --dev`, a multi-threaded tokio runtime,
+//! homestead's global allocator)
 //! that reads each request body whole and answers a fixed response file — the bytes
 //! homestead answers for the benchmark review — with no admission work at all.
 //!
@@ -34,6 +35,11 @@ use tokio_rustls::TlsAcceptor;
 use homestead::certs::CertificateFiles;
 use homestead::server::dev::{DEV_CERTS_DIR, ensure_certificates};
 use homestead::server::tls::{ReloadingCertificate, server_config};
+
+// homestead's allocator (src/main.rs): part of the stack the limit shares.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Debug, Parser)]
 #[command(about = "homestead's TLS and HTTP stack answering a fixed response: the limit")]
