@@ -405,6 +405,13 @@ impl Patch {
         self.open();
         self.json.extend_from_slice(op.head());
         self.json.extend_from_slice(&prefix.text);
+        self.end_op(rest, value);
+    }
+
+    /// The end of an operation whose head and pointer up to `rest` are written: `rest`,
+    /// the value and the closing brace.
+    #[inline]
+    fn end_op(&mut self, rest: Rest, value: &(impl WriteJson + ?Sized)) {
         rest.write(&mut self.json);
         self.json.extend_from_slice(VALUE_HEAD);
         value.write_json(&mut self.json);
@@ -447,11 +454,7 @@ impl Patch {
         for &digit in item.index_text() {
             self.json.push(digit);
         }
-        rest.write(&mut self.json);
-        self.json.extend_from_slice(VALUE_HEAD);
-        value.write_json(&mut self.json);
-        self.json.push(b'}');
-        self.operations += 1;
+        self.end_op(rest, value);
         item.operations += 1;
     }
 
