@@ -1062,29 +1062,31 @@ impl<'de> Deserializer<'de> {
         }
     }
 
-    /// The end of an array or object whose entries were read: the closing bracket right
-    /// here inline, anything else out of line.
+    /// The end of an array whose entries were read: the closing bracket right here
+    /// inline, anything else out of line.
     #[inline(always)]
     fn end_seq(&mut self) -> Result<()> {
         if self.peek() == Some(b']') {
             self.pos += 1;
             return Ok(());
         }
-        self.end_seq_rest()
+        self.end_rest(b']', Problem::EofList)
     }
 
-    /// [`Self::end_seq`] after whitespace, or at an error.
+    /// The end of an array or object (`close`, `]` or `}`) after whitespace, or at an
+    /// error (`eof` when the text ends): [`Self::end_seq`] and [`Self::end_map`] out of
+    /// line.
     #[cold]
     #[inline(never)]
-    fn end_seq_rest(&mut self) -> Result<()> {
+    fn end_rest(&mut self, close: u8, eof: Problem) -> Result<()> {
         match self.ws() {
-            Some(b']') => {
+            Some(b) if b == close => {
                 self.pos += 1;
                 Ok(())
             }
             Some(b',') => {
                 self.pos += 1;
-                let problem = if self.ws() == Some(b']') {
+                let problem = if self.ws() == Some(close) {
                     Problem::TrailingComma
                 } else {
                     Problem::TrailingCharacters
@@ -1092,7 +1094,7 @@ impl<'de> Deserializer<'de> {
                 Err(self.peek_error(problem))
             }
             Some(_) => Err(self.peek_error(Problem::TrailingCharacters)),
-            None => Err(self.peek_error(Problem::EofList)),
+            None => Err(self.peek_error(eof)),
         }
     }
 
@@ -1115,38 +1117,15 @@ impl<'de> Deserializer<'de> {
         }
     }
 
-    /// The end of an array or object whose entries were read: the closing bracket right
-    /// here inline, anything else out of line.
+    /// The end of an object whose entries were read: the closing brace right here
+    /// inline, anything else out of line.
     #[inline(always)]
     fn end_map(&mut self) -> Result<()> {
         if self.peek() == Some(b'}') {
             self.pos += 1;
             return Ok(());
         }
-        self.end_map_rest()
-    }
-
-    /// [`Self::end_map`] after whitespace, or at an error.
-    #[cold]
-    #[inline(never)]
-    fn end_map_rest(&mut self) -> Result<()> {
-        match self.ws() {
-            Some(b'}') => {
-                self.pos += 1;
-                Ok(())
-            }
-            Some(b',') => {
-                self.pos += 1;
-                let problem = if self.ws() == Some(b'}') {
-                    Problem::TrailingComma
-                } else {
-                    Problem::TrailingCharacters
-                };
-                Err(self.peek_error(problem))
-            }
-            Some(_) => Err(self.peek_error(Problem::TrailingCharacters)),
-            None => Err(self.peek_error(Problem::EofObject)),
-        }
+        self.end_rest(b'}', Problem::EofObject)
     }
 
     /// Visits a string whose opening quote is consumed (as [`Self::read_str`]), giving an
